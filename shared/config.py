@@ -1,0 +1,225 @@
+"""Provides the one Settings object both programs read from the environment and env files."""
+
+from __future__ import annotations
+
+import os
+from functools import lru_cache
+from pathlib import Path
+from typing import Any, Literal
+from urllib.parse import quote
+from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
+
+import phonenumbers
+from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_validator, model_validator
+from pydantic_settings import BaseSettings, SettingsConfigDict
+
+from shared.errors import ConfigError
+
+#: Env files read in this order; later files override earlier ones, the process environment overrides all.
+#: blast.env is the group-readable operator file, secrets.env the daemon's 0600 file (see deploy/).
+SYSTEM_ENV_FILES: tuple[str, ...] = ("/etc/blast/blast.env", "/etc/blast/secrets.env")
+LOCAL_ENV_FILE = ".env"
+
+DEFAULT_DATABASE_URL = "sqlite:///var/lib/blast/blast.db"
+SECRET_FIELDS = frozenset({"WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "REDIS_PASSWORD"})
+
+
+class Settings(BaseSettings):
+    """Every setting of blast; field names are the environment variables."""
+
+    model_config = SettingsConfigDict(
+        case_sensitive=True, extra="ignore", env_file_encoding="utf-8", validate_default=True
+    )
+
+    # --- storage -------------------------------------------------------------------------------------
+    DATABASE_URL: str = DEFAULT_DATABASE_URL
+    """tortoise URL: sqlite:///abs/path.db or postgres://user:pass@host:5432/db (postgresql:// accepted)."""
+    BLAST_AUTO_MIGRATE: bool = True
+    """The daemon upgrades the schema at start; with false it refuses an old schema instead."""
+
+    REDIS_HOST: str = "127.0.0.1"
+    """Redis host (ignored when REDIS_URL is set)."""
+    REDIS_PORT: int = Field(6379, ge=1, le=65535)
+    """Redis port."""
+    REDIS_PASSWORD: SecretStr | None = None
+    """Redis password, if any."""
+    REDIS_DB: int = Field(0, ge=0)
+    """Redis database number."""
+    REDIS_URL: str | None = None
+    """Full Redis URL; overrides the four settings above."""
+    BLAST_REDIS_PREFIX: str = Field("blast", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
+    """Prefix of every Redis key and channel, so two deployments can share one Redis."""
+
+    # --- WhatsApp ------------------------------------------------------------------------------------
+    WHATSAPP_PROVIDER: Literal["cloud", "sandbox"] = "cloud"
+    """cloud sends through Meta; sandbox simulates Meta in-process (nothing is really sent)."""
+    WHATSAPP_API_URL: str = "https://graph.facebook.com/v24.0"
+    """Graph API base URL, version included."""
+    WHATSAPP_ACCESS_TOKEN: SecretStr | None = None
+    """System-user access token (daemon only)."""
+    WHATSAPP_PHONE_NUMBER_ID: str | None = None
+    """The sender number's id."""
+    WHATSAPP_BUSINESS_ACCOUNT_ID: str | None = None
+    """The WABA id that owns the templates."""
+    WHATSAPP_APP_SECRET: SecretStr | None = None
+    """App secret that signs webhooks (daemon only)."""
+    WHATSAPP_VERIFY_TOKEN: SecretStr | None = None
+    """Token of Meta's webhook verification handshake."""
+    WHATSAPP_USE_MARKETING_ENDPOINT: bool = False
+    """Send MARKETING templates through /marketing_messages instead of /messages."""
+    WHATSAPP_TIMEOUT_S: float = Field(15.0, gt=0)
+    """Per-request timeout towards Meta, seconds."""
+
+    # --- sending -------------------------------------------------------------------------------------
+    BLAST_RATE_LIMIT: float = Field(80.0, gt=0)
+    """Messages per second per sender number, shared by all daemons."""
+    BLAST_MISSED_CUTOFF: float = Field(24 * 3600.0, ge=0)
+    """Seconds: a schedule missed by more than this is paused instead of sent."""
+    BLAST_FAILURE_RATE_THRESHOLD: float = Field(0.2, gt=0, le=1)
+    """A blast pauses itself when this share of its last BLAST_FAILURE_RATE_WINDOW results failed."""
+    BLAST_FAILURE_RATE_WINDOW: int = Field(500, ge=10)
+    """How many recent results the failure-rate auto-pause looks at."""
+    TEMPLATE_SYNC_INTERVAL: float = Field(1800.0, ge=1)
+    """Seconds between template status syncs."""
+
+    # --- daemon HTTP ---------------------------------------------------------------------------------
+    BLAST_HTTP_HOST: str = "127.0.0.1"
+    """Address of the daemon's webhook/health/metrics server."""
+    BLAST_HTTP_PORT: int = Field(8080, ge=0, le=65535)
+    """Port of that server (0 disables it)."""
+
+    # --- people --------------------------------------------------------------------------------------
+    BLAST_TIMEZONE: str = "UTC"
+    """Zone for times typed without an offset, and for display."""
+    BLAST_DEFAULT_REGION: str | None = None
+    """ISO region (e.g. ID) for phone numbers written without +country code."""
+    BLAST_MESSAGING_LIMIT: int | None = Field(None, ge=1)
+    """Unique users per 24 h allowed by Meta's tier, when Meta cannot be asked."""
+
+    @field_validator("DATABASE_URL")
+    @classmethod
+    def _database_url(cls, value: str) -> str:
+        value = value.strip()
+        if value.startswith("postgresql://"):
+            value = "postgres://" + value[len("postgresql://") :]
+        if not value.startswith(("sqlite://", "postgres://")):
+            raise ValueError("must start with sqlite:// or postgres://")
+        return value
+
+    @field_validator("BLAST_TIMEZONE")
+    @classmethod
+    def _zone(cls, value: str) -> str:
+        try:
+            ZoneInfo(value)
+        except (ZoneInfoNotFoundError, ValueError):
+            raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Jakarta)") from None
+        return value
+
+    @field_validator("BLAST_DEFAULT_REGION")
+    @classmethod
+    def _region(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip().upper()
+        if value not in phonenumbers.SUPPORTED_REGIONS:
+            raise ValueError(f"unknown region {value!r} (use an ISO 3166 code such as ID or US)")
+        return value
+
+    @field_validator("WHATSAPP_API_URL")
+    @classmethod
+    def _api_url(cls, value: str) -> str:
+        if not value.startswith(("http://", "https://")):
+            raise ValueError("must be an http(s) URL such as https://graph.facebook.com/v24.0")
+        return value.rstrip("/")
+
+    @field_validator("REDIS_URL")
+    @classmethod
+    def _check_redis_url(cls, value: str | None) -> str | None:
+        if value is not None and not value.startswith(("redis://", "rediss://", "unix://")):
+            raise ValueError("must start with redis://, rediss:// or unix://")
+        return value or None
+
+    # Kept private: the assembled URL may carry the password.
+    _redis_url: str = PrivateAttr("")
+
+    @model_validator(mode="after")
+    def _redis_default(self) -> Settings:
+        if self.REDIS_URL is None:
+            auth = ""
+            if self.REDIS_PASSWORD is not None:
+                auth = ":" + quote(self.REDIS_PASSWORD.get_secret_value(), safe="") + "@"
+            self._redis_url = f"redis://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+        else:
+            self._redis_url = self.REDIS_URL
+        return self
+
+    # --- derived -------------------------------------------------------------------------------------
+    @property
+    def redis_url(self) -> str:
+        """The Redis URL to connect to (may contain the password: never print it)."""
+        return self._redis_url
+
+    @property
+    def zone(self) -> ZoneInfo:
+        return ZoneInfo(self.BLAST_TIMEZONE)
+
+    @property
+    def is_sandbox(self) -> bool:
+        return self.WHATSAPP_PROVIDER == "sandbox"
+
+    def key(self, *parts: str | int) -> str:
+        """A Redis key or channel name under this deployment's prefix."""
+        return ":".join([self.BLAST_REDIS_PREFIX, *(str(p) for p in parts)])
+
+    def masked(self) -> dict[str, str]:
+        """Every setting as text, secrets masked, for `check` and debugging output."""
+        out: dict[str, str] = {}
+        for name in type(self).model_fields:
+            value = getattr(self, name)
+            if name in SECRET_FIELDS:
+                out[name] = "(not set)" if value is None else "********"
+            elif name == "DATABASE_URL" or name == "REDIS_URL":
+                out[name] = mask_url(value) if value else "(not set)"
+            else:
+                out[name] = "(not set)" if value is None else str(value)
+        return out
+
+
+def mask_url(url: str) -> str:
+    """Hide the password of a URL such as postgres://user:secret@host/db."""
+    if "@" not in url or "://" not in url:
+        return url
+    scheme, rest = url.split("://", 1)
+    creds, host = rest.rsplit("@", 1)
+    user = creds.split(":", 1)[0]
+    return f"{scheme}://{user}:****@{host}" if ":" in creds else f"{scheme}://{user}@{host}"
+
+
+def env_files() -> list[str]:
+    """The env files that exist and this user may read (the secrets file is the daemon's only)."""
+    override = os.environ.get("BLAST_ENV_FILE")
+    candidates = [p for p in override.split(os.pathsep) if p] if override else [*SYSTEM_ENV_FILES, LOCAL_ENV_FILE]
+    return [p for p in candidates if Path(p).is_file() and os.access(p, os.R_OK)]
+
+
+def load_settings(**overrides: Any) -> Settings:
+    """Read and validate the settings.
+
+    Raises:
+        ConfigError: one line naming the first bad variable and why.
+    """
+    try:
+        return Settings(_env_file=tuple(env_files()) or None, **overrides)  # type: ignore[call-arg]
+    except ValidationError as exc:
+        err = exc.errors()[0]
+        name = ".".join(str(p) for p in err["loc"]) or "settings"
+        msg = str(err["msg"]).removeprefix("Value error, ")
+        value = err.get("input")
+        shown = "" if name in SECRET_FIELDS or isinstance(value, dict) or value is None else f" (got {value!r})"
+        raise ConfigError(f"invalid setting {name}: {msg}{shown}") from None
+
+
+@lru_cache(maxsize=1)
+def get_settings() -> Settings:
+    """The process-wide settings, read once (tests call get_settings.cache_clear())."""
+    return load_settings()

@@ -1,0 +1,231 @@
+"""Provides opening and closing the database (tortoise) and bringing its schema to the current version.
+
+Either program migrates an empty or older database by itself. Concurrent starts are serialised: a PostgreSQL
+advisory lock held on a connection of its own, or an exclusive file lock beside the SQLite file.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import fcntl
+import logging
+import os
+from collections.abc import AsyncIterator
+from pathlib import Path
+from typing import Any
+
+from tortoise import Tortoise, connections
+from tortoise.migrations.executor import MigrationExecutor
+from tortoise.migrations.loader import MigrationLoader
+from tortoise.migrations.recorder import MigrationRecorder
+
+from shared.config import Settings, mask_url
+from shared.errors import DatabaseError, SchemaError
+
+log = logging.getLogger(__name__)
+
+APP = "models"
+MIGRATIONS_MODULE = "shared.migrations"
+#: Oldest schema (migration name) this release runs on: a daemon of this release keeps working while an older
+#: database has not yet been upgraded only if it has at least this (expand-then-contract upgrades).
+OLDEST_SUPPORTED_SCHEMA = "0001_initial"
+_PG_LOCK_KEY = 0x626C617374  # "blast"
+
+
+def tortoise_config(database_url: str) -> dict[str, Any]:
+    """The tortoise configuration for this database URL."""
+    url = database_url
+    if url.startswith("sqlite://"):
+        # WAL lets the console read while the daemon writes; the busy timeout waits out short write locks.
+        sep = "&" if "?" in url else "?"
+        url = f"{url}{sep}journal_mode=WAL&busy_timeout=15000&journal_size_limit=67108864"
+    return {
+        "connections": {"default": url},
+        "apps": {
+            APP: {
+                "models": ["shared.models"],
+                "default_connection": "default",
+                "migrations": MIGRATIONS_MODULE,
+            }
+        },
+        "use_tz": True,
+        "timezone": "UTC",
+    }
+
+
+def is_sqlite(database_url: str) -> bool:
+    return database_url.startswith("sqlite://")
+
+
+def sqlite_path(database_url: str) -> Path | None:
+    """The file of an sqlite:// URL (None for in-memory)."""
+    rest = database_url[len("sqlite://") :].split("?", 1)[0]
+    if rest in ("", ":memory:", "/:memory:"):
+        return None
+    return Path(rest)
+
+
+def _check_sqlite_dir(database_url: str) -> None:
+    path = sqlite_path(database_url)
+    if path is None:
+        return
+    parent = path.parent if str(path.parent) else Path(".")
+    if not parent.is_dir():
+        raise DatabaseError(
+            f"cannot open database {database_url}: directory {parent} does not exist; "
+            "create it or set DATABASE_URL (see README, Configuration)"
+        )
+    if path.exists() and not os.access(path, os.R_OK):
+        raise DatabaseError(f"cannot open database {database_url}: permission denied for this user")
+
+
+async def known_migrations() -> list[str]:
+    """Migration names shipped with this program, in order."""
+    loader = MigrationLoader({APP: {"migrations": MIGRATIONS_MODULE}}, _NoRecorder(), load=False)  # type: ignore[arg-type]
+    await loader.build_graph()
+    leaves = loader.graph.leaf_nodes(APP)
+    return [key.name for key in loader.graph.forwards_plan(leaves[0])] if leaves else []
+
+
+class _NoRecorder:
+    async def applied_migrations(self) -> list[Any]:
+        return []
+
+
+async def applied_migrations() -> list[str]:
+    recorder = MigrationRecorder(connections.get("default"))
+    return [key.name for key in await recorder.applied_migrations() if key.app_label == APP]
+
+
+async def schema_state() -> tuple[list[str], list[str], list[str]]:
+    """(applied, missing, unknown) migration names of the open database."""
+    known = await known_migrations()
+    applied = await applied_migrations()
+    missing = [m for m in known if m not in applied]
+    unknown = [m for m in applied if m not in known]
+    return applied, missing, unknown
+
+
+async def check_schema(*, require_current: bool) -> None:
+    """Refuse a schema newer than this program, or (with require_current) one not yet upgraded.
+
+    Raises:
+        SchemaError: naming the versions and what to do.
+    """
+    applied, missing, unknown = await schema_state()
+    if unknown:
+        raise SchemaError(
+            f"the database schema is newer than this program (it has {', '.join(unknown)}); "
+            "upgrade blast on this machine before using it with this database"
+        )
+    if missing and (require_current or OLDEST_SUPPORTED_SCHEMA in missing):
+        raise SchemaError(
+            f"the database schema is out of date (missing {', '.join(missing)}); run `blast-daemon migrate`"
+        )
+
+
+@contextlib.asynccontextmanager
+async def _migration_lock(database_url: str) -> AsyncIterator[None]:
+    if is_sqlite(database_url):
+        path = sqlite_path(database_url)
+        if path is None:
+            yield
+            return
+        lock_path = path.with_name(path.name + ".migrate.lock")
+        fd = os.open(lock_path, os.O_RDWR | os.O_CREAT, 0o660)
+        try:
+            await asyncio.to_thread(fcntl.flock, fd, fcntl.LOCK_EX)
+            yield
+        finally:
+            fcntl.flock(fd, fcntl.LOCK_UN)
+            os.close(fd)
+        return
+    import asyncpg
+
+    conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
+    try:
+        await conn.execute("SELECT pg_advisory_lock($1)", _PG_LOCK_KEY)
+        yield
+    finally:
+        with contextlib.suppress(Exception):
+            await conn.execute("SELECT pg_advisory_unlock($1)", _PG_LOCK_KEY)
+        await conn.close()
+
+
+async def migrate(database_url: str) -> list[str]:
+    """Apply every missing migration (the database must be open). Returns the names applied.
+
+    Raises:
+        SchemaError: the database is newer than this program.
+    """
+    async with _migration_lock(database_url):
+        _, missing, unknown = await schema_state()
+        if unknown:
+            await check_schema(require_current=False)
+        if not missing:
+            return []
+        executor = MigrationExecutor(connections.get("default"), tortoise_config(database_url)["apps"])
+        await executor.migrate()
+        for name in missing:
+            log.info("database migrated: %s", name)
+        return missing
+
+
+async def open_db(settings: Settings, *, migrate_schema: bool = True) -> None:
+    """Connect tortoise and make sure the schema is usable.
+
+    Args:
+        settings: where the database is.
+        migrate_schema: apply missing migrations (both programs do on an empty database; the daemon may be told
+            not to with BLAST_AUTO_MIGRATE=false, then an out-of-date schema is refused).
+
+    Raises:
+        DatabaseError: cannot connect (the message names the database, never its password).
+        SchemaError: the schema is newer than this program, or too old and not migrated.
+    """
+    url = settings.DATABASE_URL
+    if is_sqlite(url):
+        _check_sqlite_dir(url)
+    try:
+        await Tortoise.init(config=tortoise_config(url))
+        await connections.get("default").execute_query("SELECT 1")
+    except (DatabaseError, SchemaError):
+        raise
+    except Exception as exc:
+        await close_db()
+        raise DatabaseError(f"cannot connect to database {mask_url(url)}: {_reason(exc)}") from None
+    try:
+        applied = await applied_migrations()
+        if migrate_schema or not applied:
+            await migrate(url)
+        await check_schema(require_current=not migrate_schema and not applied)
+    except BaseException:
+        await close_db()
+        raise
+
+
+async def close_db() -> None:
+    with contextlib.suppress(Exception):
+        await connections.close_all()
+    with contextlib.suppress(Exception):
+        await Tortoise._reset_apps()  # type: ignore[attr-defined]  # private, but what close+reinit needs
+
+
+@contextlib.asynccontextmanager
+async def database(settings: Settings, *, migrate_schema: bool = True) -> AsyncIterator[None]:
+    """Open the database for the duration of the block."""
+    await open_db(settings, migrate_schema=migrate_schema)
+    try:
+        yield
+    finally:
+        await close_db()
+
+
+def _reason(exc: BaseException) -> str:
+    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
+    return text[:200]
+
+
+#: For tortoise's own CLI when writing a new migration: `tortoise -c shared.db.TORTOISE_ORM makemigrations`.
+TORTOISE_ORM = tortoise_config(os.environ.get("DATABASE_URL", "sqlite://:memory:"))

@@ -1,0 +1,1 @@
+"""Provides the schema migrations (tortoise-orm 1.x); generated, then reviewed by hand."""
