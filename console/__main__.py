@@ -1,0 +1,54 @@
+"""Provides the blast-console entry point: no subcommand opens the TUI, a subcommand is the scriptable CLI."""
+
+from __future__ import annotations
+
+import sys
+
+import click
+
+from console.cli.blast import blast_group
+from console.cli.common import CliState
+from console.cli.template import template_group
+
+
+@click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
+@click.option("--read-only", is_flag=True, help="Refuse (and hide) every action that changes something.")
+@click.pass_context
+def cli(ctx: click.Context, read_only: bool) -> None:
+    """blast-console: operate scheduled WhatsApp blasts. Without a command it opens the console UI.
+
+    Add --json anywhere for machine-readable output.
+    """
+    state = ctx.ensure_object(CliState)
+    state.read_only = state.read_only or read_only
+    if ctx.invoked_subcommand is None:
+        from console.tui import run_tui  # deferred: the CLI should not pay for importing Textual
+
+        run_tui(read_only=state.read_only)
+
+
+cli.add_command(blast_group)
+cli.add_command(template_group)
+
+
+def main(argv: list[str] | None = None) -> None:
+    """Run the console; `--json` may stand anywhere on the line."""
+    args = list(sys.argv[1:] if argv is None else argv)
+    state = CliState(json="--json" in args)
+    args = [a for a in args if a != "--json"]
+    try:
+        cli.main(args=args, prog_name="blast-console", obj=state, standalone_mode=False)
+    except click.UsageError as exc:
+        hint = f" (see: blast-console {exc.ctx.command_path.split(' ', 1)[1] + ' ' if exc.ctx and ' ' in exc.ctx.command_path else ''}--help)"
+        click.echo(f"error: {exc.format_message()}{hint}", err=True)
+        raise SystemExit(2) from None
+    except click.ClickException as exc:
+        click.echo(f"error: {exc.format_message()}", err=True)
+        raise SystemExit(exc.exit_code) from None
+    except click.Abort:
+        click.echo("error: aborted", err=True)
+        raise SystemExit(1) from None
+
+
+if __name__ == "__main__":
+    main()

@@ -1,0 +1,209 @@
+"""Provides `blast-console blast …`: create, list, show, edit, cancel, pause, resume, retry, reschedule."""
+
+from __future__ import annotations
+
+from typing import Any
+
+import click
+
+from console.cli.common import emit_json, fmt_time, run, state, table
+from shared.config import Settings
+from shared.services import blasts
+from shared.status import BlastStatus
+
+COUNT_KEYS = ("pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown")
+
+
+def _parse_consts(values: tuple[str, ...]) -> dict[str, str]:
+    out: dict[str, str] = {}
+    for item in values:
+        if "=" not in item:
+            raise click.BadParameter(f"{item!r} is not NAME=VALUE", param_hint="--const")
+        key, value = item.split("=", 1)
+        out[key.strip().lower()] = value
+    return out
+
+
+def _create_json(result: blasts.CreateResult) -> dict[str, Any]:
+    return {
+        "id": result.id,
+        "status": result.status.value,
+        "recipients": result.recipients,
+        "rejected": [{"row": r.row, "value": r.value, "reason": r.reason} for r in result.rejected],
+    }
+
+
+def _print_create(result: blasts.CreateResult, verb: str) -> None:
+    if state().json:
+        emit_json(_create_json(result))
+        return
+    if result.existing:
+        click.echo(f"blast {result.id} already exists for this key ({result.status.value}, {result.recipients} recipients)")
+        return
+    click.echo(f"blast {result.id} {verb}: {result.status.value}, {result.recipients} recipients, "
+               f"{result.rejected_total} rejected")
+    for r in result.rejected[:20]:
+        click.echo(f"  row {r.row}: {r.value!r}: {r.reason}")
+    if result.rejected_total > 20:
+        click.echo(f"  … and {result.rejected_total - 20} more (use --json for all)")
+
+
+@click.group("blast")
+def blast_group() -> None:
+    """Create, inspect and control blasts."""
+
+
+@blast_group.command("create")
+@click.option("--name", required=True, help="A name operators recognise.")
+@click.option("--template", required=True, help="Template name (must be APPROVED).")
+@click.option("--language", required=True, help="Template language code, e.g. en_US or id.")
+@click.option("--recipients", required=True, type=click.Path(dir_okay=False), help="CSV with a phone column.")
+@click.option("--send-at", default=None, help="ISO 8601 time (naive = BLAST_TIMEZONE), 'now' or +10m; default now.")
+@click.option("--valid-until", default=None, help="Do not send after this time.")
+@click.option("--key", "client_key", default=None, help="Idempotency key: the same key returns the same blast.")
+@click.option("--const", "consts", multiple=True, help="NAME=VALUE parameter for every recipient (repeatable).")
+@click.option("--draft", is_flag=True, help="Create as DRAFT instead of scheduling it.")
+def create_cmd(name: str, template: str, language: str, recipients: str, send_at: str | None,
+               valid_until: str | None, client_key: str | None, consts: tuple[str, ...], draft: bool) -> None:
+    """Create a blast from a recipients CSV."""
+    constants = _parse_consts(consts)
+
+    async def work(settings: Settings) -> blasts.CreateResult:
+        return await blasts.create_blast(
+            settings=settings, name=name, template=template, language=language, recipients=recipients,
+            send_at=send_at, valid_until=valid_until, client_key=client_key, constants=constants, draft=draft,
+        )
+
+    _print_create(run(work, mutating=True), "created")
+
+
+@blast_group.command("list")
+@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in BlastStatus],
+              case_sensitive=False), help="Only these statuses (repeatable).")
+@click.option("--search", "text", default=None, help="Text in the blast or template name.")
+@click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 100_000))
+def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
+    """List blasts, newest first."""
+
+    async def work(settings: Settings) -> tuple[list[blasts.BlastSummary], Settings]:
+        wanted = [BlastStatus(s.upper()) for s in statuses]
+        return await blasts.list_blasts(statuses=wanted, text=text, limit=limit), settings
+
+    items, settings = run(work)
+    if state().json:
+        emit_json([{"id": b.id, "name": b.name, "template": b.template, "status": b.status.value,
+                    "send_at": b.send_at, "counts": {k: b.counts[k] for k in COUNT_KEYS}} for b in items])
+        return
+    table(["ID", "NAME", "TEMPLATE", "STATUS", "SEND AT", "DONE/TOTAL", "FAILED"], [
+        [str(b.id), b.name[:30], f"{b.template}/{b.language}", b.status.value, fmt_time(b.send_at, settings),
+         f"{b.total - b.counts['pending'] - b.counts['sending']}/{b.total}", str(b.counts["failed"])]
+        for b in items
+    ])
+
+
+def _detail_json(d: blasts.BlastDetail) -> dict[str, Any]:
+    return {
+        "id": d.id, "name": d.name, "template": d.template, "language": d.language, "status": d.status.value,
+        "send_at": d.send_at, "valid_until": d.valid_until, "started_at": d.started_at,
+        "finished_at": d.finished_at, "error": d.error, "counts": {k: d.counts[k] for k in COUNT_KEYS},
+    }
+
+
+@blast_group.command("show")
+@click.argument("blast_id", type=int)
+def show_cmd(blast_id: int) -> None:
+    """Show one blast and its counts per status."""
+
+    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings]:
+        return await blasts.show_blast(blast_id), settings
+
+    d, settings = run(work)
+    if state().json:
+        emit_json(_detail_json(d))
+        return
+    click.echo(f"blast {d.id}: {d.name}")
+    click.echo(f"  template   {d.template} ({d.language})")
+    click.echo(f"  status     {d.status.value}" + (f" — {d.error}" if d.error else ""))
+    click.echo(f"  send at    {fmt_time(d.send_at, settings)}")
+    if d.valid_until:
+        click.echo(f"  valid until {fmt_time(d.valid_until, settings)}")
+    click.echo(f"  started    {fmt_time(d.started_at, settings)}")
+    click.echo(f"  finished   {fmt_time(d.finished_at, settings)}")
+    click.echo(f"  total      {d.total}")
+    for key in COUNT_KEYS:
+        click.echo(f"    {key:<10} {d.counts[key]}")
+
+
+@blast_group.command("edit")
+@click.argument("blast_id", type=int)
+@click.option("--name", default=None)
+@click.option("--template", default=None)
+@click.option("--language", default=None)
+@click.option("--recipients", default=None, type=click.Path(dir_okay=False), help="Replace all recipients.")
+@click.option("--send-at", default=None)
+@click.option("--valid-until", default=None)
+def edit_cmd(blast_id: int, name: str | None, template: str | None, language: str | None,
+             recipients: str | None, send_at: str | None, valid_until: str | None) -> None:
+    """Edit a DRAFT or SCHEDULED blast."""
+
+    async def work(settings: Settings) -> blasts.CreateResult:
+        return await blasts.edit_blast(blast_id, settings=settings, name=name, template=template, language=language,
+                                       recipients=recipients, send_at=send_at, valid_until=valid_until)
+
+    _print_create(run(work, mutating=True), "updated")
+
+
+def _simple(verb: str, action: Any) -> Any:
+    @click.argument("blast_id", type=int)
+    def command(blast_id: int) -> None:
+        async def work(settings: Settings) -> Any:
+            return await action(blast_id, settings=settings)
+
+        result = run(work, mutating=True)
+        if state().json:
+            emit_json({"id": blast_id, "result": result if isinstance(result, int | str) else None})
+        else:
+            click.echo(f"blast {blast_id} {verb}")
+
+    command.__doc__ = f"{verb.capitalize()} a blast."
+    return command
+
+
+blast_group.command("cancel")(_simple("cancelled", blasts.cancel_blast))
+blast_group.command("pause")(_simple("paused", blasts.pause_blast))
+blast_group.command("resume")(_simple("resumed", blasts.resume_blast))
+
+
+@blast_group.command("retry")
+@click.argument("blast_id", type=int)
+@click.option("--include-unknown", is_flag=True, help="Also resend recipients whose outcome is UNKNOWN.")
+def retry_cmd(blast_id: int, include_unknown: bool) -> None:
+    """Re-queue a blast's retryable FAILED recipients."""
+
+    async def work(settings: Settings) -> blasts.RetryResult:
+        return await blasts.retry_blast(blast_id, settings=settings, include_unknown=include_unknown)
+
+    r = run(work, mutating=True)
+    if state().json:
+        emit_json({"id": blast_id, "requeued": r.requeued, "skipped_opted_out": r.skipped_opted_out,
+                   "skipped_recent_cap": r.skipped_recent_cap})
+    else:
+        click.echo(f"blast {blast_id}: {r.requeued} recipients re-queued"
+                   + (f", {r.skipped_opted_out} opted out kept FAILED" if r.skipped_opted_out else "")
+                   + (f", {r.skipped_recent_cap} hit the marketing cap < 24 h ago" if r.skipped_recent_cap else ""))
+
+
+@blast_group.command("reschedule")
+@click.argument("blast_id", type=int)
+@click.option("--send-at", required=True)
+def reschedule_cmd(blast_id: int, send_at: str) -> None:
+    """Give a blast a new send time."""
+
+    async def work(settings: Settings) -> tuple[Any, Settings]:
+        return await blasts.reschedule_blast(blast_id, settings=settings, send_at=send_at), settings
+
+    when, settings = run(work, mutating=True)
+    if state().json:
+        emit_json({"id": blast_id, "send_at": when})
+    else:
+        click.echo(f"blast {blast_id} rescheduled to {fmt_time(when, settings)}")

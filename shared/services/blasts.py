@@ -1,0 +1,650 @@
+"""Provides the blast operations both programs call: create from CSV, edit, list, show, cancel, pause, resume,
+retry, reschedule. Each is a validated transition recorded in the audit log with the acting user.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import getpass
+import hashlib
+import logging
+import socket
+from collections.abc import Iterator, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import F, Q
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from shared.config import Settings
+from shared.errors import CsvError, InvalidTransition, NotFound, ValidationFailed
+from shared.models import AuditLog, Blast, Recipient, Template
+from shared.notify import publish
+from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
+from shared.parsing.send_at import parse_when, require_future
+from shared.parsing.template_params import param_keys
+from shared.services import transitions
+from shared.services.transitions import utcnow
+from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
+
+log = logging.getLogger(__name__)
+B, R = BlastStatus, RecipientStatus
+
+#: Rows written per INSERT batch while importing.
+IMPORT_BATCH = 5000
+#: Rejected rows kept in a create/edit result (the count is exact; the list stops here).
+MAX_REJECTED_LISTED = 10_000
+#: Error codes a retry never re-queues: the user opted out (131050).
+NEVER_RETRY_CODES = frozenset({131050})
+#: Per-user marketing cap: retrying within 24 h just fails again (Meta).
+MARKETING_CAP_CODE = 131049
+
+
+def current_actor() -> str:
+    """The OS user acting (recorded in the audit log)."""
+    try:
+        return getpass.getuser()
+    except Exception:
+        return "unknown"
+
+
+def daemon_actor() -> str:
+    return f"daemon@{socket.gethostname()}"
+
+
+# --------------------------------------------------------------------------------------------------------------
+# results
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Rejected:
+    row: int
+    value: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class CreateResult:
+    id: int
+    status: BlastStatus
+    recipients: int
+    rejected: list[Rejected]
+    rejected_total: int
+    existing: bool = False
+
+
+@dataclass(frozen=True, slots=True)
+class BlastSummary:
+    id: int
+    name: str
+    template: str
+    language: str
+    status: BlastStatus
+    send_at: datetime | None
+    counts: dict[str, int]
+    total: int
+    last_error: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class BlastDetail:
+    id: int
+    name: str
+    template: str
+    language: str
+    status: BlastStatus
+    send_at: datetime | None
+    valid_until: datetime | None
+    started_at: datetime | None
+    finished_at: datetime | None
+    created_at: datetime
+    created_by: str
+    error: str | None
+    error_code: int | None
+    counts: dict[str, int]
+    total: int
+    constants: dict[str, str] = field(default_factory=dict)
+
+
+def _summary(b: Blast) -> BlastSummary:
+    return BlastSummary(
+        id=b.id, name=b.name, template=b.template.name, language=b.template.language, status=B(b.status),
+        send_at=b.send_at, counts=b.counts(), total=b.total, last_error=b.last_error,
+    )
+
+
+def _detail(b: Blast) -> BlastDetail:
+    return BlastDetail(
+        id=b.id, name=b.name, template=b.template.name, language=b.template.language, status=B(b.status),
+        send_at=b.send_at, valid_until=b.valid_until, started_at=b.started_at, finished_at=b.finished_at,
+        created_at=b.created_at, created_by=b.created_by, error=b.last_error, error_code=b.error_code,
+        counts=b.counts(), total=b.total, constants=dict(b.constants or {}),
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# reading
+# --------------------------------------------------------------------------------------------------------------
+
+
+async def list_blasts(
+    *,
+    statuses: Sequence[BlastStatus] | None = None,
+    text: str | None = None,
+    limit: int = 500,
+    offset: int = 0,
+    order: str = "-id",
+) -> list[BlastSummary]:
+    """Blasts, newest first by default; filtered by status and by text in the name or template name."""
+    query = Blast.all().select_related("template")
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    if text:
+        query = query.filter(Q(name__icontains=text) | Q(template__name__icontains=text))
+    rows = await query.order_by(order, "-id").offset(offset).limit(limit)
+    return [_summary(b) for b in rows]
+
+
+async def count_by_status() -> dict[str, int]:
+    """How many blasts are in each status."""
+    rows = await Blast.annotate(n=Count("id")).group_by("status").values_list("status", "n")
+    out: dict[str, int] = {s.value: 0 for s in BlastStatus}
+    for status, n in rows:
+        out[B(status).value] = int(n)
+    return out
+
+
+async def show_blast(blast_id: int) -> BlastDetail:
+    """One blast with its counters.
+
+    Raises:
+        NotFound: no blast with that id.
+    """
+    blast = await Blast.get_or_none(id=blast_id).select_related("template")
+    if blast is None:
+        raise NotFound(f"blast {blast_id} does not exist")
+    return _detail(blast)
+
+
+async def audit_trail(blast_id: int, *, limit: int = 200) -> list[AuditLog]:
+    return await AuditLog.filter(entity="blast", entity_id=str(blast_id)).order_by("-id").limit(limit)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# import
+# --------------------------------------------------------------------------------------------------------------
+
+
+class _Bloom:
+    """A Bloom filter of the numbers seen so far, so duplicate checks stay in flat memory for any file size."""
+
+    def __init__(self, expected: int) -> None:
+        self.m = max(1 << 16, expected * 12)
+        self.bits = bytearray(self.m // 8 + 1)
+
+    def _positions(self, key: str) -> Iterator[int]:
+        digest = hashlib.blake2b(key.encode(), digest_size=16).digest()
+        h1 = int.from_bytes(digest[:8], "little")
+        h2 = int.from_bytes(digest[8:], "little") | 1
+        for i in range(7):
+            yield (h1 + i * h2) % self.m
+
+    def add_check(self, key: str) -> bool:
+        """Add key; True if it may have been there before."""
+        seen = True
+        for pos in self._positions(key):
+            byte, bit = divmod(pos, 8)
+            if not self.bits[byte] & (1 << bit):
+                seen = False
+                self.bits[byte] |= 1 << bit
+        return seen
+
+
+@dataclass(slots=True)
+class _ImportStats:
+    accepted: int = 0
+    rejected_total: int = 0
+    rejected: list[Rejected] = field(default_factory=list)
+
+    def reject(self, row: int, value: str, reason: str) -> None:
+        self.rejected_total += 1
+        if len(self.rejected) < MAX_REJECTED_LISTED:
+            self.rejected.append(Rejected(row=row, value=value, reason=reason))
+
+
+def _next_chunk(reader: Iterator[AcceptedRow | RejectedRow], n: int) -> list[AcceptedRow | RejectedRow]:
+    out: list[AcceptedRow | RejectedRow] = []
+    for item in reader:
+        out.append(item)
+        if len(out) >= n:
+            break
+    return out
+
+
+async def _import_rows(blast_id: int, csv: RecipientCsv, expected_rows: int, tx: BaseDBAsyncClient) -> _ImportStats:
+    """Stream the CSV into recipients of `blast_id` inside transaction `tx`."""
+    stats = _ImportStats()
+    bloom = _Bloom(expected_rows)
+    reader = iter(csv)
+    while True:
+        # Parsing is CPU work: run it off the event loop so a console stays responsive.
+        chunk = await asyncio.to_thread(_next_chunk, reader, IMPORT_BATCH)
+        if not chunk:
+            break
+        batch: dict[str, AcceptedRow] = {}
+        maybe_dupes: list[AcceptedRow] = []
+        for item in chunk:
+            if isinstance(item, RejectedRow):
+                stats.reject(item.row, item.value, item.reason)
+                continue
+            if item.phone in batch:
+                stats.reject(item.row, item.phone, f"duplicate of row {batch[item.phone].row}")
+                continue
+            if bloom.add_check(item.phone):
+                maybe_dupes.append(item)
+                continue
+            batch[item.phone] = item
+        if maybe_dupes:
+            phones = [r.phone for r in maybe_dupes]
+            earlier = dict(
+                await Recipient.filter(blast_id=blast_id, phone__in=phones).using_db(tx).values_list("phone", "row")
+            )
+            for item in maybe_dupes:
+                first = earlier.get(item.phone) or (batch[item.phone].row if item.phone in batch else None)
+                if first is not None:
+                    stats.reject(item.row, item.phone, f"duplicate of row {first}")
+                else:
+                    batch[item.phone] = item
+        if batch:
+            await Recipient.bulk_create(
+                [Recipient(blast_id=blast_id, phone=r.phone, params=r.params, row=r.row) for r in batch.values()],
+                using_db=tx,
+            )
+            stats.accepted += len(batch)
+    return stats
+
+
+def _open_csv(path: str | Path, template: Template, constants: Mapping[str, str], settings: Settings) -> RecipientCsv:
+    keys = param_keys(template.components or [], template.parameter_format)
+    return RecipientCsv(
+        path,
+        required_keys=list(keys.all_keys),
+        constants=constants,
+        default_region=settings.BLAST_DEFAULT_REGION,
+        template_label=f"{template.name} ({template.language})",
+    )
+
+
+def _estimate_rows(path: str | Path) -> int:
+    try:
+        return max(1000, Path(path).stat().st_size // 16)
+    except OSError:
+        return 1000
+
+
+async def _approved_template(name: str, language: str) -> Template:
+    template = await Template.get_or_none(name=name, language=language)
+    if template is None:
+        others = await Template.filter(name=name).values_list("language", flat=True)
+        if others:
+            raise ValidationFailed(
+                f"template {name!r} has no language {language!r} (it has {', '.join(sorted(map(str, others)))})"
+            )
+        raise ValidationFailed(f"unknown template {name!r}; run `blast-console template sync` or check the name")
+    if TemplateStatus(template.status) != TemplateStatus.APPROVED:
+        raise ValidationFailed(
+            f"template {name} ({language}) is {TemplateStatus(template.status).value}; only APPROVED templates can be sent"
+        )
+    return template
+
+
+def _parse_times(
+    send_at: str | None, valid_until: str | None, settings: Settings
+) -> tuple[datetime | None, datetime | None]:
+    now = utcnow()
+    when = parse_when(send_at, zone=settings.zone, now=now) if send_at else None
+    if when is not None:
+        require_future(when, now=now, field="--send-at")
+    until = parse_when(valid_until, zone=settings.zone, now=now) if valid_until else None
+    if until is not None:
+        require_future(until, now=now, field="--valid-until")
+        if until <= (when or now):
+            raise ValidationFailed("--valid-until must be later than the send time")
+    return when, until
+
+
+async def create_blast(
+    *,
+    settings: Settings,
+    name: str,
+    template: str,
+    language: str,
+    recipients: str | Path,
+    send_at: str | None = None,
+    valid_until: str | None = None,
+    client_key: str | None = None,
+    constants: Mapping[str, str] | None = None,
+    draft: bool = False,
+    actor: str | None = None,
+) -> CreateResult:
+    """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
+
+    Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
+
+    Raises:
+        ValidationFailed: bad name, template, times.
+        CsvError: the file cannot be used (one line naming the problem).
+    """
+    actor = actor or current_actor()
+    name = name.strip()
+    if not name:
+        raise ValidationFailed("--name must not be empty")
+    if len(name) > 200:
+        raise ValidationFailed("--name is longer than 200 characters")
+    if client_key:
+        existing = await Blast.get_or_none(client_key=client_key)
+        if existing is not None:
+            return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
+    tmpl = await _approved_template(template, language)
+    when, until = _parse_times(send_at, valid_until, settings)
+    csv = _open_csv(recipients, tmpl, constants or {}, settings)
+    status = B.DRAFT if draft else B.SCHEDULED
+    try:
+        async with in_transaction() as tx:
+            blast = await Blast.create(
+                name=name, template=tmpl, status=B.DRAFT, send_at=when or (None if draft else utcnow()),
+                valid_until=until, client_key=client_key or None, constants=dict(constants or {}),
+                created_by=actor, using_db=tx,
+            )
+            stats = await _import_rows(blast.id, csv, _estimate_rows(recipients), tx)
+            if stats.accepted == 0:
+                raise CsvError(
+                    f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected"
+                    + (f" (row {stats.rejected[0].row}: {stats.rejected[0].reason})" if stats.rejected else "")
+                )
+            await Blast.filter(id=blast.id).using_db(tx).update(
+                total=stats.accepted, n_pending=stats.accepted, status=status
+            )
+            await transitions.audit(
+                actor=actor, action="create", entity="blast", entity_id=blast.id, conn=tx,
+                detail={"recipients": stats.accepted, "rejected": stats.rejected_total, "status": status.value,
+                        "send_at": when.isoformat() if when else None, "template": f"{tmpl.name}/{tmpl.language}"},
+            )
+    except IntegrityError:
+        if client_key:
+            existing = await Blast.get_or_none(client_key=client_key)
+            if existing is not None:
+                return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
+        raise
+    log.info("blast %s created by %s: %s recipients, %s rejected, %s", blast.id, actor, stats.accepted,
+             stats.rejected_total, status.value)
+    if status == B.SCHEDULED:
+        await publish(settings, "scheduled", blast_id=blast.id)
+    return CreateResult(blast.id, status, stats.accepted, stats.rejected, stats.rejected_total)
+
+
+async def edit_blast(
+    blast_id: int,
+    *,
+    settings: Settings,
+    name: str | None = None,
+    template: str | None = None,
+    language: str | None = None,
+    recipients: str | Path | None = None,
+    send_at: str | None = None,
+    valid_until: str | None = None,
+    actor: str | None = None,
+) -> CreateResult:
+    """Edit a DRAFT or SCHEDULED blast: name, template, recipients (replaced whole), send time.
+
+    Raises:
+        InvalidTransition: the blast is not DRAFT or SCHEDULED.
+        ValidationFailed, CsvError: as for create; nothing is changed then.
+    """
+    actor = actor or current_actor()
+    blast = await Blast.get_or_none(id=blast_id).select_related("template")
+    if blast is None:
+        raise NotFound(f"blast {blast_id} does not exist")
+    if B(blast.status) not in BLAST_EDITABLE:
+        raise InvalidTransition(f"blast {blast_id} is {B(blast.status).value}; only DRAFT or SCHEDULED blasts can be edited")
+    changes: dict[str, Any] = {}
+    if name is not None:
+        if not name.strip():
+            raise ValidationFailed("--name must not be empty")
+        changes["name"] = name.strip()
+    tmpl = blast.template
+    if template is not None or language is not None:
+        tmpl = await _approved_template(template or blast.template.name, language or blast.template.language)
+        changes["template_id"] = tmpl.id
+    when, until = _parse_times(send_at, valid_until, settings)
+    if when is not None:
+        changes["send_at"] = when
+    if until is not None:
+        changes["valid_until"] = until
+    csv = _open_csv(recipients, tmpl, blast.constants or {}, settings) if recipients is not None else None
+    if csv is None and "template_id" in changes:
+        # The new template must fit the recipients already stored.
+        needed = set(param_keys(tmpl.components or [], tmpl.parameter_format).all_keys) - set(blast.constants or {})
+        sample = await Recipient.filter(blast_id=blast_id).first()
+        missing = sorted(needed - set(sample.params if sample else {}))
+        if missing:
+            raise ValidationFailed(
+                f"template {tmpl.name} needs {', '.join(missing)}, which blast {blast_id}'s recipients lack; "
+                "give a new recipients file"
+            )
+    stats = _ImportStats()
+    async with in_transaction() as tx:
+        moved = await Blast.filter(id=blast_id, status__in=list(BLAST_EDITABLE)).using_db(tx).update(
+            **changes, generation=F("generation") + 1, updated_at=utcnow()
+        )
+        if not moved:
+            raise InvalidTransition(f"blast {blast_id} changed status meanwhile; it can no longer be edited")
+        if csv is not None:
+            await Recipient.filter(blast_id=blast_id).using_db(tx).delete()
+            stats = await _import_rows(blast_id, csv, _estimate_rows(recipients or ""), tx)
+            if stats.accepted == 0:
+                raise CsvError(f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected")
+            zero = {f"n_{s.value.lower()}": 0 for s in RecipientStatus}
+            await Blast.filter(id=blast_id).using_db(tx).update(**zero, total=stats.accepted, n_pending=stats.accepted)
+        await transitions.audit(
+            actor=actor, action="edit", entity="blast", entity_id=blast_id, conn=tx,
+            detail={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in changes.items()}
+            | ({"recipients": stats.accepted, "rejected": stats.rejected_total} if csv is not None else {}),
+        )
+    await publish(settings, "rescheduled", blast_id=blast_id)
+    fresh = await Blast.get(id=blast_id)
+    return CreateResult(blast_id, B(fresh.status), fresh.total, stats.rejected, stats.rejected_total)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# operator actions
+# --------------------------------------------------------------------------------------------------------------
+
+
+async def schedule_draft(blast_id: int, *, settings: Settings, send_at: str | None = None, actor: str | None = None) -> None:
+    """DRAFT -> SCHEDULED (at send_at, or now)."""
+    when, _ = _parse_times(send_at, None, settings)
+    await transitions.transition_blast(
+        blast_id, B.SCHEDULED, actor=actor or current_actor(), action="schedule", sources=[B.DRAFT],
+        values={"send_at": when or utcnow(), "generation": F("generation") + 1},
+    )
+    await publish(settings, "scheduled", blast_id=blast_id)
+
+
+async def cancel_blast(blast_id: int, *, settings: Settings, actor: str | None = None) -> int:
+    """Cancel a blast: no further request leaves; its PENDING recipients become CANCELLED.
+
+    Returns:
+        How many recipients were cancelled.
+    """
+    actor = actor or current_actor()
+    async with in_transaction() as tx:
+        await transitions.transition_blast(
+            blast_id, B.CANCELLED, actor=actor, action="cancel", conn=tx, values={"finished_at": utcnow()}
+        )
+        moved = await transitions.move_recipients(blast_id, R.CANCELLED, sources=[R.PENDING], conn=tx)
+    await publish(settings, "cancelled", blast_id=blast_id)
+    return sum(moved.values())
+
+
+async def pause_blast(blast_id: int, *, settings: Settings, reason: str = "paused by operator",
+                      actor: str | None = None) -> None:
+    """SCHEDULED or PROCESSING -> PAUSED."""
+    await transitions.transition_blast(
+        blast_id, B.PAUSED, actor=actor or current_actor(), action="pause", detail={"reason": reason},
+        values={"last_error": reason},
+    )
+    await publish(settings, "paused", blast_id=blast_id)
+
+
+async def resume_blast(blast_id: int, *, settings: Settings, actor: str | None = None) -> BlastStatus:
+    """PAUSED -> PROCESSING (if it had started) or SCHEDULED (keeping a future send time, else now).
+
+    A blast past its valid-until has its remaining recipients cancelled as expired.
+    """
+    actor = actor or current_actor()
+    blast = await transitions.get_blast(blast_id)
+    now = utcnow()
+    to = B.PROCESSING if blast.started_at is not None else B.SCHEDULED
+    values: dict[str, Any] = {"last_error": None, "error_code": None, "generation": F("generation") + 1}
+    if to == B.SCHEDULED and (blast.send_at is None or blast.send_at < now):
+        values["send_at"] = now
+    async with in_transaction() as tx:
+        await transitions.transition_blast(
+            blast_id, to, actor=actor, action="resume", sources=[B.PAUSED], values=values, conn=tx
+        )
+        if blast.valid_until is not None and blast.valid_until <= now:
+            await expire_pending(blast_id, blast.valid_until, conn=tx)
+    await publish(settings, "resumed", blast_id=blast_id)
+    return to
+
+
+async def expire_pending(blast_id: int, valid_until: datetime, *, conn: BaseDBAsyncClient | None = None) -> int:
+    """Cancel a blast's PENDING recipients because its valid-until time has passed."""
+    moved = await transitions.move_recipients(
+        blast_id, R.CANCELLED, sources=[R.PENDING], conn=conn,
+        values={"error_text": f"expired: valid until {valid_until.isoformat(timespec='seconds')}"},
+    )
+    n = sum(moved.values())
+    if n:
+        log.info("blast %s: %s recipients expired (valid until %s)", blast_id, n, valid_until.isoformat())
+    return n
+
+
+async def reschedule_blast(blast_id: int, *, settings: Settings, send_at: str, actor: str | None = None) -> datetime:
+    """Set a new send time on a DRAFT, SCHEDULED or not-yet-started PAUSED blast (it becomes SCHEDULED)."""
+    actor = actor or current_actor()
+    when, _ = _parse_times(send_at, None, settings)
+    assert when is not None
+    blast = await transitions.get_blast(blast_id)
+    if blast.valid_until is not None and when >= blast.valid_until:
+        raise ValidationFailed(f"--send-at is after blast {blast_id}'s valid-until time")
+    if B(blast.status) == B.PAUSED and blast.started_at is not None:
+        raise InvalidTransition(f"blast {blast_id} has started sending; resume it instead of rescheduling")
+    values = {"send_at": when, "generation": F("generation") + 1, "last_error": None}
+    if B(blast.status) == B.SCHEDULED:
+        moved = await Blast.filter(id=blast_id, status=B.SCHEDULED).update(**values, updated_at=utcnow())
+        if not moved:
+            raise InvalidTransition(f"blast {blast_id} changed status meanwhile; try again")
+        await transitions.audit(actor=actor, action="reschedule", entity="blast", entity_id=blast_id,
+                                detail={"send_at": when.isoformat()})
+    else:
+        await transitions.transition_blast(
+            blast_id, B.SCHEDULED, actor=actor, action="reschedule", sources=[B.DRAFT, B.PAUSED],
+            values=values, detail={"send_at": when.isoformat()},
+        )
+    await publish(settings, "rescheduled", blast_id=blast_id)
+    return when
+
+
+@dataclass(frozen=True, slots=True)
+class RetryResult:
+    requeued: int
+    skipped_opted_out: int
+    skipped_recent_cap: int
+
+
+async def retry_blast(blast_id: int, *, settings: Settings, include_unknown: bool = False,
+                      actor: str | None = None) -> RetryResult:
+    """Re-queue a FAILED or partly failed COMPLETED blast's retryable FAILED recipients (and UNKNOWN ones with
+    include_unknown). Opted-out numbers (131050) and the per-user marketing cap (131049) within 24 h stay FAILED.
+    """
+    actor = actor or current_actor()
+    blast = await transitions.get_blast(blast_id)
+    if B(blast.status) not in (B.FAILED, B.COMPLETED):
+        raise InvalidTransition(
+            f"blast {blast_id} is {B(blast.status).value}; only FAILED or partly failed COMPLETED blasts can be retried"
+        )
+    cutoff = utcnow() - timedelta(hours=24)
+    base = Recipient.filter(blast_id=blast_id, status=R.FAILED)
+    opted = await base.filter(error_code__in=list(NEVER_RETRY_CODES)).count()
+    capped = await base.filter(error_code=MARKETING_CAP_CODE, failed_at__gt=cutoff).count()
+    # Suppressed numbers are re-queued too: the sender skips them (SKIPPED), which is what the operator sees.
+    retry_filter = (
+        Q(error_code__isnull=True)
+        | ~Q(error_code__in=[*NEVER_RETRY_CODES, MARKETING_CAP_CODE])
+        | Q(error_code=MARKETING_CAP_CODE, failed_at__lte=cutoff)
+    )
+    async with in_transaction() as tx:
+        ids = await Recipient.filter(blast_id=blast_id, status=R.FAILED).filter(retry_filter).using_db(
+            tx
+        ).values_list("id", flat=True)
+        sources = [R.UNKNOWN] if include_unknown else []
+        total = 0
+        for start in range(0, len(ids), 5000):
+            moved = await transitions.move_recipients(
+                blast_id, R.PENDING, sources=[R.FAILED], ids=list(ids[start : start + 5000]), conn=tx,
+                values={"next_attempt_at": None},
+            )
+            total += sum(moved.values())
+        if sources:
+            moved = await transitions.move_recipients(blast_id, R.PENDING, sources=sources, conn=tx,
+                                                      values={"next_attempt_at": None})
+            total += sum(moved.values())
+        if total == 0:
+            raise InvalidTransition(
+                f"blast {blast_id} has nothing to retry"
+                + ("" if include_unknown or not blast.n_unknown else f" ({blast.n_unknown} UNKNOWN: add --include-unknown)")
+            )
+        await transitions.transition_blast(
+            blast_id, B.PROCESSING, actor=actor, action="retry", sources=[B.FAILED, B.COMPLETED], conn=tx,
+            values={"finished_at": None, "last_error": None, "error_code": None, "generation": F("generation") + 1},
+            detail={"requeued": total, "include_unknown": include_unknown},
+        )
+    await publish(settings, "resumed", blast_id=blast_id)
+    return RetryResult(total, opted, capped)
+
+
+async def pause_all(*, settings: Settings, reason: str = "emergency stop", actor: str | None = None) -> list[int]:
+    """Emergency stop: pause every SCHEDULED or PROCESSING blast at once. Returns the ids paused."""
+    actor = actor or current_actor()
+    ids = await Blast.filter(status__in=[B.SCHEDULED, B.PROCESSING]).values_list("id", flat=True)
+    paused: list[int] = []
+    for blast_id in ids:
+        try:
+            if await transitions.transition_blast(blast_id, B.PAUSED, actor=actor, action="stop-all",
+                                                  detail={"reason": reason}, values={"last_error": reason}):
+                paused.append(blast_id)
+        except InvalidTransition:
+            continue
+    await publish(settings, "stop_all", blast_ids=paused)
+    return paused
+
+
+async def resume_all(*, settings: Settings, actor: str | None = None) -> list[int]:
+    """Resume every blast paused by the emergency stop."""
+    ids = await Blast.filter(status=B.PAUSED, last_error="emergency stop").values_list("id", flat=True)
+    resumed = []
+    for blast_id in ids:
+        try:
+            await resume_blast(blast_id, settings=settings, actor=actor)
+            resumed.append(blast_id)
+        except InvalidTransition:
+            continue
+    return resumed

@@ -1,0 +1,53 @@
+"""Provides template queries for both programs (sync and submission live in shared.services.template_sync)."""
+
+from __future__ import annotations
+
+from collections.abc import Sequence
+from dataclasses import dataclass
+from datetime import datetime
+
+from shared.errors import NotFound
+from shared.models import Template
+from shared.parsing.template_params import param_keys
+from shared.status import TemplateStatus
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateSummary:
+    id: int
+    name: str
+    language: str
+    category: str
+    status: TemplateStatus
+    parameter_format: str
+    parameters: tuple[str, ...]
+    rejection_reason: str | None
+    last_synced_at: datetime | None
+
+
+def summarize(t: Template) -> TemplateSummary:
+    keys = param_keys(t.components or [], t.parameter_format)
+    return TemplateSummary(
+        id=t.id, name=t.name, language=t.language, category=t.category, status=TemplateStatus(t.status),
+        parameter_format=t.parameter_format, parameters=tuple(keys.all_keys), rejection_reason=t.rejection_reason,
+        last_synced_at=t.last_synced_at,
+    )
+
+
+async def list_templates(
+    *, statuses: Sequence[TemplateStatus] | None = None, text: str | None = None
+) -> list[TemplateSummary]:
+    """Templates by name and language, optionally filtered by status or by text in the name."""
+    query = Template.all()
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    if text:
+        query = query.filter(name__icontains=text)
+    return [summarize(t) for t in await query.order_by("name", "language")]
+
+
+async def get_template(name: str, language: str) -> Template:
+    template = await Template.get_or_none(name=name, language=language)
+    if template is None:
+        raise NotFound(f"template {name} ({language}) does not exist")
+    return template

@@ -1,0 +1,374 @@
+"""Provides the only writers of blast and recipient statuses: compare-and-set updates checked against the tables
+of `shared.status`, with the per-blast counters changed in the same transaction.
+"""
+
+from __future__ import annotations
+
+import logging
+from collections import defaultdict
+from collections.abc import Iterable, Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import Any
+
+from tortoise.backends.base.client import BaseDBAsyncClient
+from tortoise.expressions import F
+from tortoise.transactions import in_transaction
+
+from shared.errors import InvalidTransition, NotFound
+from shared.models import AuditLog, Blast, Recipient
+from shared.status import (
+    DELIVERY_RANK,
+    RECIPIENT_COUNTER_FIELDS,
+    BlastStatus,
+    RecipientStatus,
+    blast_allowed,
+    blast_sources,
+    recipient_allowed,
+)
+
+log = logging.getLogger(__name__)
+R = RecipientStatus
+
+
+def utcnow() -> datetime:
+    return datetime.now(UTC)
+
+
+# --------------------------------------------------------------------------------------------------------------
+# blasts
+# --------------------------------------------------------------------------------------------------------------
+
+
+async def transition_blast(
+    blast_id: int,
+    to: BlastStatus,
+    *,
+    actor: str,
+    action: str,
+    sources: Iterable[BlastStatus] | None = None,
+    detail: Mapping[str, Any] | None = None,
+    values: Mapping[str, Any] | None = None,
+    conn: BaseDBAsyncClient | None = None,
+) -> bool:
+    """Move a blast to `to` if its current status allows it (one conditional UPDATE; the row count says who won).
+
+    Args:
+        blast_id: the blast.
+        to: wanted status.
+        actor: who asks (OS user, or daemon@host), for the audit log.
+        action: audit action name (e.g. "cancel", "start", "pause").
+        sources: restrict the accepted current statuses further (default: every allowed source).
+        detail: extra audit detail (reason …).
+        values: other columns written in the same UPDATE (started_at, last_error …).
+        conn: an open transaction to join.
+
+    Returns:
+        True if this call moved the blast, False if its status had changed meanwhile (someone else won).
+
+    Raises:
+        NotFound: no such blast.
+        InvalidTransition: the current status cannot move to `to` (message names both).
+    """
+    allowed = blast_sources(to)
+    if sources is not None:
+        allowed = allowed & frozenset(sources)
+    row_values: dict[str, Any] = {"status": to, "updated_at": utcnow(), **(values or {})}
+    moved = await Blast.filter(id=blast_id, status__in=list(allowed)).using_db(conn).update(**row_values)
+    if moved:
+        await AuditLog.create(
+            actor=actor,
+            action=action,
+            entity="blast",
+            entity_id=str(blast_id),
+            detail={"to": to.value, **(detail or {})},
+            using_db=conn,
+        )
+        log.info("blast %s -> %s (%s by %s)", blast_id, to.value, action, actor)
+        return True
+    current = await Blast.filter(id=blast_id).using_db(conn).values_list("status", flat=True)
+    if not current:
+        raise NotFound(f"blast {blast_id} does not exist")
+    status = BlastStatus(current[0])
+    if status == to or not blast_allowed(status, to) or status not in allowed:
+        raise InvalidTransition(_blast_refusal(blast_id, status, to, action))
+    return False
+
+
+def _blast_refusal(blast_id: int, status: BlastStatus, to: BlastStatus, action: str) -> str:
+    if status == to:
+        return f"blast {blast_id} is already {status.value}"
+    hint = {
+        "cancel": "only DRAFT, SCHEDULED, PROCESSING or PAUSED blasts can be cancelled",
+        "pause": "only SCHEDULED or PROCESSING blasts can be paused",
+        "resume": "only PAUSED blasts can be resumed",
+        "retry": "only FAILED or partly failed COMPLETED blasts can be retried",
+        "edit": "only DRAFT or SCHEDULED blasts can be edited",
+        "reschedule": "only DRAFT, SCHEDULED or PAUSED blasts can be rescheduled",
+    }.get(action, f"{status.value} cannot become {to.value}")
+    return f"blast {blast_id} is {status.value}; {hint}"
+
+
+async def audit(
+    *, actor: str, action: str, entity: str, entity_id: str | int, detail: Mapping[str, Any] | None = None,
+    conn: BaseDBAsyncClient | None = None,
+) -> None:
+    """Record an action that is not a status change (edit, create, retry counts …)."""
+    await AuditLog.create(
+        actor=actor, action=action, entity=entity, entity_id=str(entity_id), detail=dict(detail or {}),
+        using_db=conn,
+    )
+
+
+# --------------------------------------------------------------------------------------------------------------
+# recipients: counters
+# --------------------------------------------------------------------------------------------------------------
+
+
+def _counter_updates(deltas: Mapping[RecipientStatus, int]) -> dict[str, Any]:
+    return {RECIPIENT_COUNTER_FIELDS[s]: F(RECIPIENT_COUNTER_FIELDS[s]) + d for s, d in deltas.items() if d}
+
+
+async def apply_counter_deltas(
+    deltas: Mapping[int, Mapping[RecipientStatus, int]], conn: BaseDBAsyncClient | None
+) -> None:
+    """Add per-bucket deltas to blasts' counters (call inside the transaction that moved the rows)."""
+    for blast_id, by_status in deltas.items():
+        updates = _counter_updates(by_status)
+        if updates:
+            await Blast.filter(id=blast_id).using_db(conn).update(**updates)
+
+
+async def move_recipients(
+    blast_id: int,
+    to: RecipientStatus,
+    *,
+    sources: Iterable[RecipientStatus],
+    ids: Sequence[int] | None = None,
+    extra_filter: Mapping[str, Any] | None = None,
+    values: Mapping[str, Any] | None = None,
+    conn: BaseDBAsyncClient | None = None,
+) -> dict[RecipientStatus, int]:
+    """Move a blast's recipients in `sources` (and, if given, in `ids`) to `to`, keeping counters exact.
+
+    Returns:
+        How many rows moved from each source status.
+
+    Raises:
+        InvalidTransition: a source that the state machine does not allow to move to `to`.
+    """
+    sources = list(sources)
+    for src in sources:
+        if not recipient_allowed(src, to):
+            raise InvalidTransition(f"recipients cannot move from {src.value} to {to.value}")
+    moved: dict[RecipientStatus, int] = {}
+
+    async def run(tx: BaseDBAsyncClient) -> None:
+        for src in sources:
+            query = Recipient.filter(blast_id=blast_id, status=src)
+            if ids is not None:
+                query = query.filter(id__in=list(ids))
+            if extra_filter:
+                query = query.filter(**extra_filter)
+            n = await query.using_db(tx).update(status=to, updated_at=utcnow(), **(values or {}))
+            if n:
+                moved[src] = n
+        if moved:
+            delta: dict[RecipientStatus, int] = defaultdict(int)
+            for src, n in moved.items():
+                delta[src] -= n
+                delta[to] += n
+            await apply_counter_deltas({blast_id: delta}, tx)
+
+    if ids is not None and not ids:
+        return moved
+    if conn is not None:
+        await run(conn)
+    else:
+        async with in_transaction() as tx:
+            await run(tx)
+    return moved
+
+
+# --------------------------------------------------------------------------------------------------------------
+# recipients: send results
+# --------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class SendOutcome:
+    """The result of one send attempt, as the daemon writes it.
+
+    `to` is SENT (with wamid), FAILED (with error), PENDING (retry at next_attempt_at) or UNKNOWN.
+    """
+
+    recipient_id: int
+    blast_id: int
+    to: RecipientStatus
+    wamid: str | None = None
+    wa_id: str | None = None
+    error_code: int | None = None
+    error_text: str | None = None
+    next_attempt_at: datetime | None = None
+    at: datetime = field(default_factory=utcnow)
+
+
+async def record_send_outcomes(outcomes: Sequence[SendOutcome], *, lease_owner: str | None = None) -> int:
+    """Write a batch of send results in one transaction, from SENDING only, never downgrading a status that a
+    webhook already moved forward (the wamid is still stored then).
+
+    Args:
+        outcomes: the results.
+        lease_owner: only rows still leased by this worker are written (a recovered lease is not overwritten).
+
+    Returns:
+        How many recipients changed status.
+    """
+    if not outcomes:
+        return 0
+    changed = 0
+    deltas: dict[int, dict[RecipientStatus, int]] = defaultdict(lambda: defaultdict(int))
+    async with in_transaction() as tx:
+        for o in outcomes:
+            values: dict[str, Any] = {"status": o.to, "updated_at": o.at, "lease_owner": None, "lease_expires_at": None}
+            if o.to == R.SENT:
+                values.update(wamid=o.wamid, wa_id=o.wa_id, sent_at=o.at, error_code=None, error_text=None)
+            elif o.to == R.FAILED:
+                values.update(error_code=o.error_code, error_text=o.error_text, failed_at=o.at)
+            elif o.to == R.PENDING:
+                values.update(next_attempt_at=o.next_attempt_at, error_code=o.error_code, error_text=o.error_text)
+            elif o.to == R.UNKNOWN:
+                values.update(error_code=o.error_code, error_text=o.error_text)
+            query = Recipient.filter(id=o.recipient_id, status=R.SENDING)
+            if lease_owner is not None:
+                query = query.filter(lease_owner=lease_owner)
+            n = await query.using_db(tx).update(**values)
+            if n:
+                changed += 1
+                deltas[o.blast_id][R.SENDING] -= 1
+                deltas[o.blast_id][o.to] += 1
+            elif o.to == R.SENT and o.wamid:
+                # A webhook overtook the send result (DELIVERED/READ already): keep the status, store the wamid.
+                await Recipient.filter(id=o.recipient_id, wamid__isnull=True).using_db(tx).update(
+                    wamid=o.wamid, wa_id=o.wa_id, sent_at=o.at
+                )
+        await apply_counter_deltas(deltas, tx)
+    return changed
+
+
+# --------------------------------------------------------------------------------------------------------------
+# recipients: delivery statuses (webhooks)
+# --------------------------------------------------------------------------------------------------------------
+
+_DELIVERY_STATUS = {"sent": R.SENT, "delivered": R.DELIVERED, "read": R.READ, "played": R.READ, "failed": R.FAILED}
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryUpdate:
+    """One status event from Meta for one message."""
+
+    wamid: str
+    status: str  # sent | delivered | read | played | failed
+    at: datetime
+    recipient_id: int | None = None  # from biz_opaque_callback_data, when the wamid is not stored yet
+    error_code: int | None = None
+    error_text: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class DeliveryResult:
+    applied: int
+    ignored: int  # duplicate or older than what is stored
+    unmatched: list[DeliveryUpdate]
+    failed_after_delivery: int
+    #: blast id -> number of failures applied (for the failure-rate auto-pause)
+    failures_by_blast: dict[int, int]
+
+
+def delivery_target(current: RecipientStatus, event: str) -> RecipientStatus | None:
+    """The status a recipient in `current` moves to on a webhook `event`, or None to leave it (forward only)."""
+    wanted = _DELIVERY_STATUS.get(event)
+    if wanted is None:
+        return None
+    if wanted == R.FAILED:
+        # FAILED after SENT (or on an UNKNOWN/SENDING attempt) applies; after DELIVERED/READ it is only logged.
+        return R.FAILED if current in (R.SENT, R.UNKNOWN, R.SENDING) else None
+    if current in DELIVERY_RANK:
+        return wanted if DELIVERY_RANK[wanted] > DELIVERY_RANK[current] else None
+    if current in (R.SENDING, R.UNKNOWN):
+        return wanted
+    return None
+
+
+async def apply_delivery_updates(updates: Sequence[DeliveryUpdate]) -> DeliveryResult:
+    """Apply a batch of webhook statuses, forward only, idempotently; statuses for wamids not stored yet are
+    matched by recipient id (biz_opaque_callback_data) or returned as unmatched for a later try.
+    """
+    applied = ignored = failed_late = 0
+    unmatched: list[DeliveryUpdate] = []
+    failures: dict[int, int] = defaultdict(int)
+    deltas: dict[int, dict[RecipientStatus, int]] = defaultdict(lambda: defaultdict(int))
+    if not updates:
+        return DeliveryResult(0, 0, [], 0, {})
+    async with in_transaction() as tx:
+        wamids = list({u.wamid for u in updates})
+        rows = await Recipient.filter(wamid__in=wamids).using_db(tx).values("id", "blast_id", "status", "wamid")
+        by_wamid = {r["wamid"]: r for r in rows}
+        by_id_needed = [u.recipient_id for u in updates if u.wamid not in by_wamid and u.recipient_id is not None]
+        by_id: dict[int, dict[str, Any]] = {}
+        if by_id_needed:
+            for r in await Recipient.filter(id__in=by_id_needed).using_db(tx).values(
+                "id", "blast_id", "status", "wamid"
+            ):
+                by_id[r["id"]] = r
+        for u in sorted(updates, key=lambda u: u.at):
+            row = by_wamid.get(u.wamid)
+            if row is None and u.recipient_id is not None:
+                cand = by_id.get(u.recipient_id)
+                # The callback data proves this attempt went out; accept it unless the row has another wamid.
+                if cand is not None and cand["wamid"] in (None, u.wamid):
+                    row = cand
+            if row is None:
+                unmatched.append(u)
+                continue
+            current = RecipientStatus(row["status"])
+            target = delivery_target(current, u.status)
+            if target is None:
+                if u.status == "failed" and current in (R.DELIVERED, R.READ):
+                    failed_late += 1
+                    log.warning("failed status after %s for recipient %s ignored (wamid %s)", current.value,
+                                row["id"], u.wamid)
+                ignored += 1
+                continue
+            values: dict[str, Any] = {"status": target, "updated_at": utcnow(), "wamid": u.wamid}
+            if target == R.DELIVERED:
+                values["delivered_at"] = u.at
+            elif target == R.READ:
+                values["read_at"] = u.at
+            elif target == R.FAILED:
+                values.update(failed_at=u.at, error_code=u.error_code, error_text=u.error_text)
+            if current in (R.SENDING, R.UNKNOWN) and target != R.FAILED:
+                values["sent_at"] = u.at
+            if current == R.SENDING:
+                values.update(lease_owner=None, lease_expires_at=None)
+            n = await Recipient.filter(id=row["id"], status=current).using_db(tx).update(**values)
+            if not n:
+                unmatched.append(u)  # raced with a writer: retried by the caller's next batch
+                continue
+            applied += 1
+            row["status"] = target.value
+            row["wamid"] = u.wamid
+            by_wamid[u.wamid] = row
+            deltas[row["blast_id"]][current] -= 1
+            deltas[row["blast_id"]][target] += 1
+            if target == R.FAILED:
+                failures[row["blast_id"]] += 1
+        await apply_counter_deltas(deltas, tx)
+    return DeliveryResult(applied, ignored, unmatched, failed_late, dict(failures))
+
+
+async def get_blast(blast_id: int) -> Blast:
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None:
+        raise NotFound(f"blast {blast_id} does not exist")
+    return blast
