@@ -1,0 +1,843 @@
+"""Provides template management against Meta: the full sync, the status webhook, and template submission.
+
+Sync and webhooks write what Meta says (ARCHITECTURE.md §3). Every write is conditional on the row not
+having been observed later than this observation (`last_synced_at`), so a sync whose list was fetched before
+a webhook arrived never undoes that webhook. Blasts that are SCHEDULED or PROCESSING with a template that is
+no longer APPROVED are paused with the reason (else the sender fails every recipient with 132015/132016).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import math
+import re
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import datetime
+from typing import Any, Literal
+
+import aiohttp
+from redis.exceptions import RedisError
+from tortoise.exceptions import IntegrityError
+from tortoise.expressions import Q
+
+from shared.config import Settings
+from shared.errors import BlastError, InvalidTransition, NotFound, ValidationFailed
+from shared.models import Blast, Template
+from shared.notify import redis_client
+from shared.parsing.template_params import param_keys
+from shared.services import transitions
+from shared.services.transitions import utcnow
+from shared.status import BLAST_ACTIVE, TemplateStatus
+from shared.whatsapp.base import TemplateInfo, WhatsAppProvider
+
+log = logging.getLogger(__name__)
+T = TemplateStatus
+
+#: Statuses after which Meta will not bring the template back: the blast needs another template.
+FINAL_STATUSES = frozenset({T.DISABLED, T.DELETED, T.PENDING_DELETION, T.ARCHIVED})
+#: Reason stored for a template Meta no longer lists at all.
+NOT_LISTED_REASON = "no longer listed by Meta (deleted in WhatsApp Manager)"
+
+CATEGORIES = ("MARKETING", "UTILITY")
+NAME_RE = re.compile(r"^[a-z0-9_]{1,512}$")
+LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
+_PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
+_POSITIONAL_RE = re.compile(r"^[1-9][0-9]*$")
+_NAMED_RE = re.compile(r"^[a-z][a-z0-9_]*$")
+BODY_MAX = 1024
+HEADER_MAX = 60
+FOOTER_MAX = 60
+EXAMPLE_MAX = 200
+
+
+# ------------------------------------------------------------------------------------------------------------
+# results
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateChange:
+    """One template whose status moved (old is None for a template new to this database)."""
+
+    name: str
+    language: str
+    old: TemplateStatus | None
+    new: TemplateStatus
+    reason: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class PausedBlast:
+    blast_id: int
+    template: str
+    language: str
+    reason: str
+
+
+@dataclass(frozen=True, slots=True)
+class SyncReport:
+    """What one sync did.
+
+    Attributes:
+        created: templates that appeared locally (created in Meta's tools, or submitted elsewhere).
+        changed: templates whose status moved.
+        unchanged: templates whose status stayed (their definition may still have been refreshed).
+        updated: templates whose definition (category, components, format) changed without a status change.
+        failed: why the sync failed (nothing was changed then), or None.
+        paused_blasts: blasts paused because their template is no longer APPROVED.
+        ignored: templates Meta listed with a status this release does not know (logged, left alone).
+        duration_ms: how long the sync took.
+    """
+
+    created: list[TemplateChange] = field(default_factory=list)
+    changed: list[TemplateChange] = field(default_factory=list)
+    unchanged: int = 0
+    updated: list[str] = field(default_factory=list)
+    failed: str | None = None
+    paused_blasts: list[PausedBlast] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+    duration_ms: int = 0
+
+    @property
+    def ok(self) -> bool:
+        return self.failed is None
+
+    @property
+    def listed(self) -> int:
+        """Templates Meta listed (or that vanished from its list)."""
+        return len(self.created) + len(self.changed) + self.unchanged
+
+
+@dataclass(slots=True)
+class _Tally:
+    """What a sync found so far (turned into the frozen SyncReport at the end)."""
+
+    created: list[TemplateChange] = field(default_factory=list)
+    changed: list[TemplateChange] = field(default_factory=list)
+    unchanged: int = 0
+    updated: list[str] = field(default_factory=list)
+    ignored: list[str] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateEventResult:
+    """What a `message_template_status_update` webhook did (old == new when it changed nothing)."""
+
+    name: str
+    language: str
+    old: TemplateStatus
+    new: TemplateStatus
+    reason: str | None
+    paused_blasts: list[PausedBlast] = field(default_factory=list)
+
+
+@dataclass(frozen=True, slots=True)
+class SubmitResult:
+    id: int
+    meta_id: str
+    name: str
+    language: str
+    category: str
+    status: TemplateStatus
+    parameter_format: str
+    parameters: tuple[str, ...]
+
+
+@dataclass(frozen=True, slots=True)
+class TemplateDraft:
+    """A validated template ready to be sent to Meta."""
+
+    name: str
+    language: str
+    category: str
+    parameter_format: Literal["POSITIONAL", "NAMED"]
+    parameters: tuple[str, ...]
+    components: list[dict[str, Any]]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# helpers
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _label(name: str, language: str) -> str:
+    return f"{name} ({language})"
+
+
+def _meta_reason(value: str | None) -> str | None:
+    if value is None:
+        return None
+    text = str(value).strip()
+    return None if text == "" or text.upper() == "NONE" else text
+
+
+def _parameters(components: Sequence[Mapping[str, Any]], parameter_format: str) -> tuple[list[str], int]:
+    """The body's parameter names in order and their count (what the model stores)."""
+    try:
+        keys = param_keys(list(components), parameter_format)
+    except ValidationFailed as exc:
+        # Meta's definition is what it is: keep the template, say why its parameters are unknown.
+        log.warning("template parameters not understood (%s)", exc)
+        return [], 0
+    names = [str(k) for k in keys.body]
+    return names, len(names)
+
+
+def _status_tail(status: TemplateStatus) -> str:
+    if status in FINAL_STATUSES:
+        return "it will not come back: cancel the blast, or create it again with another template"
+    return "resume the blast once the template is APPROVED again"
+
+
+def pause_reason(name: str, language: str, status: TemplateStatus, why: str | None) -> str:
+    """The operator-facing reason of a blast paused because of its template."""
+    detail = f": {why}" if why else ""
+    return f"template {_label(name, language)} became {status.value} at Meta{detail}; {_status_tail(status)}"
+
+
+def _failure_text(exc: BaseException) -> str:
+    if isinstance(exc, BlastError):
+        return exc.message
+    if isinstance(exc, TimeoutError | asyncio.TimeoutError):
+        return "the Graph API did not answer in time (timeout)"
+    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no details"
+    return f"could not reach the Graph API ({type(exc).__name__}: {text})"
+
+
+# ------------------------------------------------------------------------------------------------------------
+# pausing affected blasts
+# ------------------------------------------------------------------------------------------------------------
+
+
+async def pause_blasts_of_unusable_templates(
+    *, settings: Settings, actor: str, template_ids: Sequence[int] | None = None
+) -> list[PausedBlast]:
+    """Pause every SCHEDULED or PROCESSING blast whose template is not APPROVED.
+
+    Args:
+        settings: the deployment.
+        actor: who pauses (recorded in the audit log).
+        template_ids: only blasts of these templates (default: all).
+
+    Returns:
+        The blasts this call paused (one another process paused first are left out).
+    """
+    # Deferred: blasts imports the CSV parsers, which the sync itself does not need.
+    from shared.services.blasts import pause_blast
+
+    query = Blast.filter(status__in=list(BLAST_ACTIVE)).exclude(template__status=T.APPROVED)
+    if template_ids is not None:
+        if not template_ids:
+            return []
+        query = query.filter(template_id__in=list(template_ids))
+    rows = await query.select_related("template").order_by("id")
+    paused: list[PausedBlast] = []
+    for blast in rows:
+        tmpl = blast.template
+        status = TemplateStatus(tmpl.status)
+        reason = pause_reason(tmpl.name, tmpl.language, status, tmpl.rejection_reason)
+        try:
+            await pause_blast(blast.id, settings=settings, reason=reason, actor=actor)
+        except (InvalidTransition, NotFound) as exc:
+            log.info(
+                "blast %s not paused for template %s: %s", blast.id, _label(tmpl.name, tmpl.language), exc
+            )
+            continue
+        log.warning("blast %s paused: %s", blast.id, reason)
+        paused.append(PausedBlast(blast.id, tmpl.name, tmpl.language, reason))
+    return paused
+
+
+# ------------------------------------------------------------------------------------------------------------
+# sync
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _observed(at: datetime) -> Q:
+    """Rows not observed after `at` (so an older observation never overwrites a newer one)."""
+    return Q(last_synced_at__isnull=True) | Q(last_synced_at__lte=at)
+
+
+async def _write_listed(
+    info: TemplateInfo,
+    status: TemplateStatus,
+    by_meta: dict[str, Template],
+    by_key: dict[tuple[str, str], Template],
+    observed_at: datetime,
+    report: _Tally,
+) -> int | None:
+    """Write one listed template; returns its row id when its status changed (or it is new)."""
+    reason = _meta_reason(info.rejected_reason) if status == T.REJECTED else None
+    components = [dict(c) for c in info.components] if isinstance(info.components, Sequence) else []
+    parameter_format = (info.parameter_format or "POSITIONAL").upper()
+    names, count = _parameters(components, parameter_format)
+    values: dict[str, Any] = {
+        "meta_id": info.id,
+        "category": (info.category or "UTILITY").upper()[:32],
+        "status": status,
+        "parameter_format": parameter_format[:16],
+        "components": components,
+        "parameter_names": names,
+        "parameter_count": count,
+        "quality_score": (info.quality_score or None) and str(info.quality_score)[:16],
+        "last_synced_at": observed_at,
+    }
+    row = by_meta.get(info.id) or by_key.get((info.name, info.language))
+    if row is None:
+        try:
+            created = await Template.create(
+                name=info.name, language=info.language, rejection_reason=reason, **values
+            )
+        except IntegrityError:
+            # Another sync or a submission inserted it meanwhile: update that row instead.
+            row = await Template.get_or_none(Q(meta_id=info.id) | Q(name=info.name, language=info.language))
+            if row is None:
+                raise
+        else:
+            report.created.append(TemplateChange(info.name, info.language, None, status, reason))
+            log.info("template %s created from Meta: %s", _label(info.name, info.language), status.value)
+            return created.id
+    old = TemplateStatus(row.status)
+    if old != status:
+        values["rejection_reason"] = reason
+    elif reason is not None:
+        values["rejection_reason"] = reason  # else keep the richer reason a webhook may have stored
+    moved = await Template.filter(_observed(observed_at), id=row.id).update(**values, updated_at=utcnow())
+    if not moved:
+        log.info("template %s: a newer status arrived meanwhile; sync result not applied", row)
+        report.unchanged += 1
+        return None
+    if old != status:
+        report.changed.append(TemplateChange(row.name, row.language, old, status, reason))
+        log.info("template %s %s -> %s%s", row, old.value, status.value, f" ({reason})" if reason else "")
+        return row.id
+    if (row.category, row.components, row.parameter_format) != (
+        values["category"],
+        values["components"],
+        values["parameter_format"],
+    ):
+        report.updated.append(_label(row.name, row.language))
+    report.unchanged += 1
+    return None
+
+
+async def sync_templates(
+    settings: Settings, provider: WhatsAppProvider, *, actor: str | None = None
+) -> SyncReport:
+    """Pull every template of the business account (all pages) and write what Meta says.
+
+    Templates created in Meta's own tools appear locally; templates Meta no longer lists become DELETED;
+    blasts whose template is no longer APPROVED are paused. When Meta cannot be asked, nothing is changed.
+
+    Args:
+        settings: the deployment.
+        provider: the WhatsApp provider (started).
+        actor: who syncs, for the audit log of paused blasts (default: the OS user).
+
+    Returns:
+        The report; `failed` holds the reason when Meta could not be asked (nothing was changed then).
+    """
+    from shared.services.blasts import current_actor
+
+    actor = actor or current_actor()
+    started = time.monotonic()
+    observed_at = utcnow()
+    try:
+        listed = await provider.list_templates()
+    except (BlastError, aiohttp.ClientError, TimeoutError, OSError) as exc:
+        reason = _failure_text(exc)
+        log.warning("template sync failed, nothing changed: %s", reason)
+        return SyncReport(failed=reason, duration_ms=int((time.monotonic() - started) * 1000))
+    report = _Tally()
+    local = await Template.all()
+    by_meta = {t.meta_id: t for t in local if t.meta_id}
+    by_key = {(t.name, t.language): t for t in local}
+    seen: set[int] = set()
+    moved_ids: list[int] = []
+    for info in listed:
+        try:
+            status = TemplateStatus.from_meta(info.status)
+        except ValueError:
+            log.warning(
+                "template %s has status %r, unknown to blast; left alone",
+                _label(info.name, info.language),
+                info.status,
+            )
+            report.ignored.append(_label(info.name, info.language))
+            known = by_meta.get(info.id) or by_key.get((info.name, info.language))
+            if known is not None:
+                seen.add(known.id)
+            continue
+        row_id = await _write_listed(info, status, by_meta, by_key, observed_at, report)
+        known = by_meta.get(info.id) or by_key.get((info.name, info.language))
+        if known is not None:
+            seen.add(known.id)
+        if row_id is not None:
+            seen.add(row_id)
+            moved_ids.append(row_id)
+    # A template Meta no longer lists at all was deleted there (its list is complete: every page was read).
+    for row in local:
+        if row.id in seen or not row.meta_id or TemplateStatus(row.status) == T.DELETED:
+            continue
+        moved = await Template.filter(_observed(observed_at), id=row.id).update(
+            status=T.DELETED,
+            rejection_reason=NOT_LISTED_REASON,
+            last_synced_at=observed_at,
+            updated_at=utcnow(),
+        )
+        if moved:
+            old = TemplateStatus(row.status)
+            report.changed.append(TemplateChange(row.name, row.language, old, T.DELETED, NOT_LISTED_REASON))
+            log.info("template %s %s -> DELETED (%s)", row, old.value, NOT_LISTED_REASON)
+            moved_ids.append(row.id)
+    paused = await pause_blasts_of_unusable_templates(settings=settings, actor=actor)
+    result = SyncReport(
+        created=report.created,
+        changed=report.changed,
+        unchanged=report.unchanged,
+        updated=report.updated,
+        paused_blasts=paused,
+        ignored=report.ignored,
+        duration_ms=int((time.monotonic() - started) * 1000),
+    )
+    log.info(
+        "template sync: %s listed, %s new, %s changed, %s unchanged, %s blasts paused (%s ms)",
+        len(listed),
+        len(result.created),
+        len(result.changed),
+        result.unchanged,
+        len(paused),
+        result.duration_ms,
+    )
+    return result
+
+
+def slot_of(at: float, interval_s: float) -> int:
+    """The time slot of `at` (seconds since the epoch) for a sync every `interval_s` seconds."""
+    return int(at // interval_s)
+
+
+async def claim_slot(settings: Settings, slot: int) -> bool:
+    """Take the per-slot lock, so that one sync runs per interval however many daemons run.
+
+    Returns:
+        True if this process should sync in `slot`. Also True (with a warning) when Redis cannot be reached: a
+        duplicate sync is harmless, a missed one is not.
+    """
+    interval = settings.TEMPLATE_SYNC_INTERVAL
+    ttl = max(2, math.ceil(interval * 2))
+    try:
+        won = await redis_client(settings).set(
+            settings.key("template_sync", slot), str(time.time()), nx=True, ex=ttl
+        )
+    except (RedisError, OSError) as exc:
+        log.warning("template sync: Redis unreachable (%s); syncing without the per-interval lock", exc)
+        return True
+    return bool(won)
+
+
+async def sync_templates_in_slot(
+    settings: Settings, provider: WhatsAppProvider, *, slot: int | None = None, actor: str | None = None
+) -> SyncReport | None:
+    """Sync once for this interval: None when another daemon already holds this slot's lock.
+
+    Args:
+        settings: the deployment (TEMPLATE_SYNC_INTERVAL sets the slot length).
+        provider: the WhatsApp provider (started).
+        slot: the slot to claim (default: the current one).
+        actor: who syncs (default: daemon@host).
+
+    Returns:
+        The report, or None when this slot's sync belongs to another process.
+    """
+    from shared.services.blasts import daemon_actor
+
+    if slot is None:
+        slot = slot_of(time.time(), settings.TEMPLATE_SYNC_INTERVAL)
+    if not await claim_slot(settings, slot):
+        log.debug("template sync of slot %s runs elsewhere", slot)
+        return None
+    return await sync_templates(settings, provider, actor=actor or daemon_actor())
+
+
+# ------------------------------------------------------------------------------------------------------------
+# webhook
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _event_reason(value: Mapping[str, Any]) -> str | None:
+    parts: list[str] = []
+    for text in (
+        _meta_reason(value.get("reason")),
+        *(
+            _meta_reason(info.get(k)) if isinstance(info, Mapping) else None
+            for info in (value.get("rejection_info"), value.get("other_info"))
+            for k in ("reason", "title", "description", "recommendation")
+        ),
+    ):
+        if text and text not in parts:
+            parts.append(text)
+    disable = value.get("disable_info")
+    if isinstance(disable, Mapping) and disable.get("disable_date") is not None:
+        parts.append(f"disabled on {disable.get('disable_date')}")
+    return "; ".join(parts)[:2000] or None
+
+
+async def apply_template_event(
+    value: Mapping[str, Any], *, settings: Settings, actor: str | None = None
+) -> TemplateEventResult | None:
+    """Apply one `message_template_status_update` webhook value at once.
+
+    Args:
+        value: the change's `value` (event, message_template_id, message_template_name, …_language, reason …).
+        settings: the deployment.
+        actor: who applies it, for the audit log of paused blasts (default: daemon@host).
+
+    Returns:
+        What changed, or None when the event is not a status this release knows (LOCKED, UNLOCKED …)
+        or names a template not yet in this database (the next sync brings it). Malformed values are
+        ignored, never raised.
+    """
+    from shared.services.blasts import daemon_actor
+
+    event = str(value.get("event") or "")
+    meta_id = value.get("message_template_id")
+    meta_id_text = str(meta_id) if meta_id is not None and not isinstance(meta_id, bool) else None
+    name = str(value.get("message_template_name") or "")
+    language = str(value.get("message_template_language") or "")
+    try:
+        status = TemplateStatus.from_meta(event)
+    except ValueError:
+        log.info("template webhook %r for %s ignored (not a status)", event, _label(name, language))
+        return None
+    row = None
+    if meta_id_text:
+        row = await Template.get_or_none(meta_id=meta_id_text)
+    if row is None and name and language:
+        row = await Template.get_or_none(name=name, language=language)
+    if row is None:
+        log.info(
+            "template webhook %s for %s (id %s): not known here yet; the next sync brings it",
+            status.value,
+            _label(name, language),
+            meta_id_text,
+        )
+        return None
+    old = TemplateStatus(row.status)
+    reason = _event_reason(value) if status != T.APPROVED else None
+    values: dict[str, Any] = {"status": status, "last_synced_at": utcnow(), "updated_at": utcnow()}
+    if status != old or reason is not None:
+        values["rejection_reason"] = reason
+    if meta_id_text and not row.meta_id:
+        values["meta_id"] = meta_id_text
+    category = value.get("message_template_category")
+    if isinstance(category, str) and category:
+        values["category"] = category.upper()[:32]
+    await Template.filter(id=row.id).update(**values)
+    if old != status:
+        log.info(
+            "template %s %s -> %s by webhook%s",
+            row,
+            old.value,
+            status.value,
+            f" ({reason})" if reason else "",
+        )
+    paused: list[PausedBlast] = []
+    if status != T.APPROVED:
+        paused = await pause_blasts_of_unusable_templates(
+            settings=settings, actor=actor or daemon_actor(), template_ids=[row.id]
+        )
+    return TemplateEventResult(row.name, row.language, old, status, reason, paused)
+
+
+# ------------------------------------------------------------------------------------------------------------
+# submission
+# ------------------------------------------------------------------------------------------------------------
+
+
+def _placeholders(text: str, where: str) -> list[str]:
+    """The placeholders of `text` in order of appearance, checking the braces are well formed."""
+    found = [m.group(1) for m in _PLACEHOLDER_RE.finditer(text)]
+    rest = _PLACEHOLDER_RE.sub("", text)
+    if "{{" in rest or "}}" in rest:
+        raise ValidationFailed(
+            f"{where} has unbalanced braces: write parameters as {{{{1}}}} or {{{{first_name}}}}"
+        )
+    for token in found:
+        if not (_POSITIONAL_RE.match(token) or _NAMED_RE.match(token)):
+            raise ValidationFailed(
+                f"{where} has an invalid parameter {{{{{token}}}}}: use numbers {{{{1}}}}, {{{{2}}}} … "
+                "or lowercase "
+                "names such as {{first_name}} (letters, digits, _), without spaces"
+            )
+    return found
+
+
+def _check_numbering(tokens: list[str]) -> tuple[Literal["POSITIONAL", "NAMED"], list[str]]:
+    if not tokens:
+        return "POSITIONAL", []
+    positional = [t for t in tokens if _POSITIONAL_RE.match(t)]
+    if positional and len(positional) != len(tokens):
+        raise ValidationFailed(
+            "the body mixes numbered ({{1}}) and named ({{name}}) parameters; use one kind"
+        )
+    unique = list(dict.fromkeys(tokens))
+    if positional:
+        numbers = sorted(int(t) for t in unique)
+        expected = list(range(1, len(numbers) + 1))
+        if numbers != expected:
+            raise ValidationFailed(
+                f"the body's parameters are numbered {', '.join(map(str, numbers))}; number them "
+                f"{', '.join(map(str, expected))} without gaps, starting at 1"
+            )
+        return "POSITIONAL", [str(n) for n in expected]
+    if len(unique) != len(tokens):
+        dupes = sorted({t for t in tokens if tokens.count(t) > 1})
+        raise ValidationFailed(f"the body uses the named parameter {{{{{dupes[0]}}}}} twice; each name once")
+    return "NAMED", unique
+
+
+def _examples_for(
+    params: list[str], parameter_format: str, examples: Sequence[str] | Mapping[str, str]
+) -> list[str]:
+    if isinstance(examples, Mapping):
+        given = {str(k).strip(): str(v) for k, v in examples.items()}
+        unknown = sorted(set(given) - set(params))
+        if unknown:
+            raise ValidationFailed(
+                f"example for {unknown[0]!r}, which the body does not use "
+                f"(its parameters: {', '.join(params) or 'none'})"
+            )
+        missing = [p for p in params if p not in given]
+        if missing:
+            raise ValidationFailed(
+                f"no example for parameter {{{{{missing[0]}}}}}: give one example per parameter"
+            )
+        values = [given[p] for p in params]
+    else:
+        values = [str(v) for v in examples]
+        if parameter_format == "NAMED" and params:
+            raise ValidationFailed("the body uses named parameters: give examples as name=value")
+        if len(values) != len(params):
+            raise ValidationFailed(
+                f"the body has {len(params)} parameter(s) but {len(values)} example(s) were given: "
+                "give one example per parameter, in order"
+            )
+    for param, value in zip(params, values, strict=True):
+        if not value.strip():
+            raise ValidationFailed(f"the example for parameter {{{{{param}}}}} is empty")
+        if len(value) > EXAMPLE_MAX:
+            raise ValidationFailed(
+                f"the example for parameter {{{{{param}}}}} is longer than {EXAMPLE_MAX} characters"
+            )
+        if "\n" in value:
+            raise ValidationFailed(f"the example for parameter {{{{{param}}}}} must be one line")
+    return values
+
+
+def build_template(
+    *,
+    name: str,
+    language: str,
+    category: str,
+    body: str,
+    examples: Sequence[str] | Mapping[str, str] = (),
+    header: str | None = None,
+    footer: str | None = None,
+) -> TemplateDraft:
+    """Validate a template locally and build the components Meta expects.
+
+    Args:
+        name: lowercase letters, digits and _ (at most 512).
+        language: Meta's language code, e.g. en_US or id.
+        category: MARKETING or UTILITY (authentication templates are made in WhatsApp Manager).
+        body: the text, with numbered ({{1}} …) or named ({{first_name}} …) parameters.
+        examples: one example per parameter: a list in parameter order, or a name -> example mapping.
+        header: an optional text header, without parameters.
+        footer: an optional footer, without parameters.
+
+    Returns:
+        The validated draft.
+
+    Raises:
+        ValidationFailed: one line naming the first problem and the fix.
+    """
+    name = name.strip()
+    if not NAME_RE.match(name):
+        raise ValidationFailed(
+            f"template name {name!r} is invalid: use lowercase letters, digits and _ only (at most 512), "
+            "e.g. order_update"
+        )
+    language = language.strip()
+    if not LANGUAGE_RE.match(language):
+        raise ValidationFailed(
+            f"language {language!r} is invalid: use Meta's code such as en, en_US, id or pt_BR"
+        )
+    category = category.strip().upper()
+    if category == "AUTHENTICATION":
+        raise ValidationFailed(
+            "authentication templates have a fixed format: create them in WhatsApp Manager"
+        )
+    if category not in CATEGORIES:
+        raise ValidationFailed(f"category {category!r} is invalid: use MARKETING or UTILITY")
+    if not body.strip():
+        raise ValidationFailed("the body must not be empty")
+    if len(body) > BODY_MAX:
+        raise ValidationFailed(f"the body is {len(body)} characters long; Meta allows at most {BODY_MAX}")
+    tokens = _placeholders(body, "the body")
+    parameter_format, params = _check_numbering(tokens)
+    stripped = body.strip()
+    if params and (stripped.startswith("{{") or stripped.endswith("}}")):
+        raise ValidationFailed(
+            "the body must not start or end with a parameter (Meta rejects it): add text around it"
+        )
+    values = _examples_for(params, parameter_format, examples)
+    components: list[dict[str, Any]] = []
+    if header is not None and header.strip():
+        if len(header) > HEADER_MAX:
+            raise ValidationFailed(
+                f"the header is {len(header)} characters long; Meta allows at most {HEADER_MAX}"
+            )
+        if _placeholders(header, "the header"):
+            raise ValidationFailed(
+                "header parameters are not supported here: create such templates in WhatsApp Manager"
+            )
+        components.append({"type": "HEADER", "format": "TEXT", "text": header.strip()})
+    body_component: dict[str, Any] = {"type": "BODY", "text": body}
+    if params and parameter_format == "NAMED":
+        body_component["example"] = {
+            "body_text_named_params": [
+                {"param_name": p, "example": v} for p, v in zip(params, values, strict=True)
+            ]
+        }
+    elif params:
+        body_component["example"] = {"body_text": [values]}
+    components.append(body_component)
+    if footer is not None and footer.strip():
+        if len(footer) > FOOTER_MAX:
+            raise ValidationFailed(
+                f"the footer is {len(footer)} characters long; Meta allows at most {FOOTER_MAX}"
+            )
+        if _placeholders(footer, "the footer"):
+            raise ValidationFailed("the footer must not contain parameters")
+        components.append({"type": "FOOTER", "text": footer.strip()})
+    return TemplateDraft(name, language, category, parameter_format, tuple(params), components)
+
+
+async def submit_template(
+    *,
+    settings: Settings,
+    provider: WhatsAppProvider,
+    name: str,
+    language: str,
+    category: str,
+    body: str,
+    examples: Sequence[str] | Mapping[str, str] = (),
+    header: str | None = None,
+    footer: str | None = None,
+    actor: str | None = None,
+) -> SubmitResult:
+    """Validate a template locally, submit it to Meta for review, and store it (SUBMITTED, with Meta's id).
+
+    Args:
+        settings: the deployment.
+        provider: the WhatsApp provider (started).
+        name, language, category, body, examples, header, footer: see `build_template`.
+        actor: who submits (default: the OS user), for the audit log.
+
+    Returns:
+        The stored template; its status is what Meta answered (usually SUBMITTED).
+
+    Raises:
+        ValidationFailed: a local check failed, or the template already exists here; nothing was sent to Meta.
+        ProviderError: Meta refused it or could not be reached (one line with the reason).
+    """
+    from shared.services.blasts import current_actor
+
+    actor = actor or current_actor()
+    draft = build_template(
+        name=name,
+        language=language,
+        category=category,
+        body=body,
+        examples=examples,
+        header=header,
+        footer=footer,
+    )
+    existing = await Template.get_or_none(name=draft.name, language=draft.language)
+    if existing is not None and TemplateStatus(existing.status) != T.DELETED:
+        raise ValidationFailed(
+            f"template {_label(draft.name, draft.language)} already exists "
+            f"({TemplateStatus(existing.status).value}); "
+            "choose another name or language"
+        )
+    answer = await provider.submit_template(
+        name=draft.name,
+        language=draft.language,
+        category=draft.category,
+        components=draft.components,
+        parameter_format=draft.parameter_format,
+    )
+    try:
+        status = TemplateStatus.from_meta(answer.status or "PENDING")
+    except ValueError:
+        status = T.SUBMITTED
+    names, count = _parameters(draft.components, draft.parameter_format)
+    values: dict[str, Any] = {
+        "meta_id": str(answer.id),
+        "category": (answer.category or draft.category).upper()[:32],
+        "status": status,
+        "parameter_format": draft.parameter_format,
+        "components": draft.components,
+        "parameter_names": names,
+        "parameter_count": count,
+        "rejection_reason": None,
+        "quality_score": None,
+        "last_synced_at": utcnow(),
+    }
+    row = await Template.get_or_none(Q(meta_id=str(answer.id)) | Q(name=draft.name, language=draft.language))
+    if row is None:
+        try:
+            row = await Template.create(name=draft.name, language=draft.language, **values)
+        except IntegrityError:
+            row = await Template.get_or_none(
+                Q(meta_id=str(answer.id)) | Q(name=draft.name, language=draft.language)
+            )
+            if row is None:
+                raise
+            await Template.filter(id=row.id).update(**values, updated_at=utcnow())
+    else:
+        await Template.filter(id=row.id).update(**values, updated_at=utcnow())
+    await transitions.audit(
+        actor=actor,
+        action="submit",
+        entity="template",
+        entity_id=row.id,
+        detail={
+            "name": draft.name,
+            "language": draft.language,
+            "category": values["category"],
+            "meta_id": str(answer.id),
+            "status": status.value,
+        },
+    )
+    log.info(
+        "template %s submitted by %s: Meta id %s, %s",
+        _label(draft.name, draft.language),
+        actor,
+        answer.id,
+        status.value,
+    )
+    return SubmitResult(
+        id=row.id,
+        meta_id=str(answer.id),
+        name=draft.name,
+        language=draft.language,
+        category=values["category"],
+        status=status,
+        parameter_format=draft.parameter_format,
+        parameters=tuple(names),
+    )
