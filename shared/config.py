@@ -69,6 +69,11 @@ class Settings(BaseSettings):
     """Send MARKETING templates through /marketing_messages instead of /messages."""
     WHATSAPP_TIMEOUT_S: float = Field(15.0, gt=0)
     """Per-request timeout towards Meta, seconds."""
+    WHATSAPP_SANDBOX_DIR: str | None = None
+    """Where the sandbox keeps its simulated templates, so console and daemon see the same ones
+    (default: beside the SQLite database file, else the temp directory)."""
+    WHATSAPP_SANDBOX_FAILURE_RATE: float = Field(0.02, ge=0, le=1)
+    """Share of sandbox sends that fail by status webhook (131026/131049), to rehearse failures."""
 
     # --- sending -------------------------------------------------------------------------------------
     BLAST_RATE_LIMIT: float = Field(80.0, gt=0)

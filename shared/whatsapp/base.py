@@ -168,11 +168,20 @@ class PhoneNumberInfo:
 
 
 class GraphApiError(ProviderError):
-    """A template or account request to the Graph API failed; `error` holds the classification."""
+    """A template or account request to the Graph API failed; `error` holds the classification.
 
-    def __init__(self, error: GraphError) -> None:
-        super().__init__(error.meaning)
+    Args:
+        error: the classified error.
+        context: what was being done, e.g. "submitting template promo (en)".
+    """
+
+    def __init__(self, error: GraphError, context: str | None = None) -> None:
+        text = error.meaning
+        if error.details and error.details not in text:
+            text += f" (Meta says: {error.details})"
+        super().__init__(f"{context} failed: {text}" if context else text)
         self.error = error
+        self.context = context
 
 
 @runtime_checkable
