@@ -28,7 +28,8 @@ class Settings(BaseSettings):
     """Every setting of blast; field names are the environment variables."""
 
     model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", env_file_encoding="utf-8", validate_default=True
+        case_sensitive=True, extra="ignore", env_file_encoding="utf-8", validate_default=True,
+        use_attribute_docstrings=True,
     )
 
     # --- storage -------------------------------------------------------------------------------------
@@ -92,6 +93,18 @@ class Settings(BaseSettings):
     """Address of the daemon's webhook/health/metrics server."""
     BLAST_HTTP_PORT: int = Field(8080, ge=0, le=65535)
     """Port of that server (0 disables it)."""
+
+    # --- webhooks ------------------------------------------------------------------------------------
+    BLAST_WEBHOOK_MAX_BODY: int = Field(1024 * 1024, ge=1024)
+    """Largest webhook POST body accepted, bytes (larger ones are refused with 413)."""
+    BLAST_OPT_OUT_KEYWORDS: str = "STOP,STOP PROMO,STOP ALL,UNSUBSCRIBE,BERHENTI,BATAL,STOPP,ARRET,ARRÊT,PARAR,BAJA"
+    """Comma list of inbound texts that opt the sender out (case-insensitive, trimmed, whole message)."""
+    BLAST_OPT_OUT_PAYLOADS: str = "STOP,STOP_PROMO,UNSUBSCRIBE"
+    """Comma list of quick-reply button payloads that opt the sender out (case-insensitive)."""
+    BLAST_ORPHAN_STATUS_RETENTION_S: float = Field(3600.0, ge=10)
+    """Seconds a status matching no recipient is kept (and retried) in case its send result arrives later."""
+    BLAST_WEBHOOK_EVENT_RETENTION_S: float = Field(86400.0, ge=0)
+    """Seconds a processed raw webhook event is kept for inspection (0: deleted once applied)."""
 
     # --- people --------------------------------------------------------------------------------------
     BLAST_TIMEZONE: str = "UTC"
@@ -176,6 +189,11 @@ class Settings(BaseSettings):
         """A Redis key or channel name under this deployment's prefix."""
         return ":".join([self.BLAST_REDIS_PREFIX, *(str(p) for p in parts)])
 
+    def __repr_args__(self) -> Any:
+        # URLs may carry passwords: repr() (and so tracebacks and logs) shows them masked.
+        for name, value in super().__repr_args__():
+            yield name, (mask_url(value) if name in ("DATABASE_URL", "REDIS_URL") and isinstance(value, str) else value)
+
     def masked(self) -> dict[str, str]:
         """Every setting as text, secrets masked, for `check` and debugging output."""
         out: dict[str, str] = {}
@@ -228,3 +246,13 @@ def load_settings(**overrides: Any) -> Settings:
 def get_settings() -> Settings:
     """The process-wide settings, read once (tests call get_settings.cache_clear())."""
     return load_settings()
+
+
+def config_table_markdown() -> str:
+    """The README's configuration table, from the settings' own docs (README tests check it stays true)."""
+    lines = ["| variable | default | meaning |", "| --- | --- | --- |"]
+    for name, info in Settings.model_fields.items():
+        default = info.default
+        shown = "(not set)" if default is None else f"`{default}`"
+        lines.append(f"| `{name}` | {shown} | {(info.description or '').replace('|', '/')} |")
+    return "\n".join(lines)

@@ -4,5 +4,6 @@ from shared.models.audit import AuditLog
 from shared.models.blast import Blast
 from shared.models.recipient import Recipient, Suppression
 from shared.models.template import Template
+from shared.models.webhook import OrphanStatus, WebhookEvent
 
-__all__ = ["AuditLog", "Blast", "Recipient", "Suppression", "Template"]
+__all__ = ["AuditLog", "Blast", "OrphanStatus", "Recipient", "Suppression", "Template", "WebhookEvent"]
