@@ -137,36 +137,39 @@ def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
 
 # --- fast path ----------------------------------------------------------------------------------------
 # phonenumbers.parse + is_valid_number cost about 20 µs a number, which caps the CSV reader near 40k rows/s.
-# For input already in "+<digits>" form the same verdict can be reached with two precompiled regexes,
-# following phonenumbers' own rules (parse: country code, national prefix stripping; is_valid_number:
-# region choice and number type patterns). Anything the fast path is unsure of goes the slow way, and
-# tests compare both paths on every region's example numbers.
+# For input already in "+<digits>" form the same verdict can be reached with one precompiled regex per
+# country and length, following phonenumbers' own rules (parse: country code, national prefix stripping;
+# is_valid_number: region choice, general pattern, then any number type's pattern and lengths). Anything
+# the fast path is unsure of goes the slow way; tests compare both paths on every region's example numbers.
+
+_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P")
 
 
 @dataclass(slots=True)
 class _RegionCheck:
-    """is_valid_number_for_region for one region's metadata, with the type patterns merged per length."""
+    """is_valid_number_for_region for one region, as one regex per national number length."""
 
     metadata: PhoneMetadata
     leading: re.Pattern[str] | None
-    general: re.Pattern[str] | None
-    general_lengths: frozenset[int]
+    #: Prepended to every pattern: lookaheads that must hold at the start (see _CountryCheck).
+    guard: str = ""
     by_length: dict[int, re.Pattern[str] | None] = field(default_factory=dict)
 
     def is_valid(self, nsn: str) -> bool:
         length = len(nsn)
-        if self.general is None or (self.general_lengths and length not in self.general_lengths):
-            return False
-        if self.general.fullmatch(nsn) is None:
-            return False
         try:
-            merged = self.by_length[length]
+            pattern = self.by_length[length]
         except KeyError:
-            merged = self.by_length[length] = self._merge(length)
-        return merged is not None and merged.fullmatch(nsn) is not None
+            pattern = self.by_length[length] = self._compile(length)
+        return pattern is not None and pattern.fullmatch(nsn) is not None
 
-    def _merge(self, length: int) -> re.Pattern[str] | None:
+    def _compile(self, length: int) -> re.Pattern[str] | None:
         md = self.metadata
+        general = md.general_desc
+        if general is None or not general.national_number_pattern:
+            return None
+        if general.possible_length and length not in general.possible_length:
+            return None
         descs: list[PhoneNumberDesc | None] = [
             md.premium_rate,
             md.toll_free,
@@ -190,20 +193,25 @@ class _RegionCheck:
         ]
         if not patterns:
             return None
-        return re.compile("|".join(f"(?:{p})" for p in patterns))
+        types = "|".join(f"(?:{p})" for p in patterns)
+        return re.compile(f"{self.guard}(?=(?:{general.national_number_pattern})\\Z)(?:{types})")
 
 
 @dataclass(slots=True)
 class _CountryCheck:
+    size: int
     national_prefix: re.Pattern[str] | None
     regions: list[_RegionCheck]
 
     def is_valid(self, nsn: str) -> bool:
-        if len(self.regions) == 1:
-            return self.regions[0].is_valid(nsn)
+        regions = self.regions
+        if len(regions) == 1:
+            return regions[0].is_valid(nsn)  # its guard holds the two checks below
+        if nsn[0] == "0" or (self.national_prefix is not None and self.national_prefix.match(nsn)):
+            return False
         # phonenumbers.region_code_for_number: the first region whose leading digits match, or (for
         # a region without leading digits) which accepts the number, decides.
-        for region in self.regions:
+        for region in regions:
             if region.leading is not None:
                 if region.leading.match(nsn):
                     return region.is_valid(nsn)
@@ -212,14 +220,9 @@ class _CountryCheck:
         return False
 
 
-_BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P")
-_countries: dict[int, _CountryCheck | None] = {}
-
-
-def _region_check(metadata: PhoneMetadata) -> _RegionCheck | None:
-    general = metadata.general_desc
+def _metadata_patterns(metadata: PhoneMetadata) -> list[str]:
     descs = [
-        general,
+        metadata.general_desc,
         metadata.premium_rate,
         metadata.toll_free,
         metadata.shared_cost,
@@ -231,16 +234,7 @@ def _region_check(metadata: PhoneMetadata) -> _RegionCheck | None:
         metadata.fixed_line,
         metadata.mobile,
     ]
-    patterns = [d.national_number_pattern for d in descs if d is not None and d.national_number_pattern]
-    if any(_BACKREFERENCE.search(p) for p in patterns):
-        return None  # merging patterns would renumber groups
-    pattern = general.national_number_pattern if general is not None else None
-    return _RegionCheck(
-        metadata=metadata,
-        leading=re.compile(metadata.leading_digits) if metadata.leading_digits else None,
-        general=re.compile(pattern) if pattern else None,
-        general_lengths=frozenset(general.possible_length if general is not None else ()),
-    )
+    return [d.national_number_pattern for d in descs if d is not None and d.national_number_pattern]
 
 
 def _build_country(code: int) -> _CountryCheck | None:
@@ -254,51 +248,51 @@ def _build_country(code: int) -> _CountryCheck | None:
         else:
             metadata = PhoneMetadata.metadata_for_region(region_code, None)
         if metadata is None:
-            if len(region_codes) == 1:
-                return None
             continue
-        check = _region_check(metadata)
-        if check is None:
-            return None
-        checks.append(check)
-    if not checks:
-        return None
+        if any(_BACKREFERENCE.search(p) for p in _metadata_patterns(metadata)):
+            return None  # merging patterns would renumber groups
+        leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
+        checks.append(_RegionCheck(metadata=metadata, leading=leading))
     # parse() strips a national prefix with the main region's rules even after a '+country code'.
-    if checks[0].metadata.id != region_codes[0]:
+    if not checks or checks[0].metadata.id != region_codes[0]:
         return None
-    prefix = checks[0].metadata.national_prefix_for_parsing
-    return _CountryCheck(national_prefix=re.compile(prefix) if prefix else None, regions=checks)
+    prefix = checks[0].metadata.national_prefix_for_parsing or None
+    if len(checks) == 1:
+        # Leading zeros (Italy) need phonenumbers' own bookkeeping, and where parse() might strip or
+        # transform a national prefix the slow path decides: both become lookaheads.
+        checks[0].guard = "(?!0)" + (f"(?!(?:{prefix}))" if prefix else "")
+    return _CountryCheck(
+        size=len(str(code)), national_prefix=re.compile(prefix) if prefix else None, regions=checks
+    )
 
 
-def _country(code: int) -> _CountryCheck | None:
-    try:
-        return _countries[code]
-    except KeyError:
-        check = _countries[code] = _build_country(code)
-        return check
+_by_code: dict[int, _CountryCheck | None] = {}
+#: The country check for the first three digits of an E.164 number (filled as numbers are seen).
+_by_head: dict[str, _CountryCheck | None] = {}
 
 
-_country_codes = frozenset(str(c) for c in phonenumbers.COUNTRY_CODE_TO_REGION_CODE)
+def _country_for_head(head: str) -> _CountryCheck | None:
+    if head[0] == "0":
+        return None
+    for size in (1, 2, 3):
+        code = int(head[:size])
+        if code in phonenumbers.COUNTRY_CODE_TO_REGION_CODE:
+            if code not in _by_code:
+                _by_code[code] = _build_country(code)
+            return _by_code[code]
+    return None
 
 
 def _fast_e164(digits: str) -> bool:
     """True only when phonenumbers would read "+<digits>" as exactly this valid number."""
     if not 8 <= len(digits) <= _MAX_E164_DIGITS:
         return False
-    for size in (1, 2, 3):
-        if digits[:size] in _country_codes:
-            break
-    else:
-        return False
-    nsn = digits[size:]
-    if nsn[0] == "0":
-        return False  # leading zeros (Italy) need phonenumbers' own bookkeeping
-    check = _country(int(digits[:size]))
-    if check is None:
-        return False
-    if check.national_prefix is not None and check.national_prefix.match(nsn):
-        return False  # parse() might strip or transform a prefix here
-    return check.is_valid(nsn)
+    head = digits[:3]
+    try:
+        check = _by_head[head]
+    except KeyError:
+        check = _by_head[head] = _country_for_head(head)
+    return check is not None and check.is_valid(digits[check.size :])
 
 
 @dataclass(frozen=True, slots=True)
