@@ -2,7 +2,6 @@
 
 from __future__ import annotations
 
-import base64
 import contextlib
 import dataclasses
 import json
@@ -545,8 +544,8 @@ class FakeState:
         return self._seq
 
     def new_wamid(self) -> str:
-        raw = base64.b64encode(secrets.token_bytes(27)).decode().rstrip("=")
-        return f"{self.config.wamid_prefix}{raw}"
+        # Meta's ids are base64 of a protobuf; the URL-safe alphabet keeps them safe in paths and file names.
+        return f"{self.config.wamid_prefix}{secrets.token_urlsafe(27)}"
 
     def throttle_ok(self, now: float) -> bool:
         """Whether the sender number may send one more message now (the 130429 check)."""
