@@ -110,7 +110,10 @@ def _normalize_slow(text: str, default_region: str | None) -> str:
         raise ValueError(_PARSE_REASONS.get(exc.error_type, "not a valid phone number")) from None
     if not phonenumbers.is_valid_number(number):
         raise ValueError(_invalid_reason(number))
-    return phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    e164 = phonenumbers.format_number(number, PhoneNumberFormat.E164)
+    if len(e164) - 1 > _MAX_E164_DIGITS:
+        raise ValueError("too long")  # phonenumbers knows a few national numbers E.164 has no room for
+    return e164
 
 
 def _ascii_digits(text: str) -> str:
