@@ -111,6 +111,7 @@ def sync_cmd() -> None:
                 "unchanged": report.unchanged,
                 "updated": report.updated,
                 "ignored": report.ignored,
+                "missing": report.missing,
                 "paused_blasts": [
                     {"id": p.blast_id, "template": p.template, "language": p.language, "reason": p.reason}
                     for p in report.paused_blasts
@@ -129,6 +130,8 @@ def sync_cmd() -> None:
         click.echo(f"updated  {label} (definition changed at Meta)")
     for label in report.ignored:
         click.echo(f"ignored  {label} (status unknown to this release)")
+    for label in report.missing:
+        click.echo(f"missing  {label} (not listed by Meta; left unchanged)")
     for p in report.paused_blasts:
         click.echo(f"paused   blast {p.blast_id}: {p.reason}")
     click.echo(

@@ -38,8 +38,6 @@ T = TemplateStatus
 
 #: Statuses after which Meta will not bring the template back: the blast needs another template.
 FINAL_STATUSES = frozenset({T.DISABLED, T.DELETED, T.PENDING_DELETION, T.ARCHIVED})
-#: Reason stored for a template Meta no longer lists at all.
-NOT_LISTED_REASON = "no longer listed by Meta (deleted in WhatsApp Manager)"
 
 CATEGORIES = ("MARKETING", "UTILITY")
 NAME_RE = re.compile(r"^[a-z0-9_]{1,512}$")
@@ -89,6 +87,7 @@ class SyncReport:
         failed: why the sync failed (nothing was changed then), or None.
         paused_blasts: blasts paused because their template is no longer APPROVED.
         ignored: templates Meta listed with a status this release does not know (logged, left alone).
+        missing: templates with a Meta id that Meta did not list at all (logged, left alone).
         duration_ms: how long the sync took.
     """
 
@@ -99,6 +98,7 @@ class SyncReport:
     failed: str | None = None
     paused_blasts: list[PausedBlast] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
     duration_ms: int = 0
 
     @property
@@ -107,7 +107,7 @@ class SyncReport:
 
     @property
     def listed(self) -> int:
-        """Templates Meta listed (or that vanished from its list)."""
+        """Templates Meta listed (that this release understood)."""
         return len(self.created) + len(self.changed) + self.unchanged
 
 
@@ -120,6 +120,7 @@ class _Tally:
     unchanged: int = 0
     updated: list[str] = field(default_factory=list)
     ignored: list[str] = field(default_factory=list)
+    missing: list[str] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -329,8 +330,8 @@ async def sync_templates(
 ) -> SyncReport:
     """Pull every template of the business account (all pages) and write what Meta says.
 
-    Templates created in Meta's own tools appear locally; templates Meta no longer lists become DELETED;
-    blasts whose template is no longer APPROVED are paused. When Meta cannot be asked, nothing is changed.
+    Templates created in Meta's own tools appear locally; blasts whose template is no longer APPROVED are
+    paused. When Meta cannot be asked, nothing is changed.
 
     Args:
         settings: the deployment.
@@ -356,7 +357,6 @@ async def sync_templates(
     by_meta = {t.meta_id: t for t in local if t.meta_id}
     by_key = {(t.name, t.language): t for t in local}
     seen: set[int] = set()
-    moved_ids: list[int] = []
     for info in listed:
         try:
             status = TemplateStatus.from_meta(info.status)
@@ -377,22 +377,17 @@ async def sync_templates(
             seen.add(known.id)
         if row_id is not None:
             seen.add(row_id)
-            moved_ids.append(row_id)
-    # A template Meta no longer lists at all was deleted there (its list is complete: every page was read).
+    # Meta lists deleted templates as DELETED for a while; a template absent from the complete list is not a
+    # statement about it (another WABA, a test row, a sandbox store): reported and left alone.
     for row in local:
-        if row.id in seen or not row.meta_id or TemplateStatus(row.status) == T.DELETED:
-            continue
-        moved = await Template.filter(_observed(observed_at), id=row.id).update(
-            status=T.DELETED,
-            rejection_reason=NOT_LISTED_REASON,
-            last_synced_at=observed_at,
-            updated_at=utcnow(),
+        if row.id not in seen and row.meta_id and TemplateStatus(row.status) != T.DELETED:
+            report.missing.append(_label(row.name, row.language))
+    if report.missing:
+        log.warning(
+            "template sync: %s template(s) known here are not listed by Meta, left unchanged: %s",
+            len(report.missing),
+            ", ".join(report.missing[:20]),
         )
-        if moved:
-            old = TemplateStatus(row.status)
-            report.changed.append(TemplateChange(row.name, row.language, old, T.DELETED, NOT_LISTED_REASON))
-            log.info("template %s %s -> DELETED (%s)", row, old.value, NOT_LISTED_REASON)
-            moved_ids.append(row.id)
     paused = await pause_blasts_of_unusable_templates(settings=settings, actor=actor)
     result = SyncReport(
         created=report.created,
@@ -401,6 +396,7 @@ async def sync_templates(
         updated=report.updated,
         paused_blasts=paused,
         ignored=report.ignored,
+        missing=report.missing,
         duration_ms=int((time.monotonic() - started) * 1000),
     )
     log.info(

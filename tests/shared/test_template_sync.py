@@ -295,17 +295,21 @@ async def test_disabled_template_reason_says_it_will_not_come_back(
     assert "another template" in fresh.last_error
 
 
-async def test_template_deleted_at_meta_becomes_deleted(
+async def test_deleted_at_meta_and_missing_from_the_list(
     cloud: tuple[Settings, WhatsAppProvider], fake: FakeGraph
 ) -> None:
     settings, provider = cloud
     await sync_templates(settings, provider)
+    blast = await make_blast(await Template.get(name="order_update"), B.SCHEDULED)
+    fake.set_template_status("order_update", "DELETED")
     fake.state.templates.delete("welcome")
     local_only = await Template.create(name="never_submitted", language="en", status=T.SUBMITTED)
     report = await sync_templates(settings, provider)
-    assert [(c.name, c.new) for c in report.changed] == [("welcome", T.DELETED)]
-    assert await status_of("welcome", "id") == T.DELETED
-    # A row Meta never knew (no Meta id) is not Meta's to delete.
+    assert [(c.name, c.new) for c in report.changed] == [("order_update", T.DELETED)]
+    assert [p.blast_id for p in report.paused_blasts] == [blast.id]
+    # Absent from Meta's list is not a status: reported, left alone (as is a row Meta never knew).
+    assert report.missing == ["welcome (id)"]
+    assert await status_of("welcome", "id") == T.APPROVED
     assert (await Template.get(id=local_only.id)).status == T.SUBMITTED
 
 
