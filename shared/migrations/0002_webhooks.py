@@ -34,7 +34,7 @@ class Migration(migrations.Migration):
                 ('id', fields.BigIntField(generated=True, primary_key=True, unique=True, db_index=True)),
                 ('received_at', fields.DatetimeField(auto_now=False, auto_now_add=False)),
                 ('body', fields.TextField(description='The body exactly as received (Meta escapes non-ASCII, so it is text).', unique=False)),
-                ('processed_at', fields.DatetimeField(null=True, description='Set once applied (or given up on after too many attempts; then `error` says why).', auto_now=False, auto_now_add=False)),
+                ('processed_at', fields.DatetimeField(null=True, description='Set once applied, or once given up on after too many attempts (then `error` says why).', auto_now=False, auto_now_add=False)),
                 ('attempts', fields.IntField(default=0)),
                 ('error', fields.TextField(null=True, unique=False)),
             ],

@@ -14,7 +14,7 @@ class WebhookEvent(Model):
     received_at = fields.DatetimeField()
     #: The body exactly as received (Meta escapes non-ASCII, so it is text).
     body = fields.TextField()
-    #: Set once applied (or given up on after too many attempts; then `error` says why).
+    #: Set once applied, or once given up on after too many attempts (then `error` says why).
     processed_at = fields.DatetimeField(null=True)
     attempts = fields.IntField(default=0)
     error = fields.TextField(null=True)

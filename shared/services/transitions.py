@@ -283,6 +283,8 @@ class DeliveryResult:
     failed_after_delivery: int
     #: blast id -> number of failures applied (for the failure-rate auto-pause)
     failures_by_blast: dict[int, int]
+    #: blast id -> error code (None if Meta gave none) -> failures applied (tells opt-outs from real failures)
+    failure_codes: dict[int, dict[int | None, int]] = field(default_factory=dict)
 
 
 def delivery_target(current: RecipientStatus, event: str) -> RecipientStatus | None:
@@ -300,71 +302,87 @@ def delivery_target(current: RecipientStatus, event: str) -> RecipientStatus | N
     return None
 
 
-async def apply_delivery_updates(updates: Sequence[DeliveryUpdate]) -> DeliveryResult:
+async def apply_delivery_updates(
+    updates: Sequence[DeliveryUpdate], *, conn: BaseDBAsyncClient | None = None
+) -> DeliveryResult:
     """Apply a batch of webhook statuses, forward only, idempotently; statuses for wamids not stored yet are
     matched by recipient id (biz_opaque_callback_data) or returned as unmatched for a later try.
+
+    Args:
+        updates: the statuses.
+        conn: an open transaction to join (default: one of its own).
     """
+    if not updates:
+        return DeliveryResult(0, 0, [], 0, {})
+    if conn is not None:
+        return await _apply_delivery_updates(updates, conn)
+    async with in_transaction() as tx:
+        return await _apply_delivery_updates(updates, tx)
+
+
+async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBAsyncClient) -> DeliveryResult:
     applied = ignored = failed_late = 0
     unmatched: list[DeliveryUpdate] = []
     failures: dict[int, int] = defaultdict(int)
+    codes: dict[int, dict[int | None, int]] = defaultdict(lambda: defaultdict(int))
     deltas: dict[int, dict[RecipientStatus, int]] = defaultdict(lambda: defaultdict(int))
-    if not updates:
-        return DeliveryResult(0, 0, [], 0, {})
-    async with in_transaction() as tx:
-        wamids = list({u.wamid for u in updates})
-        rows = await Recipient.filter(wamid__in=wamids).using_db(tx).values("id", "blast_id", "status", "wamid")
-        by_wamid = {r["wamid"]: r for r in rows}
-        by_id_needed = [u.recipient_id for u in updates if u.wamid not in by_wamid and u.recipient_id is not None]
-        by_id: dict[int, dict[str, Any]] = {}
-        if by_id_needed:
-            for r in await Recipient.filter(id__in=by_id_needed).using_db(tx).values(
-                "id", "blast_id", "status", "wamid"
-            ):
-                by_id[r["id"]] = r
-        for u in sorted(updates, key=lambda u: u.at):
-            row = by_wamid.get(u.wamid)
-            if row is None and u.recipient_id is not None:
-                cand = by_id.get(u.recipient_id)
-                # The callback data proves this attempt went out; accept it unless the row has another wamid.
-                if cand is not None and cand["wamid"] in (None, u.wamid):
-                    row = cand
-            if row is None:
-                unmatched.append(u)
-                continue
-            current = RecipientStatus(row["status"])
-            target = delivery_target(current, u.status)
-            if target is None:
-                if u.status == "failed" and current in (R.DELIVERED, R.READ):
-                    failed_late += 1
-                    log.warning("failed status after %s for recipient %s ignored (wamid %s)", current.value,
-                                row["id"], u.wamid)
-                ignored += 1
-                continue
-            values: dict[str, Any] = {"status": target, "updated_at": utcnow(), "wamid": u.wamid}
-            if target == R.DELIVERED:
-                values["delivered_at"] = u.at
-            elif target == R.READ:
-                values["read_at"] = u.at
-            elif target == R.FAILED:
-                values.update(failed_at=u.at, error_code=u.error_code, error_text=u.error_text)
-            if current in (R.SENDING, R.UNKNOWN) and target != R.FAILED:
-                values["sent_at"] = u.at
-            if current == R.SENDING:
-                values.update(lease_owner=None, lease_expires_at=None)
-            n = await Recipient.filter(id=row["id"], status=current).using_db(tx).update(**values)
-            if not n:
-                unmatched.append(u)  # raced with a writer: retried by the caller's next batch
-                continue
-            applied += 1
-            row["status"] = target.value
-            row["wamid"] = u.wamid
-            by_wamid[u.wamid] = row
-            deltas[row["blast_id"]][current] -= 1
-            deltas[row["blast_id"]][target] += 1
-            if target == R.FAILED:
-                failures[row["blast_id"]] += 1
-        await apply_counter_deltas(deltas, tx)
-    return DeliveryResult(applied, ignored, unmatched, failed_late, dict(failures))
+    wamids = list({u.wamid for u in updates})
+    rows = await Recipient.filter(wamid__in=wamids).using_db(tx).values("id", "blast_id", "status", "wamid")
+    by_wamid = {r["wamid"]: r for r in rows}
+    by_id_needed = [u.recipient_id for u in updates if u.wamid not in by_wamid and u.recipient_id is not None]
+    by_id: dict[int, dict[str, Any]] = {}
+    if by_id_needed:
+        for r in await Recipient.filter(id__in=by_id_needed).using_db(tx).values(
+            "id", "blast_id", "status", "wamid"
+        ):
+            by_id[r["id"]] = r
+    for u in sorted(updates, key=lambda u: u.at):
+        row = by_wamid.get(u.wamid)
+        if row is None and u.recipient_id is not None:
+            cand = by_id.get(u.recipient_id)
+            # The callback data proves this attempt went out; accept it unless the row has another wamid.
+            if cand is not None and cand["wamid"] in (None, u.wamid):
+                row = cand
+        if row is None:
+            unmatched.append(u)
+            continue
+        current = RecipientStatus(row["status"])
+        target = delivery_target(current, u.status)
+        if target is None:
+            if u.status == "failed" and current in (R.DELIVERED, R.READ):
+                failed_late += 1
+                log.warning("failed status after %s for recipient %s ignored (wamid %s)", current.value,
+                            row["id"], u.wamid)
+            ignored += 1
+            continue
+        values: dict[str, Any] = {"status": target, "updated_at": utcnow(), "wamid": u.wamid}
+        if target == R.DELIVERED:
+            values["delivered_at"] = u.at
+        elif target == R.READ:
+            values["read_at"] = u.at
+        elif target == R.FAILED:
+            values.update(failed_at=u.at, error_code=u.error_code, error_text=u.error_text)
+        if current in (R.SENDING, R.UNKNOWN) and target != R.FAILED:
+            values["sent_at"] = u.at
+        if current == R.SENDING:
+            values.update(lease_owner=None, lease_expires_at=None)
+        n = await Recipient.filter(id=row["id"], status=current).using_db(tx).update(**values)
+        if not n:
+            unmatched.append(u)  # raced with a writer: retried by the caller's next batch
+            continue
+        applied += 1
+        row["status"] = target.value
+        row["wamid"] = u.wamid
+        by_wamid[u.wamid] = row
+        deltas[row["blast_id"]][current] -= 1
+        deltas[row["blast_id"]][target] += 1
+        if target == R.FAILED:
+            failures[row["blast_id"]] += 1
+            codes[row["blast_id"]][u.error_code] += 1
+    await apply_counter_deltas(deltas, tx)
+    return DeliveryResult(
+        applied, ignored, unmatched, failed_late, dict(failures), {b: dict(c) for b, c in codes.items()}
+    )
 
 
 async def get_blast(blast_id: int) -> Blast:

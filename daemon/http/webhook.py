@@ -1,0 +1,83 @@
+"""Provides Meta's webhook endpoints: GET /webhook (verify-token handshake) and POST /webhook (signed events:
+checked, stored durably, acknowledged; applied later by shared.services.webhooks.run_applier).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import hmac
+import json
+import logging
+
+from aiohttp import web
+
+from shared import metrics
+from shared.config import Settings
+from shared.services.webhooks import EventWriter, check_signature, run_applier
+
+log = logging.getLogger(__name__)
+
+__all__ = ["receive", "run_applier", "verify"]
+
+#: A POST waits at most this long for its row to be stored; then it is answered 503 and Meta retries.
+STORE_TIMEOUT_S = 10.0
+MAX_CHALLENGE = 256
+
+
+def verify(request: web.Request, settings: Settings) -> web.Response:
+    """Meta's handshake: echo hub.challenge when hub.mode is subscribe and the verify token matches."""
+    query = request.query
+    token = settings.WHATSAPP_VERIFY_TOKEN
+    given = query.get("hub.verify_token", "")
+    challenge = query.get("hub.challenge", "")
+    ok = (
+        token is not None
+        and query.get("hub.mode") == "subscribe"
+        and hmac.compare_digest(given.encode(), token.get_secret_value().encode())
+        and 0 < len(challenge) <= MAX_CHALLENGE
+    )
+    if not ok:
+        log.warning("webhook verification refused from %s", request.remote)
+        return web.Response(status=403, text="forbidden")
+    log.info("webhook verification accepted")
+    return web.Response(text=challenge, content_type="text/plain")
+
+
+async def receive(request: web.Request, settings: Settings, writer: EventWriter) -> web.Response:
+    """Check size and signature, store the raw body, answer 200 (only once it is stored)."""
+    limit = settings.BLAST_WEBHOOK_MAX_BODY
+    if request.content_length is not None and request.content_length > limit:
+        log.warning("webhook body of %s bytes refused (limit %s)", request.content_length, limit)
+        return web.Response(status=413, text="body too large")
+    try:
+        body = await request.read()
+    except web.HTTPRequestEntityTooLarge:
+        log.warning("webhook body refused: larger than %s bytes", limit)
+        return web.Response(status=413, text="body too large")
+    secret = settings.WHATSAPP_APP_SECRET
+    verdict = check_signature(
+        secret.get_secret_value() if secret is not None else None,
+        body,
+        request.headers.get("X-Hub-Signature-256"),
+    )
+    if verdict != "ok":
+        metrics.WEBHOOK_REJECTED.labels(verdict).inc()
+        log.warning("webhook POST from %s refused: signature %s", request.remote, verdict)
+        return web.Response(status=401 if verdict == "missing" else 403, text=f"signature {verdict}")
+    try:
+        text = body.decode("utf-8")
+        parsed = json.loads(text)
+    except (UnicodeDecodeError, ValueError, RecursionError):
+        metrics.WEBHOOK_EVENTS.labels("malformed").inc()
+        log.warning("signed webhook POST of %s bytes is not JSON; refused", len(body))
+        return web.Response(status=400, text="not JSON")
+    if not isinstance(parsed, dict) or not isinstance(parsed.get("entry"), list):
+        metrics.WEBHOOK_EVENTS.labels("other").inc()
+        log.info("signed webhook POST of an unknown shape ignored (%s bytes)", len(body))
+        return web.Response(text="ignored")
+    try:
+        await asyncio.wait_for(writer.store(text), STORE_TIMEOUT_S)
+    except Exception as exc:
+        log.warning("webhook event not stored (%s); answered 503 so Meta retries", type(exc).__name__)
+        return web.Response(status=503, text="not stored, retry later")
+    return web.Response(text="ok")
