@@ -7,6 +7,7 @@ import json
 import threading
 from collections.abc import Awaitable, Callable, Coroutine, Iterator
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
@@ -316,3 +317,40 @@ def test_submit_refused_by_meta_is_one_line(
         return await Template.all().count()
 
     assert with_db(cloud_env, count) == 0
+
+
+def test_sandbox_sync_needs_no_credentials(
+    env_settings: Settings,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    monkeypatch.setenv("WHATSAPP_SANDBOX_DIR", str(tmp_path))
+    get_settings.cache_clear()
+
+    async def empty() -> None:
+        await Recipient.all().delete()
+        await Blast.all().delete()
+        await Template.all().delete()
+
+    with_db(env_settings, empty)
+    r = cli(capsys, "--json", "template", "sync")
+    assert r.code == 0, r.err
+    assert {c["name"] for c in r.json()["created"]} >= {"hello_world"}
+    r = cli(
+        capsys,
+        "template",
+        "submit",
+        "--name",
+        "sandbox_note",
+        "--language",
+        "en",
+        "--category",
+        "UTILITY",
+        "--body",
+        "Hi {{1}}, noted.",
+        "--example",
+        "Ada",
+    )
+    assert r.code == 0, r.err
+    assert "SUBMITTED" in r.out
