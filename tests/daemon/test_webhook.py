@@ -1,5 +1,5 @@
-"""POST/GET /webhook through real HTTP: handshake, signatures, forward-only statuses, reconciliation, opt-outs,
-template updates, body limit, failure-rate auto-pause."""
+"""POST/GET /webhook through real HTTP: handshake, signatures, forward-only statuses, reconciliation,
+opt-outs, template updates, body limit, failure-rate auto-pause."""
 
 from __future__ import annotations
 
@@ -83,7 +83,7 @@ async def test_statuses_in_reverse_order_end_at_read(wenv: WebhookEnv) -> None:
 
 
 async def test_duplicates_are_applied_once(wenv: WebhookEnv) -> None:
-    blast, (r,) = await make_blast([("+6281234567890", R.SENT, "wamid.C")])
+    blast, _ = await make_blast([("+6281234567890", R.SENT, "wamid.C")])
     for _ in range(3):
         await wenv.post_ok(status_payload("wamid.C", "delivered"))
     report = await apply_all(wenv.settings)

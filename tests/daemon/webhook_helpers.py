@@ -99,7 +99,7 @@ async def make_blast(
     template, _ = await Template.get_or_create(
         name=template_name, language="id", defaults={"status": TemplateStatus.APPROVED, "meta_id": "9001"}
     )
-    counts = {f"n_{s.value.lower()}": 0 for s in RecipientStatus}
+    counts: dict[str, Any] = {f"n_{s.value.lower()}": 0 for s in RecipientStatus}
     for _, status, _ in statuses:
         counts[f"n_{status.value.lower()}"] += 1
     blast = await Blast.create(
