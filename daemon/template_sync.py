@@ -18,6 +18,7 @@ import signal
 import socket
 import time
 
+from shared import metrics
 from shared.config import Settings
 from shared.services import live
 from shared.services.template_sync import SyncReport, slot_of, sync_templates_in_slot
@@ -65,6 +66,7 @@ async def run_template_sync_once(
         report = await sync_templates_in_slot(settings, provider, slot=slot)
     except Exception as exc:
         log.exception("template sync crashed; retried at the next interval")
+        metrics.TEMPLATE_SYNC.labels("failed").inc()
         await _record(
             settings,
             live.JobRecord(
@@ -82,6 +84,7 @@ async def run_template_sync_once(
         return None
     if report.failed:
         log.error("template sync failed: %s; retried at the next interval", report.failed)
+    metrics.TEMPLATE_SYNC.labels("failed" if report.failed else "ok").inc()
     await _record(
         settings,
         live.JobRecord(

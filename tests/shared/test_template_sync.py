@@ -13,6 +13,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from daemon.template_sync import run_template_sync_loop
+from shared import metrics
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.fake_graph.server import FakeGraph
@@ -228,6 +229,9 @@ async def test_auth_failure_changes_nothing_and_is_reported(
     assert await status_of("order_update", "en_US") == T.APPROVED
     assert fake.config.access_token not in caplog.text and "a-rotated-token" not in caplog.text
 
+    failed_before = (
+        metrics.REGISTRY.get_sample_value("blast_template_sync_total", {"outcome": "failed"}) or 0.0
+    )
     # The daemon's loop records it as a failed job for the console and keeps running.
     stop = asyncio.Event()
     loop = asyncio.create_task(run_template_sync_loop(settings, provider, stop, daemon_id="test-daemon"))
@@ -242,6 +246,10 @@ async def test_auth_failure_changes_nothing_and_is_reported(
         stop.set()
         await asyncio.wait_for(loop, 5)
     job = next(j for j in await live.recent_jobs(settings) if j.outcome == "failed")
+    failed_after = (
+        metrics.REGISTRY.get_sample_value("blast_template_sync_total", {"outcome": "failed"}) or 0.0
+    )
+    assert failed_after > failed_before
     assert job.kind == "template_sync" and job.daemon == "test-daemon"
     assert job.error is not None and "190" in job.error
     assert await status_of("order_update", "en_US") == T.APPROVED
