@@ -239,7 +239,10 @@ async def pause_blasts_of_unusable_templates(
     for blast in rows:
         tmpl = blast.template
         status = TemplateStatus(tmpl.status)
-        reason = pause_reason(tmpl.name, tmpl.language, status, tmpl.rejection_reason)
+        why = tmpl.rejection_reason
+        if why is None and status == T.PAUSED and tmpl.quality_score:
+            why = f"quality rating {tmpl.quality_score}"
+        reason = pause_reason(tmpl.name, tmpl.language, status, why)
         try:
             await pause_blast(blast.id, settings=settings, reason=reason, actor=actor)
         except (InvalidTransition, NotFound) as exc:

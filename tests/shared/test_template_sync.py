@@ -276,7 +276,9 @@ async def test_paused_template_pauses_scheduled_and_running_blasts(
         fresh = await Blast.get(id=blast.id)
         assert fresh.status == B.PAUSED
         assert fresh.last_error is not None
-        assert fresh.last_error.startswith("template order_update (en_US) became PAUSED at Meta")
+        assert fresh.last_error.startswith(
+            "template order_update (en_US) became PAUSED at Meta: quality rating"
+        )
         assert "resume" in fresh.last_error and "APPROVED" in fresh.last_error
     assert (await Blast.get(id=draft.id)).status == B.DRAFT
     assert (await Blast.get(id=unrelated.id)).status == B.SCHEDULED
