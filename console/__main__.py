@@ -13,8 +13,13 @@ from console.cli.template import template_group
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
 @click.option("--read-only", is_flag=True, help="Refuse (and hide) every action that changes something.")
+@click.option(
+    "--with-daemon",
+    is_flag=True,
+    help="Run the daemon inside the console (all-in-one demo mode; not for production).",
+)
 @click.pass_context
-def cli(ctx: click.Context, read_only: bool) -> None:
+def cli(ctx: click.Context, read_only: bool, with_daemon: bool) -> None:
     """blast-console: operate scheduled WhatsApp blasts. Without a command it opens the console UI.
 
     Add --json anywhere for machine-readable output.
@@ -24,7 +29,7 @@ def cli(ctx: click.Context, read_only: bool) -> None:
     if ctx.invoked_subcommand is None:
         from console.tui import run_tui  # deferred: the CLI should not pay for importing Textual
 
-        run_tui(read_only=state.read_only)
+        run_tui(read_only=state.read_only, with_daemon=with_daemon)
 
 
 cli.add_command(blast_group)
@@ -39,7 +44,9 @@ def main(argv: list[str] | None = None) -> None:
     try:
         cli.main(args=args, prog_name="blast-console", obj=state, standalone_mode=False)
     except click.UsageError as exc:
-        hint = f" (see: blast-console {exc.ctx.command_path.split(' ', 1)[1] + ' ' if exc.ctx and ' ' in exc.ctx.command_path else ''}--help)"
+        path = exc.ctx.command_path if exc.ctx else ""
+        sub = path.split(" ", 1)[1] + " " if " " in path else ""
+        hint = f" (see: blast-console {sub}--help)"
         click.echo(f"error: {exc.format_message()}{hint}", err=True)
         raise SystemExit(2) from None
     except click.ClickException as exc:

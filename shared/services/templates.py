@@ -51,3 +51,9 @@ async def get_template(name: str, language: str) -> Template:
     if template is None:
         raise NotFound(f"template {name} ({language}) does not exist")
     return template
+
+
+async def last_sync() -> datetime | None:
+    """When a template was last written by a sync (None: never synced)."""
+    latest = await Template.exclude(last_synced_at=None).order_by("-last_synced_at").first()
+    return latest.last_synced_at if latest is not None else None

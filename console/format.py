@@ -1,0 +1,53 @@
+"""Provides the small text formatters the console's widgets share (times in BLAST_TIMEZONE, durations,
+bars)."""
+
+from __future__ import annotations
+
+from datetime import datetime
+from zoneinfo import ZoneInfo
+
+BAR_FULL = "█"
+BAR_EMPTY = "░"
+
+
+def local_time(value: datetime | None, zone: ZoneInfo, *, seconds: bool = False) -> str:
+    """A UTC time shown in the operator's zone, e.g. 2025-06-01 09:00."""
+    if value is None:
+        return "-"
+    return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def duration(seconds: float | None) -> str:
+    """A duration for people: 45s, 12m 05s, 3h 20m, 2d 4h."""
+    if seconds is None:
+        return "-"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"
+
+
+def ago(seconds: float) -> str:
+    return "now" if seconds < 1 else f"{duration(seconds)} ago"
+
+
+def bar(done: int, total: int, width: int = 10) -> str:
+    """A text progress bar with its percentage: ██████░░░░  60%."""
+    if total <= 0:
+        return BAR_EMPTY * width + "   -"
+    frac = min(1.0, max(0.0, done / total))
+    full = int(frac * width)
+    return BAR_FULL * full + BAR_EMPTY * (width - full) + f" {int(frac * 100):3d}%"
+
+
+def done_count(counts: dict[str, int], total: int) -> int:
+    """Recipients whose sending is over (everything but pending and sending)."""
+    return total - counts.get("pending", 0) - counts.get("sending", 0)
+
+
+def eta_seconds(remaining: int, rate: float) -> float | None:
+    return remaining / rate if rate > 0 and remaining > 0 else (0.0 if remaining <= 0 else None)

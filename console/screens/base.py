@@ -1,0 +1,118 @@
+"""Provides what every console screen shares: access to the app's settings, the read-only rule, the live
+refresh
+loop (re-armed after each success, so polls never overlap) and turning worker errors into notifications.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING, ClassVar
+
+from textual.screen import Screen
+from textual.timer import Timer
+from textual.worker import Worker, WorkerState
+
+from shared.errors import BlastError
+
+if TYPE_CHECKING:
+    from console.app import BlastConsole
+
+log = logging.getLogger(__name__)
+
+#: Actions that change something: hidden and refused when the console is read-only.
+MUTATING_ACTIONS = frozenset(
+    {
+        "cancel_blast",
+        "retry_blast",
+        "pause_resume",
+        "edit_blast",
+        "new_blast",
+        "test_send",
+        "sync_templates",
+        "submit_template",
+        "stop_all",
+        "resume_all",
+        "add_suppression",
+        "remove_suppression",
+        "import_suppression",
+        "retry_job",
+        "create_blast",
+    }
+)
+#: Worker group of the periodic refresh; its failures show in the banner, not as notifications.
+REFRESH_GROUP = "refresh"
+
+
+class BaseScreen(Screen[None]):
+    """A screen of the console with an optional live refresh every REFRESH_S seconds."""
+
+    REFRESH_S: ClassVar[float] = 1.0
+    RETRY_S: ClassVar[float] = 2.0
+    _refresh_timer: Timer | None = None
+
+    @property
+    def console(self) -> BlastConsole:
+        from console.app import BlastConsole
+
+        app = self.app
+        assert isinstance(app, BlastConsole)
+        return app
+
+    def on_mount(self) -> None:
+        self.start_refresh()
+
+    def start_refresh(self) -> None:
+        """Load now; every successful load re-arms the next one."""
+        self.refresh_data()
+
+    def refresh_data(self) -> None:
+        """Start the screen's load worker (override; decorate the loader with @work(group=REFRESH_GROUP))."""
+
+    def rearm(self, delay: float | None = None) -> None:
+        """Arm the one refresh timer of this screen (a manual reload replaces it, so loops never multiply)."""
+        if self._refresh_timer is not None:
+            self._refresh_timer.stop()
+        self._refresh_timer = self.set_timer(self.REFRESH_S if delay is None else delay, self._tick)
+
+    def _tick(self) -> None:
+        if not self.is_attached:
+            return
+        if self.console.is_frozen or self.app.screen is not self:
+            # Frozen, or covered by another screen: look again later without querying anything.
+            self.rearm()
+            return
+        self.refresh_data()
+
+    def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        return not (action in MUTATING_ACTIONS and self.console.read_only)
+
+    def refuse_if_read_only(self) -> bool:
+        """True (and a notification) when a mutating action must be refused (e.g. reached via the palette)."""
+        if self.console.read_only:
+            self.notify(
+                "this console is read-only; the action was refused", title="Read-only", severity="error"
+            )
+            return True
+        return False
+
+    def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
+        worker = event.worker
+        if event.state == WorkerState.ERROR:
+            if worker.group == REFRESH_GROUP:
+                # The banner says what is unreachable; keep trying so the screen recovers by itself.
+                log.warning("refresh of %s failed: %s", type(self).__name__, worker.error)
+                self.rearm(self.RETRY_S)
+                return
+            self.console.show_error(worker.error)
+        elif event.state == WorkerState.SUCCESS and worker.group == REFRESH_GROUP:
+            self.rearm()
+
+
+def error_text(error: BaseException | None) -> tuple[str, str]:
+    """(title, message) of an error for a notification."""
+    if isinstance(error, BlastError):
+        return error.title, error.message
+    if error is None:
+        return "Error", "unknown error"
+    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
+    return type(error).__name__, text

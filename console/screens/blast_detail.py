@@ -1,0 +1,252 @@
+"""Provides the blast detail screen: live counts, rate and ETA; failures grouped by Meta code; the recipients
+page by page (filterable by status); the audit trail. All reads are bounded (counters, keyset pages).
+"""
+
+from __future__ import annotations
+
+import contextlib
+from collections.abc import Sequence
+from dataclasses import dataclass
+from typing import Any, ClassVar
+
+from rich.text import Text
+from textual import work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.message import Message
+from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+
+from console.format import local_time
+from console.screens.base import REFRESH_GROUP
+from console.screens.blast_actions import BLAST_ACTION_BINDINGS, BlastActionScreen, BlastView
+from console.widgets.banner import Banner
+from console.widgets.progress_panel import ProgressPanel
+from console.widgets.status_badge import status_text
+from shared.models import AuditLog
+from shared.services import blasts, live, recipients
+from shared.status import RecipientStatus
+
+R = RecipientStatus
+RECIPIENT_FILTERS: tuple[tuple[str, tuple[RecipientStatus, ...]], ...] = (
+    ("all", ()),
+    ("FAILED", (R.FAILED,)),
+    ("UNKNOWN", (R.UNKNOWN,)),
+    ("PENDING", (R.PENDING,)),
+    ("SENT", (R.SENT,)),
+    ("DELIVERED", (R.DELIVERED,)),
+    ("READ", (R.READ,)),
+    ("SKIPPED", (R.SKIPPED,)),
+    ("CANCELLED", (R.CANCELLED,)),
+)
+TABS = ("recipients", "errors", "audit")
+#: The grouped errors and the audit trail change slowly: reload them every this many refreshes.
+SLOW_EVERY = 5
+
+
+@dataclass
+class DetailLoaded(Message):
+    detail: blasts.BlastDetail
+    rate: float
+    page: recipients.RecipientPage
+    errors: list[recipients.ErrorGroup] | None
+    audit: list[AuditLog] | None
+
+
+class BlastDetailScreen(BlastActionScreen):
+    """One blast, refreshed about once a second."""
+
+    BINDINGS: ClassVar[list[Binding]] = [  # type: ignore[assignment]  # Textual types BINDINGS loosely
+        Binding("escape", "app.pop_screen", "Back", tooltip="Back to the blasts", id="detail.back"),
+        *BLAST_ACTION_BINDINGS,
+        Binding(
+            "f", "cycle_filter", "Filter", tooltip="Cycle the recipient status filter", id="detail.filter"
+        ),
+        Binding(
+            "right_square_bracket",
+            "page(1)",
+            "Next page",
+            tooltip="Next page of recipients",
+            id="detail.next",
+        ),
+        Binding(
+            "left_square_bracket",
+            "page(-1)",
+            "Prev page",
+            tooltip="Previous page of recipients",
+            id="detail.prev",
+        ),
+        Binding("v", "next_tab", "View", tooltip="Recipients, errors by code, audit trail", id="detail.view"),
+    ]
+
+    def __init__(self, blast_id: int) -> None:
+        super().__init__()
+        self.blast_id = blast_id
+        self.detail: blasts.BlastDetail | None = None
+        self.filter_index = 0
+        #: after_id of each page shown so far (paging back pops it).
+        self.pages: list[int] = [0]
+        self.next_after: int | None = None
+        self.ticks = 0
+
+    def compose(self) -> ComposeResult:
+        yield Header()
+        yield Banner()
+        yield ProgressPanel("loading …", id="progress")
+        with TabbedContent(id="detail-tabs"):
+            with TabPane("Recipients", id="recipients"):
+                yield DataTable(id="recipient-table", cursor_type="row", zebra_stripes=True)
+            with TabPane("Errors by code", id="errors"):
+                yield DataTable(id="error-table", cursor_type="row")
+            with TabPane("Audit", id="audit"):
+                yield DataTable(id="audit-table", cursor_type="row")
+        yield Static("", id="detail-status", classes="status-line")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#recipient-table", DataTable).add_columns(
+            "Row", "Phone", "Status", "Tries", "Sent at", "Error", "WAMID"
+        )
+        self.query_one("#error-table", DataTable).add_columns("Code", "Count", "Meaning", "Meta's text")
+        self.query_one("#audit-table", DataTable).add_columns("At", "Who", "Action", "Detail")
+        self.query_one("#recipient-table", DataTable).focus()
+        self.sub_title = f"blast {self.blast_id}"
+        super().on_mount()
+
+    # --- loading -------------------------------------------------------------------------------------------
+
+    def refresh_data(self) -> None:
+        self.load_detail()
+
+    def reload(self) -> None:
+        self.ticks = 0
+        self.load_detail()
+
+    @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
+    async def load_detail(self) -> None:
+        slow = self.ticks % SLOW_EVERY == 0
+        self.ticks += 1
+        detail = await blasts.show_blast(self.blast_id)
+        page = await recipients.page_recipients(
+            self.blast_id,
+            statuses=RECIPIENT_FILTERS[self.filter_index][1],
+            after_id=self.pages[-1],
+            limit=recipients.PAGE_SIZE,
+        )
+        errors = await recipients.errors_by_code(self.blast_id) if slow else None
+        audit = await blasts.audit_trail(self.blast_id, limit=100) if slow else None
+        rate = 0.0
+        # Redis down: the banner says so; the database view still works.
+        with contextlib.suppress(Exception):
+            rate = (await live.rates(self.console.settings)).by_blast.get(self.blast_id, 0.0)
+        self.post_message(DetailLoaded(detail, rate, page, errors, audit))
+
+    def on_detail_loaded(self, message: DetailLoaded) -> None:
+        settings = self.console.settings
+        zone = settings.zone
+        self.detail = message.detail
+        self.query_one(ProgressPanel).show(
+            message.detail,
+            rate=message.rate,
+            limit=settings.BLAST_RATE_LIMIT,
+            zone=zone,
+            now=self.console.now(),
+        )
+        self.next_after = message.page.next_after_id
+        table = self.query_one("#recipient-table", DataTable)
+        rows = [
+            (
+                str(r.id),
+                (
+                    str(r.row),
+                    r.phone,
+                    status_text(r.status.value),
+                    str(r.attempts),
+                    local_time(r.sent_at, zone, seconds=True),
+                    Text(f"{r.error_code or ''} {r.error_text or ''}".strip(), style="red"),
+                    r.wamid or "",
+                ),
+            )
+            for r in message.page.rows
+        ]
+        _fill(table, rows)
+        if message.errors is not None:
+            _fill(
+                self.query_one("#error-table", DataTable),
+                [
+                    (
+                        str(g.code),
+                        (
+                            str(g.code if g.code is not None else "-"),
+                            f"{g.count:,}",
+                            g.meaning,
+                            g.sample or "",
+                        ),
+                    )
+                    for g in message.errors
+                ],
+            )
+        if message.audit is not None:
+            _fill(
+                self.query_one("#audit-table", DataTable),
+                [
+                    (
+                        str(a.id),
+                        (local_time(a.at, zone, seconds=True), a.actor, a.action, _detail_text(a.detail)),
+                    )
+                    for a in message.audit
+                ],
+            )
+        page_no = len(self.pages)
+        more = "more →" if self.next_after is not None else "last page"
+        self.query_one("#detail-status", Static).update(
+            f"recipients: {RECIPIENT_FILTERS[self.filter_index][0]} · page {page_no} ({more}) · "
+            f"times in {settings.BLAST_TIMEZONE}"
+        )
+
+    # --- navigation ----------------------------------------------------------------------------------------
+
+    def action_cycle_filter(self) -> None:
+        self.filter_index = (self.filter_index + 1) % len(RECIPIENT_FILTERS)
+        self.pages = [0]
+        self.query_one(TabbedContent).active = "recipients"
+        self.reload()
+
+    def action_page(self, delta: int) -> None:
+        if delta > 0 and self.next_after is not None:
+            self.pages.append(self.next_after)
+        elif delta < 0 and len(self.pages) > 1:
+            self.pages.pop()
+        else:
+            return
+        self.reload()
+
+    def action_next_tab(self) -> None:
+        tabs = self.query_one(TabbedContent)
+        tabs.active = TABS[(TABS.index(tabs.active) + 1) % len(TABS)] if tabs.active in TABS else TABS[0]
+
+    # --- actions -------------------------------------------------------------------------------------------
+
+    def targets(self) -> list[int]:
+        return [self.blast_id]
+
+    def blast_view(self, blast_id: int) -> BlastView | None:
+        return self.detail if blast_id == self.blast_id else None
+
+    def actions_done(self, ids: list[int]) -> None:
+        self.reload()
+
+
+def _fill(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[object]]]) -> None:
+    """Replace the rows of a table, keeping the cursor position."""
+    row = table.cursor_row
+    table.clear()
+    for key, cells in rows:
+        table.add_row(*cells, key=key)
+    if rows:
+        table.move_cursor(row=min(row, len(rows) - 1), animate=False)
+
+
+def _detail_text(detail: object) -> str:
+    if isinstance(detail, dict):
+        return ", ".join(f"{k}={v}" for k, v in detail.items() if v is not None)
+    return str(detail or "")

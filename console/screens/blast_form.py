@@ -1,0 +1,212 @@
+"""Provides the create-blast form: name, APPROVED template, recipients CSV with a preview (first rows
+rendered into
+the template, rejected rows with reasons), send time in BLAST_TIMEZONE, optional valid-until, the estimated
+duration at the rate limit, a messaging-limit warning, then a confirmation. The CSV is read off the UI loop.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from rich.console import Group
+from rich.text import Text
+from textual import on, work
+from textual.app import ComposeResult
+from textual.binding import Binding
+from textual.containers import Horizontal, VerticalScroll
+from textual.message import Message
+from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+
+from console.format import duration
+from console.modals.confirm import ConfirmModal
+from console.screens.base import BaseScreen
+from console.widgets.banner import Banner
+from shared.errors import BlastError
+from shared.services import blasts, messaging, preview, templates
+from shared.status import TemplateStatus
+
+
+@dataclass
+class PreviewReady(Message):
+    preview: preview.CsvPreview | None
+    estimate: messaging.SendEstimate | None
+    error: str | None
+
+
+class BlastFormScreen(BaseScreen):
+    """Create a blast; `ctrl+s` asks for confirmation, then creates it through the service layer."""
+
+    BINDINGS = [
+        Binding("escape", "app.pop_screen", "Back", tooltip="Leave without creating", id="form.back"),
+        Binding("ctrl+s", "create_blast", "Create", tooltip="Review and create the blast", id="form.create"),
+        Binding("ctrl+r", "preview", "Preview", tooltip="Read the CSV again", id="form.preview"),
+    ]
+
+    def __init__(self) -> None:
+        super().__init__()
+        self.preview: preview.CsvPreview | None = None
+        self.estimate: messaging.SendEstimate | None = None
+
+    def compose(self) -> ComposeResult:
+        zone = self.console.settings.BLAST_TIMEZONE
+        yield Header()
+        yield Banner()
+        with VerticalScroll(id="form"):
+            yield Label("Name")
+            yield Input(id="form-name", placeholder="e.g. June promo, Jakarta")
+            yield Label("Template (APPROVED only)")
+            yield Select[str]([], id="form-template", prompt="loading templates …")
+            yield Label("Recipients CSV (a phone column and one column per parameter)")
+            yield Input(id="form-csv", placeholder="/path/to/recipients.csv (Enter reads it)")
+            yield Static("", id="form-preview")
+            yield Label(f"Send at — {zone} (now, +10m, 2025-06-01 09:00)")
+            yield Input("now", id="form-send-at")
+            yield Label(f"Valid until — {zone} (optional: nothing is sent after it)")
+            yield Input(id="form-valid-until")
+            with Horizontal(id="form-buttons"):
+                yield Button("Cancel", id="form-cancel")
+                yield Button("Create…", variant="primary", id="form-create")
+        yield Footer()
+
+    def on_mount(self) -> None:
+        self.query_one("#form-name", Input).focus()
+        self.load_templates()
+
+    @work(exclusive=True, exit_on_error=False, group="form")
+    async def load_templates(self) -> None:
+        items = await templates.list_templates(statuses=[TemplateStatus.APPROVED])
+        select = self.query_one("#form-template", Select)
+        select.set_options(
+            [
+                (
+                    f"{t.name} ({t.language}) · {', '.join(t.parameters) or 'no parameters'}",
+                    f"{t.name}\t{t.language}",
+                )
+                for t in items
+            ]
+        )
+        select.prompt = "choose a template" if items else "no APPROVED template: sync templates first (s)"
+        if len(items) == 1:
+            select.value = f"{items[0].name}\t{items[0].language}"
+
+    def _template(self) -> tuple[str, str] | None:
+        value = self.query_one("#form-template", Select).value
+        if not isinstance(value, str):
+            return None
+        name, language = value.split("\t", 1)
+        return name, language
+
+    @on(Input.Submitted, "#form-csv")
+    @on(Select.Changed, "#form-template")
+    def action_preview(self) -> None:
+        path = self.query_one("#form-csv", Input).value.strip()
+        template = self._template()
+        if not path or template is None:
+            return
+        self.query_one("#form-preview", Static).update(Text("reading the file …", style="italic"))
+        self.read_csv(template[0], template[1], path)
+
+    @on(Input.Submitted, "#form-name")
+    @on(Input.Submitted, "#form-send-at")
+    @on(Input.Submitted, "#form-valid-until")
+    def next_field(self, event: Input.Submitted) -> None:
+        self.focus_next()
+
+    @work(exclusive=True, exit_on_error=False, group="form")
+    async def read_csv(self, template: str, language: str, path: str) -> None:
+        settings = self.console.settings
+        try:
+            result = await preview.preview_csv(
+                settings=settings, template=template, language=language, path=path
+            )
+            estimate = await messaging.estimate(settings, result.accepted)
+        except BlastError as exc:
+            self.post_message(PreviewReady(None, None, exc.message))
+            return
+        self.post_message(PreviewReady(result, estimate, None))
+
+    def on_preview_ready(self, m: PreviewReady) -> None:
+        self.preview, self.estimate = m.preview, m.estimate
+        box = self.query_one("#form-preview", Static)
+        if m.error is not None or m.preview is None or m.estimate is None:
+            box.update(Text(m.error or "cannot read the file", style="bold red"))
+            return
+        p, e = m.preview, m.estimate
+        parts: list[Text] = [
+            Text(
+                f"{p.accepted:,} recipients, {p.rejected_total:,} rejected rows, {p.duplicates:,} duplicates",
+                style="bold",
+            )
+        ]
+        for r in p.rendered:
+            parts.append(Text(f"row {r.row} → {r.phone}:", style="bold"))
+            parts.append(Text("  " + r.text.replace("\n", "\n  ")))
+        for rej in p.rejected[:10]:
+            parts.append(Text(f"rejected row {rej.row}: {rej.value!r}: {rej.reason}", style="red"))
+        if p.rejected_total > 10:
+            parts.append(Text(f"… and {p.rejected_total - 10:,} more rejected rows", style="red"))
+        parts.append(Text(f"takes about {duration(e.duration_s)} at {e.rate_limit:g} messages/s"))
+        if e.warning:
+            parts.append(Text("WARNING: " + e.warning, style="bold yellow"))
+        box.update(Group(*parts))
+
+    def on_button_pressed(self, event: Button.Pressed) -> None:
+        event.stop()
+        if event.button.id == "form-create":
+            self.action_create_blast()
+        else:
+            self.app.pop_screen()
+
+    def action_create_blast(self) -> None:
+        if self.refuse_if_read_only():
+            return
+        name = self.query_one("#form-name", Input).value.strip()
+        template = self._template()
+        path = self.query_one("#form-csv", Input).value.strip()
+        send_at = self.query_one("#form-send-at", Input).value.strip() or "now"
+        until = self.query_one("#form-valid-until", Input).value.strip() or None
+        missing = [label for label, ok in (("name", name), ("template", template), ("CSV", path)) if not ok]
+        if missing:
+            self.notify(f"fill in: {', '.join(missing)}", title="Create blast", severity="warning")
+            return
+        assert template is not None
+        count = f"{self.preview.accepted:,} recipients" if self.preview else "the recipients in the file"
+        when = "now" if send_at == "now" else f"at {send_at} ({self.console.settings.BLAST_TIMEZONE})"
+        warn = f"\n\nWARNING: {self.estimate.warning}" if self.estimate and self.estimate.warning else ""
+
+        def answered(yes: bool | None) -> None:
+            if yes:
+                self.create(name, template[0], template[1], path, send_at, until)
+
+        self.app.push_screen(
+            ConfirmModal(
+                "Create blast",
+                f"Send {template[0]} ({template[1]}) to {count} {when}?" + warn,
+                confirm_label="Create",
+            ),
+            answered,
+        )
+
+    @work(exclusive=True, exit_on_error=False, group="action")
+    async def create(
+        self, name: str, template: str, language: str, path: str, send_at: str, until: str | None
+    ) -> None:
+        result = await blasts.create_blast(
+            settings=self.console.settings,
+            name=name,
+            template=template,
+            language=language,
+            recipients=path,
+            send_at=None if send_at == "now" else send_at,
+            valid_until=until,
+        )
+        self.notify(
+            f"blast {result.id}: {result.status.value}, {result.recipients:,} recipients, "
+            f"{result.rejected_total:,} rejected",
+            title="Blast created",
+        )
+        self.app.pop_screen()
+        for screen in self.app.screen_stack:
+            reload = getattr(screen, "reload", None)
+            if callable(reload):
+                reload()

@@ -1,0 +1,79 @@
+"""Provides the create form's look at a recipients file before anything is written: the first rows rendered
+into
+the template, the rejected rows with their reasons, and the counts. Parsing runs in a thread, off the UI loop.
+"""
+
+from __future__ import annotations
+
+import asyncio
+from dataclasses import dataclass
+from pathlib import Path
+
+from shared.config import Settings
+from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
+from shared.parsing.template_params import render_preview
+from shared.services.blasts import Rejected, _approved_template, _open_csv
+
+#: Rejected rows listed in a preview (the count is exact).
+MAX_REJECTED_SHOWN = 50
+
+
+@dataclass(frozen=True, slots=True)
+class RenderedRow:
+    row: int
+    phone: str
+    text: str
+
+
+@dataclass(frozen=True, slots=True)
+class CsvPreview:
+    rendered: list[RenderedRow]
+    rejected: list[Rejected]
+    accepted: int
+    rejected_total: int
+    #: Numbers that appear more than once (the later rows are rejected on create).
+    duplicates: int
+
+
+async def preview_csv(
+    *, settings: Settings, template: str, language: str, path: str | Path, rows: int = 3
+) -> CsvPreview:
+    """Read a recipients file against an APPROVED template without writing anything.
+
+    Raises:
+        ValidationFailed: the template is unknown or not APPROVED.
+        CsvError: the file cannot be used (missing, no phone column, a parameter column missing …).
+    """
+    tmpl = await _approved_template(template, language)
+    csv = await asyncio.to_thread(_open_csv, path, tmpl, {}, settings)
+    components = list(tmpl.components or [])
+    return await asyncio.to_thread(_scan, csv, components, rows)
+
+
+def _scan(csv: RecipientCsv, components: list[dict[str, object]], rows: int) -> CsvPreview:
+    rendered: list[RenderedRow] = []
+    rejected: list[Rejected] = []
+    accepted = rejected_total = duplicates = 0
+    seen: set[int] = set()  # hashes, not numbers: a million rows stay a few tens of MB
+    for item in csv:
+        if isinstance(item, RejectedRow):
+            rejected_total += 1
+            if len(rejected) < MAX_REJECTED_SHOWN:
+                rejected.append(Rejected(row=item.row, value=item.value, reason=item.reason))
+            continue
+        assert isinstance(item, AcceptedRow)
+        key = hash(item.phone)
+        if key in seen:
+            duplicates += 1
+            continue
+        seen.add(key)
+        accepted += 1
+        if len(rendered) < rows:
+            rendered.append(RenderedRow(item.row, item.phone, render_preview(components, item.params)))
+    return CsvPreview(
+        rendered=rendered,
+        rejected=rejected,
+        accepted=accepted,
+        rejected_total=rejected_total,
+        duplicates=duplicates,
+    )

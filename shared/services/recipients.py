@@ -1,0 +1,235 @@
+"""Provides recipient reads for both programs: keyset pages of one blast, failures grouped by Meta code, a
+phone
+number across all blasts, and a streamed export. Nothing here loads a whole blast into memory.
+"""
+
+from __future__ import annotations
+
+from collections.abc import AsyncIterator, Sequence
+from dataclasses import dataclass
+from datetime import datetime
+from typing import Any, cast
+
+from tortoise.functions import Count
+
+from shared.config import Settings
+from shared.errors import NotFound, ValidationFailed
+from shared.models import Blast, Recipient
+from shared.parsing.phones import normalize_phone
+from shared.status import RecipientStatus
+from shared.whatsapp.errors import rule_for
+
+R = RecipientStatus
+
+#: Rows per page of the console's recipient list and of the export.
+PAGE_SIZE = 100
+EXPORT_PAGE = 5000
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientRow:
+    id: int
+    row: int
+    phone: str
+    status: RecipientStatus
+    attempts: int
+    wamid: str | None
+    error_code: int | None
+    error_text: str | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+
+
+@dataclass(frozen=True, slots=True)
+class RecipientPage:
+    rows: list[RecipientRow]
+    #: Give this as `after_id` for the next page; None when this page is the last.
+    next_after_id: int | None
+
+
+@dataclass(frozen=True, slots=True)
+class ErrorGroup:
+    code: int | None
+    count: int
+    meaning: str
+    #: One stored error text of this code, as Meta wrote it.
+    sample: str | None
+
+
+@dataclass(frozen=True, slots=True)
+class PhoneHit:
+    blast_id: int
+    blast_name: str
+    template: str
+    language: str
+    blast_status: str
+    status: RecipientStatus
+    wamid: str | None
+    error_code: int | None
+    error_text: str | None
+    sent_at: datetime | None
+    delivered_at: datetime | None
+    read_at: datetime | None
+    failed_at: datetime | None
+    updated_at: datetime
+
+
+_ROW_FIELDS = (
+    "id",
+    "row",
+    "phone",
+    "status",
+    "attempts",
+    "wamid",
+    "error_code",
+    "error_text",
+    "sent_at",
+    "delivered_at",
+    "read_at",
+    "failed_at",
+)
+
+
+def _row(values: Sequence[Any]) -> RecipientRow:
+    (rid, row, phone, status, attempts, wamid, code, text, sent, delivered, read, failed) = values
+    return RecipientRow(
+        id=int(rid),
+        row=int(row),
+        phone=str(phone),
+        status=R(status),
+        attempts=int(attempts),
+        wamid=wamid,
+        error_code=code,
+        error_text=text,
+        sent_at=sent,
+        delivered_at=delivered,
+        read_at=read,
+        failed_at=failed,
+    )
+
+
+async def _require_blast(blast_id: int) -> None:
+    if not await Blast.exists(id=blast_id):
+        raise NotFound(f"blast {blast_id} does not exist")
+
+
+async def page_recipients(
+    blast_id: int,
+    *,
+    statuses: Sequence[RecipientStatus] | None = None,
+    after_id: int = 0,
+    limit: int = PAGE_SIZE,
+) -> RecipientPage:
+    """One page of a blast's recipients in id order (keyset paging: each page costs the same at any depth).
+
+    Raises:
+        NotFound: no blast with that id.
+    """
+    await _require_blast(blast_id)
+    query = Recipient.filter(blast_id=blast_id, id__gt=after_id)
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    rows = await query.order_by("id").limit(limit + 1).values_list(*_ROW_FIELDS)
+    page = [_row(r) for r in rows[:limit]]
+    return RecipientPage(rows=page, next_after_id=page[-1].id if len(rows) > limit else None)
+
+
+async def page_before(
+    blast_id: int,
+    *,
+    statuses: Sequence[RecipientStatus] | None = None,
+    before_id: int,
+    limit: int = PAGE_SIZE,
+) -> int:
+    """The `after_id` that shows the page ending just before `before_id` (for paging backwards)."""
+    query = Recipient.filter(blast_id=blast_id, id__lt=before_id)
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    ids = await query.order_by("-id").limit(limit + 1).values_list("id", flat=True)
+    return int(cast(int, ids[limit])) if len(ids) > limit else 0
+
+
+async def errors_by_code(blast_id: int, *, limit: int = 20) -> list[ErrorGroup]:
+    """A blast's FAILED recipients grouped by Meta's error code, most frequent first, with their meaning."""
+    rows = await (
+        Recipient.filter(blast_id=blast_id, status=R.FAILED)
+        .annotate(n=Count("id"))
+        .group_by("error_code")
+        .order_by("-n")
+        .limit(limit)
+        .values_list("error_code", "n")
+    )
+    out: list[ErrorGroup] = []
+    for code, n in rows:
+        sample = await (
+            Recipient.filter(blast_id=blast_id, status=R.FAILED, error_code=code)
+            .exclude(error_text=None)
+            .first()
+            .values_list("error_text", flat=True)
+        )
+        meaning = rule_for(code, None).meaning if code is not None else "no error code (see the text)"
+        out.append(
+            ErrorGroup(code=code, count=int(n), meaning=meaning, sample=str(sample) if sample else None)
+        )
+    return out
+
+
+def normalize_query_phone(phone: str, settings: Settings) -> str:
+    """The E.164 form of a number an operator typed.
+
+    Raises:
+        ValidationFailed: not a phone number (the message says why).
+    """
+    try:
+        return normalize_phone(phone, settings.BLAST_DEFAULT_REGION)
+    except ValueError as exc:
+        raise ValidationFailed(f"{phone!r} is not a phone number: {exc}") from None
+
+
+async def search_phone(phone: str, *, settings: Settings, limit: int = 200) -> list[PhoneHit]:
+    """What was sent to one number across all blasts, newest first.
+
+    Raises:
+        ValidationFailed: the text is not a phone number.
+    """
+    e164 = normalize_query_phone(phone, settings)
+    rows = await Recipient.filter(phone=e164).select_related("blast__template").order_by("-id").limit(limit)
+    return [
+        PhoneHit(
+            blast_id=r.blast.id,
+            blast_name=r.blast.name,
+            template=r.blast.template.name,
+            language=r.blast.template.language,
+            blast_status=str(getattr(r.blast.status, "value", r.blast.status)),
+            status=R(r.status),
+            wamid=r.wamid,
+            error_code=r.error_code,
+            error_text=r.error_text,
+            sent_at=r.sent_at,
+            delivered_at=r.delivered_at,
+            read_at=r.read_at,
+            failed_at=r.failed_at,
+            updated_at=r.updated_at,
+        )
+        for r in rows
+    ]
+
+
+async def export_recipients(
+    blast_id: int, *, statuses: Sequence[RecipientStatus] | None = None, page_size: int = EXPORT_PAGE
+) -> AsyncIterator[list[RecipientRow]]:
+    """A blast's recipients page by page, for CSV export (memory stays flat at any size).
+
+    Raises:
+        NotFound: no blast with that id (raised by the first iteration).
+    """
+    after = 0
+    while True:
+        page = await page_recipients(blast_id, statuses=statuses, after_id=after, limit=page_size)
+        if page.rows:
+            yield page.rows
+        if page.next_after_id is None:
+            return
+        after = page.next_after_id
