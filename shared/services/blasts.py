@@ -648,3 +648,13 @@ async def resume_all(*, settings: Settings, actor: str | None = None) -> list[in
         except InvalidTransition:
             continue
     return resumed
+
+
+async def count_blasts(*, statuses: Sequence[BlastStatus] | None = None, text: str | None = None) -> int:
+    """How many blasts `list_blasts` would page through with these filters."""
+    query = Blast.all()
+    if statuses:
+        query = query.filter(status__in=list(statuses))
+    if text:
+        query = query.filter(Q(name__icontains=text) | Q(template__name__icontains=text))
+    return await query.count()
