@@ -41,6 +41,7 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     parser.add_argument(
         "--templates-file", type=Path, default=None, help="keep the template store in this file"
     )
+    parser.add_argument("--demo-templates", action="store_true", help="seed the sandbox's demo templates")
     parser.add_argument("--seed", type=int, default=None)
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
@@ -64,6 +65,11 @@ def build(args: argparse.Namespace) -> FakeGraph:
     if isinstance(loaded, dict):
         loaded = loaded.get("templates", loaded.get("data", []))
     templates: list[dict[str, Any]] = list(loaded)
+    if args.demo_templates:
+        # Deferred: the sandbox module imports this package, not the other way round.
+        from shared.whatsapp.sandbox import DEMO_TEMPLATES
+
+        templates += [dict(t) for t in DEMO_TEMPLATES]
     return FakeGraph(
         config,
         templates=templates,

@@ -12,6 +12,7 @@ import time
 from collections.abc import Mapping
 from typing import Any
 
+import aiohttp
 from aiohttp import web
 
 from shared.fake_graph.state import (
@@ -146,17 +147,17 @@ async def _fault_response(request: web.Request, rule: FaultRule) -> web.StreamRe
     if rule.mode == "drop":
         return _drop(request)
     await _latency(request)
-    return graph_error(
-        rule.code, rule.details, http_status=rule.http_status, headers=_rate_headers(rule.code)
-    )
+    headers = _rate_headers(rule.code, request.app[STATE].config.business_account_id)
+    return graph_error(rule.code, rule.details, http_status=rule.http_status, headers=headers)
 
 
-def _rate_headers(code: int) -> dict[str, str] | None:
+def _rate_headers(code: int, waba_id: str) -> dict[str, str] | None:
+    """Meta's usage header on call-limit errors: access comes back in `estimated_time_to_regain_access` min."""
     if code not in (4, 80007):
         return None
-    usage = [{"type": "whatsapp", "call_count": 100, "total_cputime": 1, "total_time": 1}]
-    usage[0]["estimated_time_to_regain_access"] = 1
-    return {"x-business-use-case-usage": json.dumps({"102290129340398": usage})}
+    usage = {"type": "whatsapp", "call_count": 100, "total_cputime": 1, "total_time": 1}
+    usage["estimated_time_to_regain_access"] = 1
+    return {"x-business-use-case-usage": json.dumps({waba_id: [usage]})}
 
 
 # --- sending ---------------------------------------------------------------------------------------------
@@ -583,7 +584,7 @@ async def create_template(request: web.Request) -> web.StreamResponse:
     if cfg.review_delay_s is not None:
         tpl.review_at = time.time() + cfg.review_delay_s
         tpl.review_to = "REJECTED" if "reject" in name else cfg.review_outcome
-        asyncio.get_running_loop().call_later(cfg.review_delay_s + 0.01, apply_due_reviews, request.app)
+        request.app[EMITTER].later(cfg.review_delay_s + 0.01, lambda: apply_due_reviews(request.app))
     elif "reject" in name:
         tpl.review_to = "REJECTED"
     else:
@@ -756,8 +757,6 @@ async def verify_handshake(request: web.Request) -> web.Response:
         "hub.challenge": challenge,
         "hub.verify_token": request.query.get("verify_token", ""),
     }
-    import aiohttp
-
     async with aiohttp.ClientSession() as session, session.get(url, params=params) as resp:
         text = await resp.text()
     return web.json_response({"status": resp.status, "ok": resp.status == 200 and text == challenge})

@@ -163,7 +163,7 @@ class FakeConfig:
     """Statuses due together may share one POST (entry/changes/statuses batching)."""
     webhook_retries: int = 5
     """Re-posts of a webhook answered non-2xx (backoff 0.2 s doubling)."""
-    record_limit: int = 200_000
+    record_limit: int = 50_000
     """Received messages kept for /_fake/messages (oldest dropped first)."""
 
     def update(self, changes: Mapping[str, Any]) -> list[str]:

@@ -110,17 +110,20 @@ class WebhookEmitter:
         item = _Item(field, value, done)
         self._pending += 1
         self._idle.clear()
-        loop = asyncio.get_running_loop()
         if delay_s <= 0:
             self._queue.put_nowait(item)
-            return
+        else:
+            self.later(delay_s, lambda: self._queue.put_nowait(item))
+
+    def later(self, delay_s: float, callback: Callable[[], object]) -> None:
+        """Run `callback` after `delay_s`, unless the fake stops first."""
         handle: asyncio.TimerHandle
 
         def fire() -> None:
             self._timers.discard(handle)
-            self._queue.put_nowait(item)
+            callback()
 
-        handle = loop.call_later(delay_s, fire)
+        handle = asyncio.get_running_loop().call_later(delay_s, fire)
         self._timers.add(handle)
 
     def message_statuses(self, msg: ReceivedMessage, fail_code: int | None) -> asyncio.Future[None] | None:

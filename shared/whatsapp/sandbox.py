@@ -170,6 +170,7 @@ class SandboxProvider:
             webhook_read_rate=0.7,
             webhook_duplicate_rate=0.02,
             webhook_reorder_rate=0.05,
+            record_limit=5_000,  # a long sandbox blast must not grow memory
         )
         is_new = templates_path is None or not Path(templates_path).exists()
         seed_templates = list(DEMO_TEMPLATES if templates is None else templates) if is_new else []
