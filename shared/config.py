@@ -21,14 +21,19 @@ SYSTEM_ENV_FILES: tuple[str, ...] = ("/etc/blast/blast.env", "/etc/blast/secrets
 LOCAL_ENV_FILE = ".env"
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lib/blast/blast.db"
-SECRET_FIELDS = frozenset({"WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "REDIS_PASSWORD"})
+SECRET_FIELDS = frozenset(
+    {"WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "REDIS_PASSWORD"}
+)
 
 
 class Settings(BaseSettings):
     """Every setting of blast; field names are the environment variables."""
 
     model_config = SettingsConfigDict(
-        case_sensitive=True, extra="ignore", env_file_encoding="utf-8", validate_default=True,
+        case_sensitive=True,
+        extra="ignore",
+        env_file_encoding="utf-8",
+        validate_default=True,
         use_attribute_docstrings=True,
     )
 
@@ -97,7 +102,9 @@ class Settings(BaseSettings):
     # --- webhooks ------------------------------------------------------------------------------------
     BLAST_WEBHOOK_MAX_BODY: int = Field(1024 * 1024, ge=1024)
     """Largest webhook POST body accepted, bytes (larger ones are refused with 413)."""
-    BLAST_OPT_OUT_KEYWORDS: str = "STOP,STOP PROMO,STOP ALL,UNSUBSCRIBE,BERHENTI,BATAL,STOPP,ARRET,ARRÊT,PARAR,BAJA"
+    BLAST_OPT_OUT_KEYWORDS: str = (
+        "STOP,STOP PROMO,STOP ALL,UNSUBSCRIBE,BERHENTI,BATAL,STOPP,ARRET,ARRÊT,PARAR,BAJA"
+    )
     """Comma list of inbound texts that opt the sender out (case-insensitive, trimmed, whole message)."""
     BLAST_OPT_OUT_PAYLOADS: str = "STOP,STOP_PROMO,UNSUBSCRIBE"
     """Comma list of quick-reply button payloads that opt the sender out (case-insensitive)."""
@@ -192,7 +199,14 @@ class Settings(BaseSettings):
     def __repr_args__(self) -> Any:
         # URLs may carry passwords: repr() (and so tracebacks and logs) shows them masked.
         for name, value in super().__repr_args__():
-            yield name, (mask_url(value) if name in ("DATABASE_URL", "REDIS_URL") and isinstance(value, str) else value)
+            yield (
+                name,
+                (
+                    mask_url(value)
+                    if name in ("DATABASE_URL", "REDIS_URL") and isinstance(value, str)
+                    else value
+                ),
+            )
 
     def masked(self) -> dict[str, str]:
         """Every setting as text, secrets masked, for `check` and debugging output."""
@@ -221,7 +235,9 @@ def mask_url(url: str) -> str:
 def env_files() -> list[str]:
     """The env files that exist and this user may read (the secrets file is the daemon's only)."""
     override = os.environ.get("BLAST_ENV_FILE")
-    candidates = [p for p in override.split(os.pathsep) if p] if override else [*SYSTEM_ENV_FILES, LOCAL_ENV_FILE]
+    candidates = (
+        [p for p in override.split(os.pathsep) if p] if override else [*SYSTEM_ENV_FILES, LOCAL_ENV_FILE]
+    )
     return [p for p in candidates if Path(p).is_file() and os.access(p, os.R_OK)]
 
 
@@ -238,7 +254,9 @@ def load_settings(**overrides: Any) -> Settings:
         name = ".".join(str(p) for p in err["loc"]) or "settings"
         msg = str(err["msg"]).removeprefix("Value error, ")
         value = err.get("input")
-        shown = "" if name in SECRET_FIELDS or isinstance(value, dict) or value is None else f" (got {value!r})"
+        shown = (
+            "" if name in SECRET_FIELDS or isinstance(value, dict) or value is None else f" (got {value!r})"
+        )
         raise ConfigError(f"invalid setting {name}: {msg}{shown}") from None
 
 

@@ -113,7 +113,7 @@ async def check_schema(*, require_current: bool) -> None:
     Raises:
         SchemaError: naming the versions and what to do.
     """
-    applied, missing, unknown = await schema_state()
+    _, missing, unknown = await schema_state()
     if unknown:
         raise SchemaError(
             f"the database schema is newer than this program (it has {', '.join(unknown)}); "
@@ -209,7 +209,7 @@ async def close_db() -> None:
     with contextlib.suppress(Exception):
         await connections.close_all()
     with contextlib.suppress(Exception):
-        await Tortoise._reset_apps()  # type: ignore[attr-defined]  # private, but what close+reinit needs
+        await Tortoise._reset_apps()  # private, but what close + re-init needs
 
 
 @contextlib.asynccontextmanager

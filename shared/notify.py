@@ -5,6 +5,7 @@ The database stays the truth: a lost notification only delays work until the dae
 
 from __future__ import annotations
 
+import contextlib
 import json
 import logging
 from typing import Any
@@ -38,10 +39,9 @@ def redis_client(settings: Settings) -> aioredis.Redis:
 
 async def close_redis_clients() -> None:
     for client in list(_clients.values()):
-        try:
+        # closing a dead connection at exit: nothing to do about it
+        with contextlib.suppress(Exception):
             await client.aclose()
-        except Exception:  # noqa: S110  # closing a dead connection at exit: nothing to do about it
-            pass
     _clients.clear()
 
 
@@ -51,6 +51,8 @@ async def publish(settings: Settings, event: str, **data: Any) -> bool:
     try:
         await redis_client(settings).publish(settings.key(EVENTS_CHANNEL), payload)
     except (RedisError, OSError) as exc:
-        log.warning("could not notify the daemons of %s (%s); they will notice at their next sweep", event, exc)
+        log.warning(
+            "could not notify the daemons of %s (%s); they will notice at their next sweep", event, exc
+        )
         return False
     return True

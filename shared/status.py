@@ -53,7 +53,12 @@ class TemplateStatus(str, Enum):
             ValueError: for a value Meta does not use.
         """
         value = value.strip().upper()
-        aliases = {"PENDING": "SUBMITTED", "REINSTATED": "APPROVED", "UNARCHIVED": "APPROVED", "FLAGGED": "APPROVED"}
+        aliases = {
+            "PENDING": "SUBMITTED",
+            "REINSTATED": "APPROVED",
+            "UNARCHIVED": "APPROVED",
+            "FLAGGED": "APPROVED",
+        }
         return cls(aliases.get(value, value))
 
 

@@ -38,10 +38,14 @@ def _print_create(result: blasts.CreateResult, verb: str) -> None:
         emit_json(_create_json(result))
         return
     if result.existing:
-        click.echo(f"blast {result.id} already exists for this key ({result.status.value}, {result.recipients} recipients)")
+        click.echo(
+            f"blast {result.id} already exists for this key ({result.status.value}, {result.recipients} recipients)"
+        )
         return
-    click.echo(f"blast {result.id} {verb}: {result.status.value}, {result.recipients} recipients, "
-               f"{result.rejected_total} rejected")
+    click.echo(
+        f"blast {result.id} {verb}: {result.status.value}, {result.recipients} recipients, "
+        f"{result.rejected_total} rejected"
+    )
     for r in result.rejected[:20]:
         click.echo(f"  row {r.row}: {r.value!r}: {r.reason}")
     if result.rejected_total > 20:
@@ -58,28 +62,56 @@ def blast_group() -> None:
 @click.option("--template", required=True, help="Template name (must be APPROVED).")
 @click.option("--language", required=True, help="Template language code, e.g. en_US or id.")
 @click.option("--recipients", required=True, type=click.Path(dir_okay=False), help="CSV with a phone column.")
-@click.option("--send-at", default=None, help="ISO 8601 time (naive = BLAST_TIMEZONE), 'now' or +10m; default now.")
+@click.option(
+    "--send-at", default=None, help="ISO 8601 time (naive = BLAST_TIMEZONE), 'now' or +10m; default now."
+)
 @click.option("--valid-until", default=None, help="Do not send after this time.")
-@click.option("--key", "client_key", default=None, help="Idempotency key: the same key returns the same blast.")
-@click.option("--const", "consts", multiple=True, help="NAME=VALUE parameter for every recipient (repeatable).")
+@click.option(
+    "--key", "client_key", default=None, help="Idempotency key: the same key returns the same blast."
+)
+@click.option(
+    "--const", "consts", multiple=True, help="NAME=VALUE parameter for every recipient (repeatable)."
+)
 @click.option("--draft", is_flag=True, help="Create as DRAFT instead of scheduling it.")
-def create_cmd(name: str, template: str, language: str, recipients: str, send_at: str | None,
-               valid_until: str | None, client_key: str | None, consts: tuple[str, ...], draft: bool) -> None:
+def create_cmd(
+    name: str,
+    template: str,
+    language: str,
+    recipients: str,
+    send_at: str | None,
+    valid_until: str | None,
+    client_key: str | None,
+    consts: tuple[str, ...],
+    draft: bool,
+) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
 
     async def work(settings: Settings) -> blasts.CreateResult:
         return await blasts.create_blast(
-            settings=settings, name=name, template=template, language=language, recipients=recipients,
-            send_at=send_at, valid_until=valid_until, client_key=client_key, constants=constants, draft=draft,
+            settings=settings,
+            name=name,
+            template=template,
+            language=language,
+            recipients=recipients,
+            send_at=send_at,
+            valid_until=valid_until,
+            client_key=client_key,
+            constants=constants,
+            draft=draft,
         )
 
     _print_create(run(work, mutating=True), "created")
 
 
 @blast_group.command("list")
-@click.option("--status", "statuses", multiple=True, type=click.Choice([s.value for s in BlastStatus],
-              case_sensitive=False), help="Only these statuses (repeatable).")
+@click.option(
+    "--status",
+    "statuses",
+    multiple=True,
+    type=click.Choice([s.value for s in BlastStatus], case_sensitive=False),
+    help="Only these statuses (repeatable).",
+)
 @click.option("--search", "text", default=None, help="Text in the blast or template name.")
 @click.option("--limit", default=500, show_default=True, type=click.IntRange(1, 100_000))
 def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
@@ -91,21 +123,50 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
 
     items, settings = run(work)
     if state().json:
-        emit_json([{"id": b.id, "name": b.name, "template": b.template, "status": b.status.value,
-                    "send_at": b.send_at, "counts": {k: b.counts[k] for k in COUNT_KEYS}} for b in items])
+        emit_json(
+            [
+                {
+                    "id": b.id,
+                    "name": b.name,
+                    "template": b.template,
+                    "status": b.status.value,
+                    "send_at": b.send_at,
+                    "counts": {k: b.counts[k] for k in COUNT_KEYS},
+                }
+                for b in items
+            ]
+        )
         return
-    table(["ID", "NAME", "TEMPLATE", "STATUS", "SEND AT", "DONE/TOTAL", "FAILED"], [
-        [str(b.id), b.name[:30], f"{b.template}/{b.language}", b.status.value, fmt_time(b.send_at, settings),
-         f"{b.total - b.counts['pending'] - b.counts['sending']}/{b.total}", str(b.counts["failed"])]
-        for b in items
-    ])
+    table(
+        ["ID", "NAME", "TEMPLATE", "STATUS", "SEND AT", "DONE/TOTAL", "FAILED"],
+        [
+            [
+                str(b.id),
+                b.name[:30],
+                f"{b.template}/{b.language}",
+                b.status.value,
+                fmt_time(b.send_at, settings),
+                f"{b.total - b.counts['pending'] - b.counts['sending']}/{b.total}",
+                str(b.counts["failed"]),
+            ]
+            for b in items
+        ],
+    )
 
 
 def _detail_json(d: blasts.BlastDetail) -> dict[str, Any]:
     return {
-        "id": d.id, "name": d.name, "template": d.template, "language": d.language, "status": d.status.value,
-        "send_at": d.send_at, "valid_until": d.valid_until, "started_at": d.started_at,
-        "finished_at": d.finished_at, "error": d.error, "counts": {k: d.counts[k] for k in COUNT_KEYS},
+        "id": d.id,
+        "name": d.name,
+        "template": d.template,
+        "language": d.language,
+        "status": d.status.value,
+        "send_at": d.send_at,
+        "valid_until": d.valid_until,
+        "started_at": d.started_at,
+        "finished_at": d.finished_at,
+        "error": d.error,
+        "counts": {k: d.counts[k] for k in COUNT_KEYS},
     }
 
 
@@ -142,13 +203,28 @@ def show_cmd(blast_id: int) -> None:
 @click.option("--recipients", default=None, type=click.Path(dir_okay=False), help="Replace all recipients.")
 @click.option("--send-at", default=None)
 @click.option("--valid-until", default=None)
-def edit_cmd(blast_id: int, name: str | None, template: str | None, language: str | None,
-             recipients: str | None, send_at: str | None, valid_until: str | None) -> None:
+def edit_cmd(
+    blast_id: int,
+    name: str | None,
+    template: str | None,
+    language: str | None,
+    recipients: str | None,
+    send_at: str | None,
+    valid_until: str | None,
+) -> None:
     """Edit a DRAFT or SCHEDULED blast."""
 
     async def work(settings: Settings) -> blasts.CreateResult:
-        return await blasts.edit_blast(blast_id, settings=settings, name=name, template=template, language=language,
-                                       recipients=recipients, send_at=send_at, valid_until=valid_until)
+        return await blasts.edit_blast(
+            blast_id,
+            settings=settings,
+            name=name,
+            template=template,
+            language=language,
+            recipients=recipients,
+            send_at=send_at,
+            valid_until=valid_until,
+        )
 
     _print_create(run(work, mutating=True), "updated")
 
@@ -185,12 +261,20 @@ def retry_cmd(blast_id: int, include_unknown: bool) -> None:
 
     r = run(work, mutating=True)
     if state().json:
-        emit_json({"id": blast_id, "requeued": r.requeued, "skipped_opted_out": r.skipped_opted_out,
-                   "skipped_recent_cap": r.skipped_recent_cap})
+        emit_json(
+            {
+                "id": blast_id,
+                "requeued": r.requeued,
+                "skipped_opted_out": r.skipped_opted_out,
+                "skipped_recent_cap": r.skipped_recent_cap,
+            }
+        )
     else:
-        click.echo(f"blast {blast_id}: {r.requeued} recipients re-queued"
-                   + (f", {r.skipped_opted_out} opted out kept FAILED" if r.skipped_opted_out else "")
-                   + (f", {r.skipped_recent_cap} hit the marketing cap < 24 h ago" if r.skipped_recent_cap else ""))
+        click.echo(
+            f"blast {blast_id}: {r.requeued} recipients re-queued"
+            + (f", {r.skipped_opted_out} opted out kept FAILED" if r.skipped_opted_out else "")
+            + (f", {r.skipped_recent_cap} hit the marketing cap < 24 h ago" if r.skipped_recent_cap else "")
+        )
 
 
 @blast_group.command("reschedule")

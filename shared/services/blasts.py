@@ -13,7 +13,7 @@ from collections.abc import Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
-from typing import Any
+from typing import Any, cast
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
@@ -114,17 +114,36 @@ class BlastDetail:
 
 def _summary(b: Blast) -> BlastSummary:
     return BlastSummary(
-        id=b.id, name=b.name, template=b.template.name, language=b.template.language, status=B(b.status),
-        send_at=b.send_at, counts=b.counts(), total=b.total, last_error=b.last_error,
+        id=b.id,
+        name=b.name,
+        template=b.template.name,
+        language=b.template.language,
+        status=B(b.status),
+        send_at=b.send_at,
+        counts=b.counts(),
+        total=b.total,
+        last_error=b.last_error,
     )
 
 
 def _detail(b: Blast) -> BlastDetail:
     return BlastDetail(
-        id=b.id, name=b.name, template=b.template.name, language=b.template.language, status=B(b.status),
-        send_at=b.send_at, valid_until=b.valid_until, started_at=b.started_at, finished_at=b.finished_at,
-        created_at=b.created_at, created_by=b.created_by, error=b.last_error, error_code=b.error_code,
-        counts=b.counts(), total=b.total, constants=dict(b.constants or {}),
+        id=b.id,
+        name=b.name,
+        template=b.template.name,
+        language=b.template.language,
+        status=B(b.status),
+        send_at=b.send_at,
+        valid_until=b.valid_until,
+        started_at=b.started_at,
+        finished_at=b.finished_at,
+        created_at=b.created_at,
+        created_by=b.created_by,
+        error=b.last_error,
+        error_code=b.error_code,
+        counts=b.counts(),
+        total=b.total,
+        constants=dict(b.constants or {}),
     )
 
 
@@ -227,7 +246,9 @@ def _next_chunk(reader: Iterator[AcceptedRow | RejectedRow], n: int) -> list[Acc
     return out
 
 
-async def _import_rows(blast_id: int, csv: RecipientCsv, expected_rows: int, tx: BaseDBAsyncClient) -> _ImportStats:
+async def _import_rows(
+    blast_id: int, csv: RecipientCsv, expected_rows: int, tx: BaseDBAsyncClient
+) -> _ImportStats:
     """Stream the CSV into recipients of `blast_id` inside transaction `tx`."""
     stats = _ImportStats()
     bloom = _Bloom(expected_rows)
@@ -253,7 +274,9 @@ async def _import_rows(blast_id: int, csv: RecipientCsv, expected_rows: int, tx:
         if maybe_dupes:
             phones = [r.phone for r in maybe_dupes]
             earlier = dict(
-                await Recipient.filter(blast_id=blast_id, phone__in=phones).using_db(tx).values_list("phone", "row")
+                await Recipient.filter(blast_id=blast_id, phone__in=phones)
+                .using_db(tx)
+                .values_list("phone", "row")
             )
             for item in maybe_dupes:
                 first = earlier.get(item.phone) or (batch[item.phone].row if item.phone in batch else None)
@@ -263,14 +286,19 @@ async def _import_rows(blast_id: int, csv: RecipientCsv, expected_rows: int, tx:
                     batch[item.phone] = item
         if batch:
             await Recipient.bulk_create(
-                [Recipient(blast_id=blast_id, phone=r.phone, params=r.params, row=r.row) for r in batch.values()],
+                [
+                    Recipient(blast_id=blast_id, phone=r.phone, params=r.params, row=r.row)
+                    for r in batch.values()
+                ],
                 using_db=tx,
             )
             stats.accepted += len(batch)
     return stats
 
 
-def _open_csv(path: str | Path, template: Template, constants: Mapping[str, str], settings: Settings) -> RecipientCsv:
+def _open_csv(
+    path: str | Path, template: Template, constants: Mapping[str, str], settings: Settings
+) -> RecipientCsv:
     keys = param_keys(template.components or [], template.parameter_format)
     return RecipientCsv(
         path,
@@ -296,7 +324,9 @@ async def _approved_template(name: str, language: str) -> Template:
             raise ValidationFailed(
                 f"template {name!r} has no language {language!r} (it has {', '.join(sorted(map(str, others)))})"
             )
-        raise ValidationFailed(f"unknown template {name!r}; run `blast-console template sync` or check the name")
+        raise ValidationFailed(
+            f"unknown template {name!r}; run `blast-console template sync` or check the name"
+        )
     if TemplateStatus(template.status) != TemplateStatus.APPROVED:
         raise ValidationFailed(
             f"template {name} ({language}) is {TemplateStatus(template.status).value}; only APPROVED templates can be sent"
@@ -358,23 +388,44 @@ async def create_blast(
     try:
         async with in_transaction() as tx:
             blast = await Blast.create(
-                name=name, template=tmpl, status=B.DRAFT, send_at=when or (None if draft else utcnow()),
-                valid_until=until, client_key=client_key or None, constants=dict(constants or {}),
-                created_by=actor, using_db=tx,
+                name=name,
+                template=tmpl,
+                status=B.DRAFT,
+                send_at=when or (None if draft else utcnow()),
+                valid_until=until,
+                client_key=client_key or None,
+                constants=dict(constants or {}),
+                created_by=actor,
+                using_db=tx,
             )
             stats = await _import_rows(blast.id, csv, _estimate_rows(recipients), tx)
             if stats.accepted == 0:
                 raise CsvError(
                     f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected"
-                    + (f" (row {stats.rejected[0].row}: {stats.rejected[0].reason})" if stats.rejected else "")
+                    + (
+                        f" (row {stats.rejected[0].row}: {stats.rejected[0].reason})"
+                        if stats.rejected
+                        else ""
+                    )
                 )
-            await Blast.filter(id=blast.id).using_db(tx).update(
-                total=stats.accepted, n_pending=stats.accepted, status=status
+            await (
+                Blast.filter(id=blast.id)
+                .using_db(tx)
+                .update(total=stats.accepted, n_pending=stats.accepted, status=status)
             )
             await transitions.audit(
-                actor=actor, action="create", entity="blast", entity_id=blast.id, conn=tx,
-                detail={"recipients": stats.accepted, "rejected": stats.rejected_total, "status": status.value,
-                        "send_at": when.isoformat() if when else None, "template": f"{tmpl.name}/{tmpl.language}"},
+                actor=actor,
+                action="create",
+                entity="blast",
+                entity_id=blast.id,
+                conn=tx,
+                detail={
+                    "recipients": stats.accepted,
+                    "rejected": stats.rejected_total,
+                    "status": status.value,
+                    "send_at": when.isoformat() if when else None,
+                    "template": f"{tmpl.name}/{tmpl.language}",
+                },
             )
     except IntegrityError:
         if client_key:
@@ -382,8 +433,14 @@ async def create_blast(
             if existing is not None:
                 return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
         raise
-    log.info("blast %s created by %s: %s recipients, %s rejected, %s", blast.id, actor, stats.accepted,
-             stats.rejected_total, status.value)
+    log.info(
+        "blast %s created by %s: %s recipients, %s rejected, %s",
+        blast.id,
+        actor,
+        stats.accepted,
+        stats.rejected_total,
+        status.value,
+    )
     if status == B.SCHEDULED:
         await publish(settings, "scheduled", blast_id=blast.id)
     return CreateResult(blast.id, status, stats.accepted, stats.rejected, stats.rejected_total)
@@ -412,7 +469,9 @@ async def edit_blast(
     if blast is None:
         raise NotFound(f"blast {blast_id} does not exist")
     if B(blast.status) not in BLAST_EDITABLE:
-        raise InvalidTransition(f"blast {blast_id} is {B(blast.status).value}; only DRAFT or SCHEDULED blasts can be edited")
+        raise InvalidTransition(
+            f"blast {blast_id} is {B(blast.status).value}; only DRAFT or SCHEDULED blasts can be edited"
+        )
     changes: dict[str, Any] = {}
     if name is not None:
         if not name.strip():
@@ -430,7 +489,9 @@ async def edit_blast(
     csv = _open_csv(recipients, tmpl, blast.constants or {}, settings) if recipients is not None else None
     if csv is None and "template_id" in changes:
         # The new template must fit the recipients already stored.
-        needed = set(param_keys(tmpl.components or [], tmpl.parameter_format).all_keys) - set(blast.constants or {})
+        needed = set(param_keys(tmpl.components or [], tmpl.parameter_format).all_keys) - set(
+            blast.constants or {}
+        )
         sample = await Recipient.filter(blast_id=blast_id).first()
         missing = sorted(needed - set(sample.params if sample else {}))
         if missing:
@@ -440,8 +501,10 @@ async def edit_blast(
             )
     stats = _ImportStats()
     async with in_transaction() as tx:
-        moved = await Blast.filter(id=blast_id, status__in=list(BLAST_EDITABLE)).using_db(tx).update(
-            **changes, generation=F("generation") + 1, updated_at=utcnow()
+        moved = (
+            await Blast.filter(id=blast_id, status__in=list(BLAST_EDITABLE))
+            .using_db(tx)
+            .update(**changes, generation=F("generation") + 1, updated_at=utcnow())
         )
         if not moved:
             raise InvalidTransition(f"blast {blast_id} changed status meanwhile; it can no longer be edited")
@@ -449,11 +512,17 @@ async def edit_blast(
             await Recipient.filter(blast_id=blast_id).using_db(tx).delete()
             stats = await _import_rows(blast_id, csv, _estimate_rows(recipients or ""), tx)
             if stats.accepted == 0:
-                raise CsvError(f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected")
-            zero = {f"n_{s.value.lower()}": 0 for s in RecipientStatus}
-            await Blast.filter(id=blast_id).using_db(tx).update(**zero, total=stats.accepted, n_pending=stats.accepted)
+                raise CsvError(
+                    f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected"
+                )
+            counters = {f"n_{s.value.lower()}": 0 for s in RecipientStatus} | {"n_pending": stats.accepted}
+            await Blast.filter(id=blast_id).using_db(tx).update(**counters, total=stats.accepted)
         await transitions.audit(
-            actor=actor, action="edit", entity="blast", entity_id=blast_id, conn=tx,
+            actor=actor,
+            action="edit",
+            entity="blast",
+            entity_id=blast_id,
+            conn=tx,
             detail={k: (v.isoformat() if isinstance(v, datetime) else v) for k, v in changes.items()}
             | ({"recipients": stats.accepted, "rejected": stats.rejected_total} if csv is not None else {}),
         )
@@ -467,11 +536,17 @@ async def edit_blast(
 # --------------------------------------------------------------------------------------------------------------
 
 
-async def schedule_draft(blast_id: int, *, settings: Settings, send_at: str | None = None, actor: str | None = None) -> None:
+async def schedule_draft(
+    blast_id: int, *, settings: Settings, send_at: str | None = None, actor: str | None = None
+) -> None:
     """DRAFT -> SCHEDULED (at send_at, or now)."""
     when, _ = _parse_times(send_at, None, settings)
     await transitions.transition_blast(
-        blast_id, B.SCHEDULED, actor=actor or current_actor(), action="schedule", sources=[B.DRAFT],
+        blast_id,
+        B.SCHEDULED,
+        actor=actor or current_actor(),
+        action="schedule",
+        sources=[B.DRAFT],
         values={"send_at": when or utcnow(), "generation": F("generation") + 1},
     )
     await publish(settings, "scheduled", blast_id=blast_id)
@@ -493,11 +568,16 @@ async def cancel_blast(blast_id: int, *, settings: Settings, actor: str | None =
     return sum(moved.values())
 
 
-async def pause_blast(blast_id: int, *, settings: Settings, reason: str = "paused by operator",
-                      actor: str | None = None) -> None:
+async def pause_blast(
+    blast_id: int, *, settings: Settings, reason: str = "paused by operator", actor: str | None = None
+) -> None:
     """SCHEDULED or PROCESSING -> PAUSED."""
     await transitions.transition_blast(
-        blast_id, B.PAUSED, actor=actor or current_actor(), action="pause", detail={"reason": reason},
+        blast_id,
+        B.PAUSED,
+        actor=actor or current_actor(),
+        action="pause",
+        detail={"reason": reason},
         values={"last_error": reason},
     )
     await publish(settings, "paused", blast_id=blast_id)
@@ -525,10 +605,15 @@ async def resume_blast(blast_id: int, *, settings: Settings, actor: str | None =
     return to
 
 
-async def expire_pending(blast_id: int, valid_until: datetime, *, conn: BaseDBAsyncClient | None = None) -> int:
+async def expire_pending(
+    blast_id: int, valid_until: datetime, *, conn: BaseDBAsyncClient | None = None
+) -> int:
     """Cancel a blast's PENDING recipients because its valid-until time has passed."""
     moved = await transitions.move_recipients(
-        blast_id, R.CANCELLED, sources=[R.PENDING], conn=conn,
+        blast_id,
+        R.CANCELLED,
+        sources=[R.PENDING],
+        conn=conn,
         values={"error_text": f"expired: valid until {valid_until.isoformat(timespec='seconds')}"},
     )
     n = sum(moved.values())
@@ -537,7 +622,9 @@ async def expire_pending(blast_id: int, valid_until: datetime, *, conn: BaseDBAs
     return n
 
 
-async def reschedule_blast(blast_id: int, *, settings: Settings, send_at: str, actor: str | None = None) -> datetime:
+async def reschedule_blast(
+    blast_id: int, *, settings: Settings, send_at: str, actor: str | None = None
+) -> datetime:
     """Set a new send time on a DRAFT, SCHEDULED or not-yet-started PAUSED blast (it becomes SCHEDULED)."""
     actor = actor or current_actor()
     when, _ = _parse_times(send_at, None, settings)
@@ -552,12 +639,22 @@ async def reschedule_blast(blast_id: int, *, settings: Settings, send_at: str, a
         moved = await Blast.filter(id=blast_id, status=B.SCHEDULED).update(**values, updated_at=utcnow())
         if not moved:
             raise InvalidTransition(f"blast {blast_id} changed status meanwhile; try again")
-        await transitions.audit(actor=actor, action="reschedule", entity="blast", entity_id=blast_id,
-                                detail={"send_at": when.isoformat()})
+        await transitions.audit(
+            actor=actor,
+            action="reschedule",
+            entity="blast",
+            entity_id=blast_id,
+            detail={"send_at": when.isoformat()},
+        )
     else:
         await transitions.transition_blast(
-            blast_id, B.SCHEDULED, actor=actor, action="reschedule", sources=[B.DRAFT, B.PAUSED],
-            values=values, detail={"send_at": when.isoformat()},
+            blast_id,
+            B.SCHEDULED,
+            actor=actor,
+            action="reschedule",
+            sources=[B.DRAFT, B.PAUSED],
+            values=values,
+            detail={"send_at": when.isoformat()},
         )
     await publish(settings, "rescheduled", blast_id=blast_id)
     return when
@@ -570,8 +667,9 @@ class RetryResult:
     skipped_recent_cap: int
 
 
-async def retry_blast(blast_id: int, *, settings: Settings, include_unknown: bool = False,
-                      actor: str | None = None) -> RetryResult:
+async def retry_blast(
+    blast_id: int, *, settings: Settings, include_unknown: bool = False, actor: str | None = None
+) -> RetryResult:
     """Re-queue a FAILED or partly failed COMPLETED blast's retryable FAILED recipients (and UNKNOWN ones with
     include_unknown). Opted-out numbers (131050) and the per-user marketing cap (131049) within 24 h stay FAILED.
     """
@@ -592,44 +690,77 @@ async def retry_blast(blast_id: int, *, settings: Settings, include_unknown: boo
         | Q(error_code=MARKETING_CAP_CODE, failed_at__lte=cutoff)
     )
     async with in_transaction() as tx:
-        ids = await Recipient.filter(blast_id=blast_id, status=R.FAILED).filter(retry_filter).using_db(
-            tx
-        ).values_list("id", flat=True)
+        ids = cast(
+            list[int],
+            await Recipient.filter(blast_id=blast_id, status=R.FAILED)
+            .filter(retry_filter)
+            .using_db(tx)
+            .values_list("id", flat=True),
+        )
         sources = [R.UNKNOWN] if include_unknown else []
         total = 0
         for start in range(0, len(ids), 5000):
             moved = await transitions.move_recipients(
-                blast_id, R.PENDING, sources=[R.FAILED], ids=list(ids[start : start + 5000]), conn=tx,
+                blast_id,
+                R.PENDING,
+                sources=[R.FAILED],
+                ids=list(ids[start : start + 5000]),
+                conn=tx,
                 values={"next_attempt_at": None},
             )
             total += sum(moved.values())
         if sources:
-            moved = await transitions.move_recipients(blast_id, R.PENDING, sources=sources, conn=tx,
-                                                      values={"next_attempt_at": None})
+            moved = await transitions.move_recipients(
+                blast_id, R.PENDING, sources=sources, conn=tx, values={"next_attempt_at": None}
+            )
             total += sum(moved.values())
         if total == 0:
             raise InvalidTransition(
                 f"blast {blast_id} has nothing to retry"
-                + ("" if include_unknown or not blast.n_unknown else f" ({blast.n_unknown} UNKNOWN: add --include-unknown)")
+                + (
+                    ""
+                    if include_unknown or not blast.n_unknown
+                    else f" ({blast.n_unknown} UNKNOWN: add --include-unknown)"
+                )
             )
         await transitions.transition_blast(
-            blast_id, B.PROCESSING, actor=actor, action="retry", sources=[B.FAILED, B.COMPLETED], conn=tx,
-            values={"finished_at": None, "last_error": None, "error_code": None, "generation": F("generation") + 1},
+            blast_id,
+            B.PROCESSING,
+            actor=actor,
+            action="retry",
+            sources=[B.FAILED, B.COMPLETED],
+            conn=tx,
+            values={
+                "finished_at": None,
+                "last_error": None,
+                "error_code": None,
+                "generation": F("generation") + 1,
+            },
             detail={"requeued": total, "include_unknown": include_unknown},
         )
     await publish(settings, "resumed", blast_id=blast_id)
     return RetryResult(total, opted, capped)
 
 
-async def pause_all(*, settings: Settings, reason: str = "emergency stop", actor: str | None = None) -> list[int]:
+async def pause_all(
+    *, settings: Settings, reason: str = "emergency stop", actor: str | None = None
+) -> list[int]:
     """Emergency stop: pause every SCHEDULED or PROCESSING blast at once. Returns the ids paused."""
     actor = actor or current_actor()
-    ids = await Blast.filter(status__in=[B.SCHEDULED, B.PROCESSING]).values_list("id", flat=True)
+    ids = cast(
+        list[int], await Blast.filter(status__in=[B.SCHEDULED, B.PROCESSING]).values_list("id", flat=True)
+    )
     paused: list[int] = []
     for blast_id in ids:
         try:
-            if await transitions.transition_blast(blast_id, B.PAUSED, actor=actor, action="stop-all",
-                                                  detail={"reason": reason}, values={"last_error": reason}):
+            if await transitions.transition_blast(
+                blast_id,
+                B.PAUSED,
+                actor=actor,
+                action="stop-all",
+                detail={"reason": reason},
+                values={"last_error": reason},
+            ):
                 paused.append(blast_id)
         except InvalidTransition:
             continue
@@ -639,7 +770,10 @@ async def pause_all(*, settings: Settings, reason: str = "emergency stop", actor
 
 async def resume_all(*, settings: Settings, actor: str | None = None) -> list[int]:
     """Resume every blast paused by the emergency stop."""
-    ids = await Blast.filter(status=B.PAUSED, last_error="emergency stop").values_list("id", flat=True)
+    ids = cast(
+        list[int],
+        await Blast.filter(status=B.PAUSED, last_error="emergency stop").values_list("id", flat=True),
+    )
     resumed = []
     for blast_id in ids:
         try:

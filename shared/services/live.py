@@ -10,7 +10,7 @@ import json
 import time
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
-from typing import Any
+from typing import Any, cast
 
 import redis.asyncio as aioredis
 
@@ -128,7 +128,9 @@ async def record_lateness(settings: Settings, seconds: float, client: aioredis.R
 async def daemons(settings: Settings, client: aioredis.Redis | None = None) -> list[DaemonInfo]:
     """Daemons that sent a heartbeat recently (dead ones drop out after a while)."""
     r = client or redis_client(settings)
-    ids = [i.decode() if isinstance(i, bytes) else str(i) for i in await r.zrange(settings.key("daemons"), 0, -1)]
+    ids = [
+        i.decode() if isinstance(i, bytes) else str(i) for i in await r.zrange(settings.key("daemons"), 0, -1)
+    ]
     if not ids:
         return []
     raw = await r.mget([settings.key("daemon", i) for i in ids])
@@ -159,9 +161,11 @@ async def rates(settings: Settings, client: aioredis.Redis | None = None) -> Rat
     return RateInfo(limit=settings.BLAST_RATE_LIMIT, current=total / RATE_WINDOW_S, by_blast=by_blast)
 
 
-async def recent_jobs(settings: Settings, *, limit: int = 200, client: aioredis.Redis | None = None) -> list[JobRecord]:
+async def recent_jobs(
+    settings: Settings, *, limit: int = 200, client: aioredis.Redis | None = None
+) -> list[JobRecord]:
     r = client or redis_client(settings)
-    items = await r.xrevrange(settings.key("jobs"), count=limit)
+    items = cast(list[tuple[Any, dict[Any, Any]]], await r.xrevrange(settings.key("jobs"), count=limit) or [])
     out = []
     for entry_id, fields in items:
         data = json.loads(fields[b"job"] if b"job" in fields else fields["job"])
@@ -186,8 +190,9 @@ async def stream_stats(
         length = int(await r.xlen(key))
         pending = consumers = 0
         if length or await r.exists(key):
-            for group in await r.xinfo_groups(key):
-                pending += int(group.get("pending", group.get(b"pending", 0)))
-                consumers += int(group.get("consumers", group.get(b"consumers", 0)))
+            groups: list[dict[Any, Any]] = await r.xinfo_groups(key)
+            for group in groups:
+                pending += int(group.get("pending", group.get(b"pending", 0)) or 0)
+                consumers += int(group.get("consumers", group.get(b"consumers", 0)) or 0)
         out.append(StreamInfo(name=key, length=length, pending=pending, consumers=consumers))
     return out

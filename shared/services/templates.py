@@ -28,8 +28,14 @@ class TemplateSummary:
 def summarize(t: Template) -> TemplateSummary:
     keys = param_keys(t.components or [], t.parameter_format)
     return TemplateSummary(
-        id=t.id, name=t.name, language=t.language, category=t.category, status=TemplateStatus(t.status),
-        parameter_format=t.parameter_format, parameters=tuple(keys.all_keys), rejection_reason=t.rejection_reason,
+        id=t.id,
+        name=t.name,
+        language=t.language,
+        category=t.category,
+        status=TemplateStatus(t.status),
+        parameter_format=t.parameter_format,
+        parameters=tuple(keys.all_keys),
+        rejection_reason=t.rejection_reason,
         last_synced_at=t.last_synced_at,
     )
 

@@ -96,8 +96,6 @@ async def transition_blast(
 
 
 def _blast_refusal(blast_id: int, status: BlastStatus, to: BlastStatus, action: str) -> str:
-    if status == to:
-        return f"blast {blast_id} is already {status.value}"
     hint = {
         "cancel": "only DRAFT, SCHEDULED, PROCESSING or PAUSED blasts can be cancelled",
         "pause": "only SCHEDULED or PROCESSING blasts can be paused",
@@ -105,17 +103,30 @@ def _blast_refusal(blast_id: int, status: BlastStatus, to: BlastStatus, action: 
         "retry": "only FAILED or partly failed COMPLETED blasts can be retried",
         "edit": "only DRAFT or SCHEDULED blasts can be edited",
         "reschedule": "only DRAFT, SCHEDULED or PAUSED blasts can be rescheduled",
-    }.get(action, f"{status.value} cannot become {to.value}")
+    }.get(action)
+    if hint is None:
+        if status == to:
+            return f"blast {blast_id} is already {status.value}"
+        hint = f"{status.value} cannot become {to.value}"
     return f"blast {blast_id} is {status.value}; {hint}"
 
 
 async def audit(
-    *, actor: str, action: str, entity: str, entity_id: str | int, detail: Mapping[str, Any] | None = None,
+    *,
+    actor: str,
+    action: str,
+    entity: str,
+    entity_id: str | int,
+    detail: Mapping[str, Any] | None = None,
     conn: BaseDBAsyncClient | None = None,
 ) -> None:
     """Record an action that is not a status change (edit, create, retry counts …)."""
     await AuditLog.create(
-        actor=actor, action=action, entity=entity, entity_id=str(entity_id), detail=dict(detail or {}),
+        actor=actor,
+        action=action,
+        entity=entity,
+        entity_id=str(entity_id),
+        detail=dict(detail or {}),
         using_db=conn,
     )
 
@@ -230,13 +241,20 @@ async def record_send_outcomes(outcomes: Sequence[SendOutcome], *, lease_owner: 
     deltas: dict[int, dict[RecipientStatus, int]] = defaultdict(lambda: defaultdict(int))
     async with in_transaction() as tx:
         for o in outcomes:
-            values: dict[str, Any] = {"status": o.to, "updated_at": o.at, "lease_owner": None, "lease_expires_at": None}
+            values: dict[str, Any] = {
+                "status": o.to,
+                "updated_at": o.at,
+                "lease_owner": None,
+                "lease_expires_at": None,
+            }
             if o.to == R.SENT:
                 values.update(wamid=o.wamid, wa_id=o.wa_id, sent_at=o.at, error_code=None, error_text=None)
             elif o.to == R.FAILED:
                 values.update(error_code=o.error_code, error_text=o.error_text, failed_at=o.at)
             elif o.to == R.PENDING:
-                values.update(next_attempt_at=o.next_attempt_at, error_code=o.error_code, error_text=o.error_text)
+                values.update(
+                    next_attempt_at=o.next_attempt_at, error_code=o.error_code, error_text=o.error_text
+                )
             elif o.to == R.UNKNOWN:
                 values.update(error_code=o.error_code, error_text=o.error_text)
             query = Recipient.filter(id=o.recipient_id, status=R.SENDING)
@@ -249,8 +267,10 @@ async def record_send_outcomes(outcomes: Sequence[SendOutcome], *, lease_owner: 
                 deltas[o.blast_id][o.to] += 1
             elif o.to == R.SENT and o.wamid:
                 # A webhook overtook the send result (DELIVERED/READ already): keep the status, store the wamid.
-                await Recipient.filter(id=o.recipient_id, wamid__isnull=True).using_db(tx).update(
-                    wamid=o.wamid, wa_id=o.wa_id, sent_at=o.at
+                await (
+                    Recipient.filter(id=o.recipient_id, wamid__isnull=True)
+                    .using_db(tx)
+                    .update(wamid=o.wamid, wa_id=o.wa_id, sent_at=o.at)
                 )
         await apply_counter_deltas(deltas, tx)
     return changed
@@ -260,7 +280,13 @@ async def record_send_outcomes(outcomes: Sequence[SendOutcome], *, lease_owner: 
 # recipients: delivery statuses (webhooks)
 # --------------------------------------------------------------------------------------------------------------
 
-_DELIVERY_STATUS = {"sent": R.SENT, "delivered": R.DELIVERED, "read": R.READ, "played": R.READ, "failed": R.FAILED}
+_DELIVERY_STATUS = {
+    "sent": R.SENT,
+    "delivered": R.DELIVERED,
+    "read": R.READ,
+    "played": R.READ,
+    "failed": R.FAILED,
+}
 
 
 @dataclass(frozen=True, slots=True)
@@ -332,8 +358,10 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
     by_id_needed = [u.recipient_id for u in updates if u.wamid not in by_wamid and u.recipient_id is not None]
     by_id: dict[int, dict[str, Any]] = {}
     if by_id_needed:
-        for r in await Recipient.filter(id__in=by_id_needed).using_db(tx).values(
-            "id", "blast_id", "status", "wamid"
+        for r in (
+            await Recipient.filter(id__in=by_id_needed)
+            .using_db(tx)
+            .values("id", "blast_id", "status", "wamid")
         ):
             by_id[r["id"]] = r
     for u in sorted(updates, key=lambda u: u.at):
@@ -351,8 +379,12 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
         if target is None:
             if u.status == "failed" and current in (R.DELIVERED, R.READ):
                 failed_late += 1
-                log.warning("failed status after %s for recipient %s ignored (wamid %s)", current.value,
-                            row["id"], u.wamid)
+                log.warning(
+                    "failed status after %s for recipient %s ignored (wamid %s)",
+                    current.value,
+                    row["id"],
+                    u.wamid,
+                )
             ignored += 1
             continue
         values: dict[str, Any] = {"status": target, "updated_at": utcnow(), "wamid": u.wamid}

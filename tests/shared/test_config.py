@@ -49,7 +49,11 @@ def test_redis_parts_and_url_override(monkeypatch: pytest.MonkeyPatch) -> None:
         ("WHATSAPP_PROVIDER", "twilio", "invalid setting WHATSAPP_PROVIDER"),
         ("BLAST_TIMEZONE", "Mars/Base", "invalid setting BLAST_TIMEZONE: unknown time zone 'Mars/Base'"),
         ("BLAST_DEFAULT_REGION", "XX", "invalid setting BLAST_DEFAULT_REGION: unknown region 'XX'"),
-        ("DATABASE_URL", "mysql://x", "invalid setting DATABASE_URL: must start with sqlite:// or postgres://"),
+        (
+            "DATABASE_URL",
+            "mysql://x",
+            "invalid setting DATABASE_URL: must start with sqlite:// or postgres://",
+        ),
         ("REDIS_URL", "localhost:6379", "invalid setting REDIS_URL"),
         ("WHATSAPP_API_URL", "graph.facebook.com", "invalid setting WHATSAPP_API_URL"),
     ],
@@ -64,7 +68,9 @@ def test_bad_setting_is_one_line_naming_the_variable(
     assert "\n" not in str(info.value)
 
 
-def test_env_files_are_read_in_order_and_environment_wins(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> None:
+def test_env_files_are_read_in_order_and_environment_wins(
+    monkeypatch: pytest.MonkeyPatch, tmp_path: Path
+) -> None:
     shared_file = tmp_path / "blast.env"
     shared_file.write_text("BLAST_TIMEZONE=Asia/Jakarta\nBLAST_RATE_LIMIT=20\n")
     secrets = tmp_path / "secrets.env"

@@ -39,7 +39,9 @@ def _settings(url: str) -> Settings:
 async def _tables() -> set[str]:
     conn = connections.get("default")
     if USE_POSTGRES:
-        _, rows = await conn.execute_query("SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'")
+        _, rows = await conn.execute_query(
+            "SELECT tablename AS name FROM pg_tables WHERE schemaname = 'public'"
+        )
     else:
         _, rows = await conn.execute_query("SELECT name FROM sqlite_master WHERE type = 'table'")
     return {r["name"] for r in rows}
@@ -74,8 +76,12 @@ def test_three_processes_migrating_an_empty_database_at_once(empty_database_url:
         "asyncio.run(main())\n"
     )
     procs = [
-        subprocess.Popen([sys.executable, "-c", script, empty_database_url], stdout=subprocess.PIPE,
-                         stderr=subprocess.PIPE, text=True)
+        subprocess.Popen(
+            [sys.executable, "-c", script, empty_database_url],
+            stdout=subprocess.PIPE,
+            stderr=subprocess.PIPE,
+            text=True,
+        )
         for _ in range(3)
     ]
     results = [p.communicate(timeout=120) for p in procs]
@@ -104,7 +110,7 @@ async def test_newer_schema_is_refused_with_a_clear_message(empty_database_url: 
         )
     finally:
         await close_db()
-    with pytest.raises(SchemaError, match="newer than this program .*9999_from_the_future"):
+    with pytest.raises(SchemaError, match=r"newer than this program .*9999_from_the_future"):
         await open_db(_settings(empty_database_url))
 
 

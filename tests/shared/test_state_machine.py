@@ -22,8 +22,11 @@ B, R = BlastStatus, RecipientStatus
 
 async def assert_counters_exact(blast_id: int) -> None:
     blast = await Blast.get(id=blast_id)
-    rows = await Recipient.filter(blast_id=blast_id).annotate(n=Count("id")).group_by("status").values_list(
-        "status", "n"
+    rows = (
+        await Recipient.filter(blast_id=blast_id)
+        .annotate(n=Count("id"))
+        .group_by("status")
+        .values_list("status", "n")
     )
     actual = {R(s).value.lower(): n for s, n in rows}
     expected = {k: v for k, v in blast.counts().items() if v}
@@ -55,9 +58,13 @@ async def test_transition_of_missing_blast(db: Settings) -> None:
 async def test_only_one_of_two_racing_claims_wins(db: Settings) -> None:
     template = await make_template()
     blast = await make_blast(template, n=1, status=B.SCHEDULED)
-    first = await transitions.transition_blast(blast.id, B.PROCESSING, actor="a", action="start", sources=[B.SCHEDULED])
+    first = await transitions.transition_blast(
+        blast.id, B.PROCESSING, actor="a", action="start", sources=[B.SCHEDULED]
+    )
     with pytest.raises(InvalidTransition):
-        await transitions.transition_blast(blast.id, B.PROCESSING, actor="b", action="start", sources=[B.SCHEDULED])
+        await transitions.transition_blast(
+            blast.id, B.PROCESSING, actor="b", action="start", sources=[B.SCHEDULED]
+        )
     assert first
 
 
@@ -120,7 +127,10 @@ async def test_send_results_never_downgrade_a_webhook_status(db: Settings) -> No
     )
     assert result.applied == 1
     changed = await transitions.record_send_outcomes(
-        [SendOutcome(r1.id, blast.id, R.SENT, wamid="wamid.1"), SendOutcome(r2.id, blast.id, R.SENT, wamid="wamid.2")],
+        [
+            SendOutcome(r1.id, blast.id, R.SENT, wamid="wamid.1"),
+            SendOutcome(r2.id, blast.id, R.SENT, wamid="wamid.2"),
+        ],
         lease_owner="w1",
     )
     assert changed == 1
@@ -135,7 +145,12 @@ async def test_a_stale_lease_cannot_write_results(db: Settings) -> None:
     blast = await make_blast(template, n=1)
     (r,) = await Recipient.filter(blast_id=blast.id)
     await transitions.move_recipients(blast.id, R.SENDING, sources=[R.PENDING], values={"lease_owner": "w2"})
-    assert await transitions.record_send_outcomes([SendOutcome(r.id, blast.id, R.SENT, wamid="w")], lease_owner="w1") == 0
+    assert (
+        await transitions.record_send_outcomes(
+            [SendOutcome(r.id, blast.id, R.SENT, wamid="w")], lease_owner="w1"
+        )
+        == 0
+    )
     assert (await Recipient.get(id=r.id)).status == R.SENDING
 
 
@@ -146,7 +161,10 @@ async def test_reverse_order_statuses_end_at_read_and_duplicates_apply_once(db: 
     await transitions.move_recipients(blast.id, R.SENDING, sources=[R.PENDING])
     await transitions.record_send_outcomes([SendOutcome(r.id, blast.id, R.SENT, wamid="wamid.x")])
     t0 = utcnow()
-    events = [DeliveryUpdate("wamid.x", s, t0 + timedelta(seconds=i)) for i, s in enumerate(["sent", "delivered", "read"])]
+    events = [
+        DeliveryUpdate("wamid.x", s, t0 + timedelta(seconds=i))
+        for i, s in enumerate(["sent", "delivered", "read"])
+    ]
     total_applied = 0
     for event in reversed(events + events):
         total_applied += (await transitions.apply_delivery_updates([event])).applied
@@ -169,10 +187,15 @@ async def test_counters_equal_buckets_after_mixed_updates(db: Settings) -> None:
     outcomes = []
     for i, rid in enumerate(ids[:150]):
         to = rng.choice([R.SENT, R.SENT, R.FAILED, R.PENDING, R.UNKNOWN])
-        outcomes.append(SendOutcome(rid, blast.id, to, wamid=f"wamid.{i}" if to == R.SENT else None, error_code=131026))
+        outcomes.append(
+            SendOutcome(rid, blast.id, to, wamid=f"wamid.{i}" if to == R.SENT else None, error_code=131026)
+        )
     await transitions.record_send_outcomes(outcomes)
-    updates = [DeliveryUpdate(f"wamid.{i}", rng.choice(["sent", "delivered", "read", "failed"]), utcnow())
-               for i in range(150) for _ in range(2)]
+    updates = [
+        DeliveryUpdate(f"wamid.{i}", rng.choice(["sent", "delivered", "read", "failed"]), utcnow())
+        for i in range(150)
+        for _ in range(2)
+    ]
     await transitions.apply_delivery_updates(updates)
     await transitions.move_recipients(blast.id, R.SKIPPED, sources=[R.PENDING], ids=ids[150:160])
     await transitions.move_recipients(blast.id, R.CANCELLED, sources=[R.PENDING])

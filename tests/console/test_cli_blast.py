@@ -1,0 +1,222 @@
+"""blast-console's scriptable CLI: the exact --json shapes, and one line on stderr with non-zero exit on errors."""
+
+from __future__ import annotations
+
+from pathlib import Path
+
+import pytest
+
+from shared.config import Settings
+from shared.models import Template
+from tests.console.cli_helpers import run_cli, with_db
+from tests.factories import make_template
+
+COUNT_KEYS = {"pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown"}
+
+
+@pytest.fixture
+def seeded(env_settings: Settings) -> Settings:
+    async def seed() -> Template:
+        return await make_template()
+
+    with_db(env_settings, seed)
+    return env_settings
+
+
+@pytest.fixture
+def csv_file(tmp_path: Path) -> Path:
+    path = tmp_path / "r.csv"
+    path.write_text("phone;1;2\n+6281234567890;Ada;A1\nbad;Bob;B2\n+6281234567891;Cy;C3\n", encoding="utf-8")
+    return path
+
+
+def test_create_list_show_shapes(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(
+        capsys,
+        "--json",
+        "blast",
+        "create",
+        "--name",
+        "Promo",
+        "--template",
+        "order_update",
+        "--language",
+        "en_US",
+        "--recipients",
+        str(csv_file),
+        "--send-at",
+        "+1h",
+    )
+    assert r.code == 0, r.err
+    created = r.json()
+    assert set(created) == {"id", "status", "recipients", "rejected"}
+    assert created["status"] == "SCHEDULED" and created["recipients"] == 2
+    assert created["rejected"] == [{"row": 2, "value": "bad", "reason": created["rejected"][0]["reason"]}]
+
+    r = run_cli(capsys, "blast", "list", "--json")
+    assert r.code == 0, r.err
+    (item,) = r.json()
+    assert set(item) == {"id", "name", "template", "status", "send_at", "counts"}
+    assert item["template"] == "order_update" and set(item["counts"]) == COUNT_KEYS
+
+    r = run_cli(capsys, "blast", "show", str(created["id"]), "--json")
+    shown = r.json()
+    assert set(shown) == {
+        "id",
+        "name",
+        "template",
+        "language",
+        "status",
+        "send_at",
+        "valid_until",
+        "started_at",
+        "finished_at",
+        "error",
+        "counts",
+    }
+    assert shown["counts"]["pending"] == 2 and sum(shown["counts"].values()) == 2
+    assert shown["send_at"].endswith("+00:00")
+
+    r = run_cli(capsys, "template", "list", "--json")
+    assert r.json() == [
+        {"name": "order_update", "language": "en_US", "category": "UTILITY", "status": "APPROVED"}
+    ]
+
+
+def test_human_output_and_actions(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(
+        capsys,
+        "blast",
+        "create",
+        "--name",
+        "Promo",
+        "--template",
+        "order_update",
+        "--language",
+        "en_US",
+        "--recipients",
+        str(csv_file),
+        "--send-at",
+        "+1h",
+    )
+    assert r.code == 0 and "created: SCHEDULED, 2 recipients, 1 rejected" in r.out
+    assert run_cli(capsys, "blast", "pause", "1").code == 0
+    assert run_cli(capsys, "blast", "resume", "1").code == 0
+    assert run_cli(capsys, "blast", "reschedule", "1", "--send-at", "+2h").code == 0
+    r = run_cli(capsys, "blast", "cancel", "1")
+    assert r.code == 0 and r.out.strip() == "blast 1 cancelled"
+    r = run_cli(capsys, "blast", "list")
+    assert "CANCELLED" in r.out
+
+
+@pytest.mark.parametrize(
+    ("args", "fragment"),
+    [
+        (["blast", "show", "999"], "blast 999 does not exist"),
+        (["blast", "cancel", "999"], "blast 999 does not exist"),
+        (["blast", "show", "abc"], "'abc' is not a valid integer"),
+        (
+            [
+                "blast",
+                "create",
+                "--name",
+                "x",
+                "--template",
+                "order_update",
+                "--language",
+                "en_US",
+                "--recipients",
+                "/nonexistent.csv",
+            ],
+            "nonexistent.csv",
+        ),
+        (
+            [
+                "blast",
+                "create",
+                "--name",
+                "x",
+                "--template",
+                "order_update",
+                "--language",
+                "en_US",
+                "--recipients",
+                "CSV",
+                "--send-at",
+                "yesterday at noon",
+            ],
+            "cannot read send time",
+        ),
+        (
+            ["blast", "create", "--name", "x", "--template", "order_update", "--language", "en_US"],
+            "--recipients",
+        ),
+        (["blast", "retry", "1"], "blast 1 does not exist"),
+        (["nonsense"], "No such command"),
+    ],
+)
+def test_errors_are_one_line_on_stderr(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str], args: list[str], fragment: str
+) -> None:
+    args = [str(csv_file) if a == "CSV" else a for a in args]
+    r = run_cli(capsys, *args)
+    assert r.code != 0
+    assert r.out == ""
+    assert len(r.err.strip().splitlines()) == 1, r.err
+    assert fragment in r.err
+
+
+def test_bad_csv_is_one_line(seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
+    path = tmp_path / "bad.csv"
+    path.write_text("name,1,2\nx,y,z\n", encoding="utf-8")
+    r = run_cli(
+        capsys,
+        "blast",
+        "create",
+        "--name",
+        "x",
+        "--template",
+        "order_update",
+        "--language",
+        "en_US",
+        "--recipients",
+        str(path),
+        "--json",
+    )
+    assert r.code == 1 and r.out == "" and "phone" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_read_only_refuses_mutations(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(
+        capsys,
+        "--read-only",
+        "blast",
+        "create",
+        "--name",
+        "x",
+        "--template",
+        "order_update",
+        "--language",
+        "en_US",
+        "--recipients",
+        str(csv_file),
+    )
+    assert r.code == 1 and "read-only" in r.err
+    assert run_cli(capsys, "--read-only", "blast", "list", "--json").json() == []
+
+
+def test_config_error_names_the_variable(
+    seeded: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.config import get_settings
+
+    monkeypatch.setenv("BLAST_TIMEZONE", "Nowhere/City")
+    get_settings.cache_clear()
+    r = run_cli(capsys, "blast", "list")
+    assert r.code == 1 and "BLAST_TIMEZONE" in r.err and len(r.err.strip().splitlines()) == 1
