@@ -668,6 +668,28 @@ async def test_control_endpoints(
     assert state["received"] == 0 and state["counts"] == {}
 
 
+async def test_verify_handshake_against_a_receiver(fake: FakeGraph, http: aiohttp.ClientSession) -> None:
+    async def verify(request: web.Request) -> web.Response:
+        query = request.query
+        if query.get("hub.mode") == "subscribe" and query.get("hub.verify_token") == "vt":
+            return web.Response(text=query["hub.challenge"])
+        return web.Response(status=403)
+
+    app = web.Application()
+    app.router.add_get("/webhook", verify)
+    server = TestServer(app, host="127.0.0.1")
+    await server.start_server()
+    try:
+        target = str(server.make_url("/webhook"))
+        for token, ok in (("vt", True), ("wrong", False)):
+            async with http.get(
+                f"{fake.base_url}/_fake/verify", params={"url": target, "verify_token": token}
+            ) as r:
+                assert (await r.json())["ok"] is ok
+    finally:
+        await server.close()
+
+
 async def test_command_line(receiver: tuple[Receiver, str], tmp_path: Path) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))

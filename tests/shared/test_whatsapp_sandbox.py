@@ -7,6 +7,7 @@ import json
 import logging
 import time
 from collections.abc import AsyncIterator, Callable
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -82,6 +83,12 @@ def fast(provider: WhatsAppProvider) -> SandboxProvider:
     provider.fake.configure(webhook_delay_ms=5.0, webhook_jitter_ms=0.0, webhook_duplicate_rate=0.0)
     provider.fake.configure(webhook_reorder_rate=0.0, webhook_read_rate=1.0)
     return provider
+
+
+@pytest.fixture
+def settings(make_settings: Factory, tmp_path: Path) -> Settings:
+    """The sandbox's template file in the test's own directory, on SQLite and PostgreSQL runs alike."""
+    return make_settings(WHATSAPP_SANDBOX_DIR=str(tmp_path))
 
 
 @pytest.fixture
@@ -236,8 +243,8 @@ async def test_sandbox_posts_webhooks_to_a_url(settings: Settings) -> None:
     assert all(sig == sign(body, provider.webhook_app_secret) for body, sig in received)
 
 
-async def test_sandbox_signs_with_the_configured_app_secret(make_settings: Factory) -> None:
-    settings = make_settings(WHATSAPP_APP_SECRET="my-app-secret")
+async def test_sandbox_signs_with_the_configured_app_secret(make_settings: Factory, tmp_path: Path) -> None:
+    settings = make_settings(WHATSAPP_APP_SECRET="my-app-secret", WHATSAPP_SANDBOX_DIR=str(tmp_path))
     assert webhook_app_secret(settings) == "my-app-secret"
     provider = build_provider(settings)
     assert isinstance(provider, SandboxProvider) and provider.webhook_app_secret == "my-app-secret"
@@ -263,6 +270,14 @@ def test_sandbox_needs_no_credentials(settings: Settings) -> None:
     require_cloud_credentials(settings)
     assert isinstance(build_provider(settings), SandboxProvider)
     assert webhook_app_secret(settings) == SANDBOX_APP_SECRET
+
+
+def test_sandbox_keeps_templates_beside_the_sqlite_database(make_settings: Factory) -> None:
+    from shared.whatsapp.sandbox import sandbox_dir
+
+    settings = make_settings(DATABASE_URL="sqlite:///var/lib/blast/blast.db")
+    assert str(sandbox_dir(settings)) == "/var/lib/blast"
+    assert str(sandbox_dir(make_settings(WHATSAPP_SANDBOX_DIR="/srv/sb"))) == "/srv/sb"
 
 
 async def test_cloud_provider_from_settings(make_settings: Factory) -> None:
