@@ -30,7 +30,6 @@ RUN_ID = uuid.uuid4().hex[:8]
 TEST_REDIS_URL = os.environ.get("BLAST_TEST_REDIS_URL", "redis://127.0.0.1:6379/0")
 _DB_ENV = os.environ.get("BLAST_TEST_DATABASE_URL", "sqlite").strip()
 USE_POSTGRES = _DB_ENV.startswith(("postgres://", "postgresql://"))
-_TABLES = ("audit_log", "recipient", "blast", "template", "suppression")
 
 
 def _pg_admin_url() -> str:
@@ -121,10 +120,30 @@ def env_settings(settings: Settings, monkeypatch: pytest.MonkeyPatch) -> Iterato
 
 
 async def _truncate() -> None:
+    """Empty every table but the migration record (PostgreSQL runs share one database per run)."""
     from tortoise import connections
 
     conn = connections.get("default")
-    await conn.execute_script(f"TRUNCATE {', '.join(_TABLES)} RESTART IDENTITY CASCADE")
+    _, rows = await conn.execute_query(
+        "SELECT tablename FROM pg_tables WHERE schemaname = 'public' AND tablename <> 'tortoise_migrations'"
+    )
+    tables = ", ".join(f'"{r["tablename"]}"' for r in rows)
+    if tables:
+        await conn.execute_script(f"TRUNCATE {tables} RESTART IDENTITY CASCADE")
+
+
+def reset_database(settings: Settings) -> None:
+    """For synchronous tests (CLI, subprocesses): bring the test database to the current schema, empty."""
+
+    async def go() -> None:
+        await open_db(settings)
+        try:
+            if USE_POSTGRES:
+                await _truncate()
+        finally:
+            await close_db()
+
+    asyncio.run(go())
 
 
 @pytest.fixture

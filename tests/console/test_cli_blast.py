@@ -8,6 +8,7 @@ import pytest
 
 from shared.config import Settings
 from shared.models import Template
+from tests.conftest import reset_database
 from tests.console.cli_helpers import run_cli, with_db
 from tests.factories import make_template
 
@@ -16,6 +17,8 @@ COUNT_KEYS = {"pending", "sending", "sent", "delivered", "read", "failed", "canc
 
 @pytest.fixture
 def seeded(env_settings: Settings) -> Settings:
+    reset_database(env_settings)
+
     async def seed() -> Template:
         return await make_template()
 
