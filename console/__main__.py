@@ -8,6 +8,10 @@ import click
 
 from console.cli.blast import blast_group
 from console.cli.common import CliState
+from console.cli.ops import resume_all_cmd, stop_all_cmd
+from console.cli.queue import queue_group
+from console.cli.search import search_cmd
+from console.cli.suppression import suppression_group
 from console.cli.template import template_group
 
 
@@ -34,6 +38,11 @@ def cli(ctx: click.Context, read_only: bool, with_daemon: bool) -> None:
 
 cli.add_command(blast_group)
 cli.add_command(template_group)
+cli.add_command(queue_group)
+cli.add_command(suppression_group)
+cli.add_command(search_cmd)
+cli.add_command(stop_all_cmd)
+cli.add_command(resume_all_cmd)
 
 
 def main(argv: list[str] | None = None) -> None:
