@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import codecs
 import csv
+import re
 from collections import Counter
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass
@@ -25,6 +26,7 @@ _MAX_HEADER_BYTES = 1 << 20
 _MAX_SHOWN_VALUE = 200
 #: Tried in this order when two candidates appear equally often in the header.
 _DELIMITERS = ("\t", ";", ",")
+_LONE_CR = re.compile(r"\r(?!\n)")
 
 
 @dataclass(frozen=True, slots=True)
@@ -280,9 +282,28 @@ class RecipientCsv:
 
 
 def _decoded_lines(raw: BinaryIO) -> Iterator[str]:
-    # One strict decode per line (in C) keeps error line numbers exact, unlike a TextIOWrapper that
-    # decodes 8 KiB ahead of the csv reader.
-    return map(bytes.decode, raw)
+    """The file's lines, decoded strictly one at a time, split like newline='' (at LF, CRLF and CR).
+
+    Decoding line by line keeps the line number of a bad byte exact and raises it when the reader gets
+    there, where a TextIOWrapper decodes 8 KiB ahead of the csv reader.
+    """
+    for data in raw:
+        line = data.decode("utf-8")
+        # A CR that does not end the line also ends a line (universal newlines); the csv module then
+        # rejoins the pieces of a quoted field.
+        if "\r" in line[:-2]:
+            yield from _split_at_lone_cr(line)
+        else:
+            yield line
+
+
+def _split_at_lone_cr(line: str) -> Iterator[str]:
+    start = 0
+    for found in _LONE_CR.finditer(line):
+        yield line[start : found.end()]
+        start = found.end()
+    if start < len(line):
+        yield line[start:]
 
 
 def _sniff_delimiter(header: str) -> str | None:

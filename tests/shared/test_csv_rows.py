@@ -204,6 +204,14 @@ def test_wrong_cell_counts_are_rejected(tmp_path: Path) -> None:
     ]
 
 
+def test_lone_cr_ends_a_line_unless_quoted(tmp_path: Path) -> None:
+    path = write(tmp_path, 'phone,name\n+6281234567890,Ada\r+6281234567891,"B\rb"\n')
+    assert read(path, ["name"]) == [
+        AcceptedRow(1, "+6281234567890", {"name": "Ada"}),
+        RejectedRow(2, "B\rb", "name: contains a line break (WhatsApp refuses it)"),
+    ]
+
+
 def test_long_rejected_values_are_cut(tmp_path: Path) -> None:
     path = write(tmp_path, "phone\n" + "9" * 500 + "\n")
     (rejected,) = read(path)
