@@ -12,8 +12,8 @@ from shared.config import Settings
 from shared.models import Blast, Suppression
 from shared.services import live
 from shared.status import BlastStatus
-from tests.console.cli_helpers import CliResult, run_cli, with_db
 from tests.conftest import USE_POSTGRES, _truncate
+from tests.console.cli_helpers import CliResult, run_cli, with_db
 from tests.console.conftest import seed_blast, seed_template
 
 B = BlastStatus
