@@ -21,7 +21,12 @@ from shared.errors import CsvError, ValidationFailed
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow, column_key
 from shared.parsing.phones import normalize_phone
 from shared.parsing.send_at import parse_when
-from shared.parsing.template_params import build_send_components, param_keys, render_preview
+from shared.parsing.template_params import (
+    build_send_components,
+    check_param_value,
+    param_keys,
+    render_preview,
+)
 
 #: BLAST_PROPERTY_EXAMPLES=5000 for a long hunt; 200 keeps the suite fast.
 SETTINGS = settings(
@@ -329,3 +334,18 @@ def test_build_send_components_has_one_body_parameter_per_key(
     assert len([c for c in sent if c["type"] == "header"]) == (1 if tp.header else 0)
     assert len([c for c in sent if c["type"] == "button"]) == len(tp.buttons)
     assert "{{" not in render_preview(components, given_values)
+
+
+@SETTINGS
+@given(
+    value=st.text(st.characters(exclude_categories=["Cs"]), max_size=12)
+    | st.sampled_from(["a     b", " \t", "x\u2028"])
+)
+def test_check_param_value_matches_the_plain_rule(value: str) -> None:
+    refused = (
+        value.strip() == ""
+        or any(ch in value for ch in "\n\r\t\v\f\x85\u2028\u2029")
+        or "     " in value
+        or len(value) > 1024
+    )
+    assert (check_param_value(value) is not None) == refused
