@@ -321,12 +321,17 @@ def _open_csv(
     path: str | Path, template: Template, constants: Mapping[str, str], settings: Settings
 ) -> RecipientCsv:
     keys = param_keys(template.components or [], template.parameter_format)
+    if keys.unsupported:
+        raise ValidationFailed(
+            f"template {template.name} ({template.language}) has parts blast cannot fill yet "
+            f"({', '.join(keys.unsupported)}); use another template"
+        )
     return RecipientCsv(
         path,
         required_keys=list(keys.all_keys),
         constants=constants,
         default_region=settings.BLAST_DEFAULT_REGION,
-        template_label=f"{template.name} ({template.language})",
+        template_label=f"template {template.name} ({template.language})",
     )
 
 
