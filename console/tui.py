@@ -41,15 +41,27 @@ def setup_file_logging(path: Path) -> None:
     handler.setFormatter(logging.Formatter("%(asctime)s %(levelname)s %(name)s: %(message)s"))
     root.addHandler(handler)
     root.setLevel(os.environ.get("BLAST_LOG_LEVEL", "INFO").upper())
+    # taskiq logs every receiver start and stop at INFO; keep the file readable.
+    logging.getLogger("taskiq").setLevel(logging.WARNING)
 
 
 @contextlib.asynccontextmanager
 async def in_process_daemon(settings: Settings) -> AsyncIterator[None]:
-    """Run the daemon as tasks of this process for the duration of the block (all-in-one mode)."""
-    from daemon.__main__ import run_daemon  # deferred: only --with-daemon needs the daemon's imports
+    """Run the daemon as tasks of this process for the duration of the block (all-in-one mode).
 
+    The database is already open (by the console); the daemon shares it, and stops gracefully on exit.
+    """
+    from daemon.app import serve  # deferred: only --with-daemon needs the daemon's imports
+    from shared.whatsapp import build_provider
+
+    webhook_url = None
+    if settings.is_sandbox and settings.BLAST_HTTP_PORT:
+        host = "127.0.0.1" if settings.BLAST_HTTP_HOST in ("0.0.0.0", "::", "") else settings.BLAST_HTTP_HOST
+        webhook_url = f"http://{host}:{settings.BLAST_HTTP_PORT}/webhook"
+    provider = build_provider(settings, webhook_url=webhook_url)
+    await provider.start()
     stop = asyncio.Event()
-    task = asyncio.create_task(run_daemon(settings, stop=stop, install_signal_handlers=False))
+    task = asyncio.create_task(serve(settings, provider, stop), name="in-process daemon")
     try:
         yield
     finally:
@@ -58,6 +70,7 @@ async def in_process_daemon(settings: Settings) -> AsyncIterator[None]:
             await asyncio.wait_for(task, 30)
         except Exception:
             log.exception("the in-process daemon did not stop cleanly")
+        await provider.close()
 
 
 async def _run(settings: Settings, *, read_only: bool, with_daemon: bool, daemon_log: str | None) -> None:

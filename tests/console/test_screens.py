@@ -7,7 +7,6 @@ import io
 from pathlib import Path
 
 from rich.console import Console
-
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 

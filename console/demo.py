@@ -1,0 +1,99 @@
+"""Provides the demo's seed: the sandbox's templates (one still SUBMITTED, approved a minute later by the
+simulated Meta), a synced template list, and a first blast from the demo CSV that starts ~20 s later.
+
+Run by scripts/demo before `blast-console --with-daemon`; running it again changes nothing.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import time
+from pathlib import Path
+from typing import Any
+
+from shared.config import Settings, load_settings
+from shared.db import database
+from shared.notify import close_redis_clients
+from shared.services import blasts
+from shared.services.messaging import provider_session
+from shared.services.template_sync import sync_templates
+from shared.whatsapp.sandbox import DEMO_TEMPLATES, TEMPLATES_FILE, sandbox_dir
+
+DEMO_CSV = Path(__file__).parent / "demo_data" / "recipients.csv"
+#: The template that is still in review when the demo starts.
+PENDING_TEMPLATE: dict[str, Any] = {
+    "name": "welcome_offer",
+    "language": "en_US",
+    "status": "PENDING",
+    "category": "MARKETING",
+    "components": [
+        {
+            "type": "BODY",
+            "text": "Welcome {{1}}! Your first order ships free with code {{2}}.",
+            "example": {"body_text": [["Ada", "FREESHIP"]]},
+        },
+    ],
+}
+APPROVE_AFTER_S = 60.0
+DEMO_KEY = "demo-order-updates"
+
+
+def write_sandbox_templates(settings: Settings, *, now: float | None = None) -> Path:
+    """Write the simulated Meta's template list (once): the demo templates plus one PENDING for a minute."""
+    path = sandbox_dir(settings) / TEMPLATES_FILE
+    if path.exists():
+        return path
+    now = time.time() if now is None else now
+    items: list[dict[str, Any]] = []
+    for i, t in enumerate([*DEMO_TEMPLATES, PENDING_TEMPLATE], start=1):
+        item = {**t, "id": f"9000000000{i:04d}"}
+        if t is PENDING_TEMPLATE:
+            item["review_at"] = now + APPROVE_AFTER_S
+            item["review_to"] = "APPROVED"
+        items.append(item)
+    path.parent.mkdir(parents=True, exist_ok=True)
+    path.write_text(json.dumps({"templates": items}, indent=1), encoding="utf-8")
+    return path
+
+
+async def seed(settings: Settings) -> str:
+    """Seed the open database for the demo; returns what was done, in one line."""
+    write_sandbox_templates(settings)
+    async with provider_session(settings) as provider:
+        report = await sync_templates(settings, provider, actor="demo")
+    result = await blasts.create_blast(
+        settings=settings,
+        name="Demo: order updates",
+        template="order_update",
+        language="en_US",
+        recipients=DEMO_CSV,
+        send_at="+20s",
+        client_key=DEMO_KEY,
+        actor="demo",
+    )
+    if result.existing:
+        return f"demo already seeded (blast {result.id} is {result.status.value})"
+    return (
+        f"{report.listed} templates synced; blast {result.id} scheduled in 20 s with {result.recipients} "
+        f"recipients ({result.rejected_total} rejected row to show how rejects look)"
+    )
+
+
+async def _main() -> None:
+    settings = load_settings()
+    if not settings.is_sandbox:
+        raise SystemExit("error: the demo runs only with WHATSAPP_PROVIDER=sandbox")
+    async with database(settings):
+        try:
+            print(await seed(settings))
+        finally:
+            await close_redis_clients()
+
+
+def main() -> None:
+    asyncio.run(_main())
+
+
+if __name__ == "__main__":
+    main()
