@@ -24,7 +24,7 @@ SnapCompare = Callable[..., bool]
 class SnapshotConsole(BlastConsole):
     """The console with its database opened (and seeded) on the snapshot's own event loop."""
 
-    async def run_async(self, **kwargs: Any) -> Any:  # type: ignore[override]  # same call, seeded first
+    async def run_async(self, **kwargs: Any) -> Any:
         await open_db(self.settings)
         try:
             if USE_POSTGRES:
