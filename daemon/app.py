@@ -1,0 +1,317 @@
+"""Provides `serve()`: every part of the daemon as tasks of one TaskGroup in one asyncio process.
+
+The taskiq receiver (driven by us, so that SIGTERM is graceful), the scheduler, recovery and supervisor loops,
+the
+heartbeat, the pub/sub listener, the template sync and the HTTP server. Tortoise must be initialised before
+`serve()` is called (its context binds to tasks created afterwards). Redis or database outages never end the
+process: each loop logs, waits and reconnects.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+import os
+import time
+from collections.abc import Callable
+from typing import Any
+
+import redis.asyncio as aioredis
+from redis.exceptions import RedisError
+from taskiq.receiver import Receiver
+
+from daemon.broker import build_broker, ensure_group
+from daemon.dispatch import CHUNKS_PER_DAEMON, Dispatcher
+from daemon.rate_limit import RateLimiter
+from daemon.recovery import Liveness, run_recovery, sweep
+from daemon.runtime import Runtime
+from daemon.scheduling import Scheduler
+from shared.config import Settings
+from shared.notify import EVENTS_CHANNEL
+from shared.services import live
+from shared.whatsapp.base import WhatsAppProvider
+
+log = logging.getLogger(__name__)
+
+HEARTBEAT_S = 3.0
+#: In-flight chunks get this long to finish their requests and write results after SIGTERM.
+SHUTDOWN_WAIT_S = 25.0
+VERSION = "0.1.0"
+
+
+class _Readiness:
+    """Stand-in when the HTTP part is not installed."""
+
+    schema_migrated = False
+    recovery_done = False
+    receiver_running = False
+
+
+def _new_readiness() -> Any:
+    try:
+        from daemon.http.health import Readiness
+    except ImportError:
+        return _Readiness()
+    return Readiness()
+
+
+async def _wait(stop: asyncio.Event, seconds: float) -> None:
+    with contextlib.suppress(TimeoutError):
+        await asyncio.wait_for(stop.wait(), seconds)
+
+
+async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness: Any) -> None:
+    """Drive taskiq's Receiver until `stop`; re-create the consumer group and reconnect after Redis errors."""
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            await ensure_group(rt.settings, rt.redis)
+            receiver = Receiver(
+                broker,
+                max_async_tasks=CHUNKS_PER_DAEMON,
+                max_prefetch=0,
+                run_startup=False,
+                propagate_exceptions=False,
+                wait_tasks_timeout=SHUTDOWN_WAIT_S,
+            )
+            readiness.receiver_running = True
+            backoff = 0.5
+            await receiver.listen(stop)
+        except Exception as exc:
+            readiness.receiver_running = False
+            if stop.is_set():
+                break
+            log.warning(
+                "work queue unreachable (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, backoff
+            )
+            await _wait(stop, backoff)
+            backoff = min(backoff * 2, 5.0)
+    readiness.receiver_running = False
+    log.info("receiver stopped")
+
+
+async def run_heartbeat(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    while not stop.is_set():
+        info = live.DaemonInfo(
+            id=rt.daemon_id,
+            host=rt.host,
+            pid=os.getpid(),
+            started_at=rt.started_at,
+            last_seen=time.time(),
+            provider=rt.provider.name,
+            version=VERSION,
+            chunks=sorted(rt.chunks.values()),
+        )
+        try:
+            await live.heartbeat(rt.settings, info, client=rt.redis)
+            alive = [d for d in await live.daemons(rt.settings, client=rt.redis) if d.alive]
+            dispatcher.alive_daemons = max(1, len(alive))
+        except (RedisError, OSError) as exc:
+            log.debug("heartbeat not written: %s", exc)
+        await _wait(stop, HEARTBEAT_S)
+
+
+async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
+    """Listen to `{prefix}:events`: wake the scheduler, halt or release blasts; re-subscribe after outages."""
+    channel = rt.settings.key(EVENTS_CHANNEL)
+    backoff = 0.5
+    pending: set[asyncio.Task[Any]] = set()
+    while not stop.is_set():
+        client = aioredis.Redis.from_url(
+            rt.settings.redis_url, socket_connect_timeout=2, health_check_interval=10
+        )
+        pubsub = client.pubsub(ignore_subscribe_messages=True)
+        try:
+            await pubsub.subscribe(channel)
+            log.info("subscribed to %s", channel)
+            scheduler.wake.set()  # anything announced while we were away: re-read the database
+            backoff = 0.5
+            while not stop.is_set():
+                msg = await pubsub.get_message(timeout=1.0)
+                if msg is None or msg.get("type") != "message":
+                    continue
+                task = _handle_event(rt, scheduler, dispatcher, msg["data"])
+                if task is not None:
+                    pending.add(task)
+                    task.add_done_callback(pending.discard)
+        except (RedisError, OSError) as exc:
+            log.warning("event channel unreachable (%s); re-subscribing in %.1f s", exc, backoff)
+            await _wait(stop, backoff)
+            backoff = min(backoff * 2, 5.0)
+        finally:
+            with contextlib.suppress(Exception):
+                await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
+            with contextlib.suppress(Exception):
+                await client.aclose()
+
+
+def _handle_event(
+    rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, data: bytes | str
+) -> asyncio.Task[Any] | None:
+    try:
+        event = json.loads(data)
+    except ValueError:
+        return None
+    kind = event.get("event")
+    blast_id = event.get("blast_id")
+    if kind in ("scheduled", "rescheduled"):
+        scheduler.wake.set()
+    elif kind in ("cancelled", "paused") and isinstance(blast_id, int):
+        rt.halts.halt(blast_id, f"blast {kind}")
+    elif kind == "stop_all":
+        for bid in event.get("blast_ids") or []:
+            if isinstance(bid, int):
+                rt.halts.halt(bid, "emergency stop")
+    elif kind == "resumed" and isinstance(blast_id, int):
+        rt.halts.clear(blast_id)
+        scheduler.wake.set()
+        return asyncio.create_task(_ensure_quietly(dispatcher, blast_id))
+    return None
+
+
+async def _ensure_quietly(dispatcher: Dispatcher, blast_id: int) -> None:
+    try:
+        await dispatcher.ensure_chunks(blast_id)
+    except Exception as exc:
+        log.warning("blast %s: chunks not queued after resume (%s); the supervisor retries", blast_id, exc)
+
+
+async def _wait_for_redis(rt: Runtime, broker: Any, stop: asyncio.Event) -> bool:
+    backoff = 0.5
+    while not stop.is_set():
+        try:
+            await rt.redis.ping()
+            await broker.startup()
+            await ensure_group(rt.settings, rt.redis)
+            return True
+        except (RedisError, OSError) as exc:
+            log.warning("Redis unreachable (%s); retrying in %.1f s", exc, backoff)
+            await _wait(stop, backoff)
+            backoff = min(backoff * 2, 5.0)
+    return False
+
+
+async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:
+    try:
+        from aiohttp import web
+
+        from daemon.http.app import create_app
+    except ImportError:
+        log.info("HTTP server not installed; webhooks and /healthz are off")
+        return
+    app = create_app(settings, readiness=readiness)
+    runner = web.AppRunner(app, access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.BLAST_HTTP_HOST, settings.BLAST_HTTP_PORT)
+    try:
+        await site.start()
+        log.info(
+            "HTTP server on %s:%s (webhook, healthz, metrics)",
+            settings.BLAST_HTTP_HOST,
+            settings.BLAST_HTTP_PORT,
+        )
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _run_template_sync(
+    settings: Settings, provider: WhatsAppProvider, rt: Runtime, stop: asyncio.Event
+) -> None:
+    try:
+        from daemon.template_sync import run_template_sync_loop
+    except ImportError:
+        return
+    await run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id)
+
+
+async def serve(
+    settings: Settings,
+    provider: WhatsAppProvider,
+    stop: asyncio.Event,
+    *,
+    with_http: bool = True,
+    with_template_sync: bool = True,
+    readiness: Any = None,
+    on_start: Callable[[Runtime], None] | None = None,
+) -> Runtime:
+    """Run the daemon until `stop` is set (SIGTERM), then shut down gracefully.
+
+    Args:
+        settings: the deployment.
+        provider: a started WhatsApp provider.
+        stop: set it to stop taking chunks; in-flight requests finish and their results are written.
+        with_http: run the webhook/health/metrics server (when BLAST_HTTP_PORT is not 0).
+        with_template_sync: run the periodic template sync.
+        readiness: the /healthz milestones to flip (a new one by default).
+        on_start: called with the runtime once it exists (tests use it).
+
+    Returns:
+        The runtime (tests look at it).
+    """
+    readiness = readiness if readiness is not None else _new_readiness()
+    readiness.schema_migrated = True
+    redis = aioredis.Redis.from_url(
+        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
+    )
+    limiter = RateLimiter.for_sender(settings, redis, settings.WHATSAPP_PHONE_NUMBER_ID)
+    rt = Runtime(settings=settings, provider=provider, redis=redis, limiter=limiter, stopping=stop)
+    broker = build_broker(settings, consumer_name=rt.daemon_id)
+    dispatcher = Dispatcher(rt, broker)
+    broker.state.runtime = rt
+    broker.state.dispatcher = dispatcher
+    scheduler = Scheduler(rt, dispatcher)
+    if on_start is not None:
+        on_start(rt)
+    log.info(
+        "daemon %s starting: provider %s, rate limit %s/s, prefix %s",
+        rt.daemon_id,
+        provider.describe(),
+        settings.BLAST_RATE_LIMIT,
+        settings.BLAST_REDIS_PREFIX,
+    )
+    if provider.is_sandbox:
+        log.warning("SANDBOX provider: nothing is sent to WhatsApp; every message goes to a local fake")
+    try:
+        if not await _wait_for_redis(rt, broker, stop):
+            return rt
+        with contextlib.suppress(RedisError, OSError):
+            await live.heartbeat(
+                settings,
+                live.DaemonInfo(
+                    id=rt.daemon_id,
+                    host=rt.host,
+                    pid=os.getpid(),
+                    started_at=rt.started_at,
+                    last_seen=time.time(),
+                    provider=provider.name,
+                    version=VERSION,
+                ),
+                client=redis,
+            )
+        try:
+            await sweep(rt, dispatcher, Liveness(rt), startup=True)
+        except Exception as exc:
+            log.warning("startup recovery sweep failed (%s); the periodic sweep retries", exc)
+        readiness.recovery_done = True
+        async with asyncio.TaskGroup() as tg:
+            tg.create_task(run_receiver(rt, broker, stop, readiness), name="receiver")
+            tg.create_task(scheduler.run(stop), name="scheduler")
+            tg.create_task(run_recovery(rt, dispatcher, stop), name="recovery")
+            tg.create_task(run_heartbeat(rt, dispatcher, stop), name="heartbeat")
+            tg.create_task(run_events(rt, scheduler, dispatcher, stop), name="events")
+            if with_template_sync:
+                tg.create_task(_run_template_sync(settings, provider, rt, stop), name="template-sync")
+            if with_http and settings.BLAST_HTTP_PORT:
+                tg.create_task(_run_http(settings, readiness, stop), name="http")
+    finally:
+        with contextlib.suppress(Exception):
+            await live.forget_daemon(settings, rt.daemon_id, client=redis)
+        with contextlib.suppress(Exception):
+            await broker.shutdown()
+        with contextlib.suppress(Exception):
+            await redis.aclose()
+        log.info("daemon %s stopped", rt.daemon_id)
+    return rt

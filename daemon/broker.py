@@ -1,0 +1,68 @@
+"""Provides the daemon's taskiq broker: RedisStreamBroker (acknowledged delivery) under the deployment prefix.
+
+The stream is `{prefix}:taskiq` (what shared.services.live.stream_stats reads), the consumer group
+`{prefix}:workers`. Reads take one message at a time, so a busy daemon leaves queued chunks to idle ones. The
+group is created from the stream's start ("0"), so a group re-created after a FLUSHALL or Redis restart still
+gets the messages queued meanwhile; chunks are idempotent, so a redelivery costs nothing. The stream is capped
+at STREAM_MAXLEN entries (approximately); acknowledged chunks are what gets trimmed.
+"""
+
+from __future__ import annotations
+
+import logging
+
+import redis.asyncio as aioredis
+from redis.exceptions import ResponseError
+from taskiq_redis import RedisStreamBroker
+
+from daemon.dispatch import SEND_CHUNK
+from daemon.tasks.send import send_chunk
+from shared.config import Settings
+
+log = logging.getLogger(__name__)
+
+STREAM_MAXLEN = 10_000
+# : A message unacknowledged this long is handed to another daemon (chunks last ~10 s; leases guard
+# duplicates).
+RECLAIM_MS = 120_000
+XREAD_BLOCK_MS = 1000
+
+
+def stream_name(settings: Settings) -> str:
+    return settings.key("taskiq")
+
+
+def group_name(settings: Settings) -> str:
+    return settings.key("workers")
+
+
+def build_broker(settings: Settings, *, consumer_name: str | None = None) -> RedisStreamBroker:
+    """The broker with the daemon's tasks registered (call `startup()` before anything is sent)."""
+    broker = RedisStreamBroker(
+        settings.redis_url,
+        queue_name=stream_name(settings),
+        consumer_group_name=group_name(settings),
+        consumer_name=consumer_name,
+        consumer_id="0",
+        maxlen=STREAM_MAXLEN,
+        approximate=True,
+        xread_block=XREAD_BLOCK_MS,
+        xread_count=1,
+        idle_timeout=RECLAIM_MS,
+        unacknowledged_lock_timeout=5,
+        socket_connect_timeout=2,
+        socket_timeout=10,
+        health_check_interval=15,
+    )
+    broker.register_task(send_chunk, task_name=SEND_CHUNK)
+    return broker
+
+
+async def ensure_group(settings: Settings, client: aioredis.Redis) -> None:
+    """Create the stream and its consumer group if missing (after a FLUSHALL or a Redis restart)."""
+    try:
+        await client.xgroup_create(stream_name(settings), group_name(settings), id="0", mkstream=True)
+        log.info("work queue %s: consumer group created", stream_name(settings))
+    except ResponseError as exc:
+        if "BUSYGROUP" not in str(exc):
+            raise

@@ -1,0 +1,97 @@
+"""Provides the scheduler loop: sleep until the earliest due SCHEDULED blast, woken early by pub/sub when a
+blast is created, rescheduled or resumed; claim each due blast (one conditional UPDATE: one daemon
+wins) and fan it out.
+
+Every daemon runs it; the database is the only truth, so a blast due while no daemon ran (or while Redis was
+flushed or restarted) fires at the next loop, which runs at least every POLL_S.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+from datetime import datetime
+
+from redis.exceptions import RedisError
+
+from daemon.dispatch import Dispatcher
+from daemon.runtime import Runtime
+from shared.services import live, sending
+from shared.services.transitions import utcnow
+
+log = logging.getLogger(__name__)
+
+#: The loop re-reads the database at least this often (lost notifications, clock jumps).
+POLL_S = 2.0
+
+
+class Scheduler:
+    def __init__(self, rt: Runtime, dispatcher: Dispatcher) -> None:
+        self.rt = rt
+        self.dispatcher = dispatcher
+        self.wake = asyncio.Event()
+
+    async def fire_due(self) -> int:
+        """Start every due SCHEDULED blast. Returns how many this daemon started."""
+        started = 0
+        for blast_id in await sending.due_blasts(utcnow()):
+            outcome = await sending.start_due_blast(
+                blast_id, missed_cutoff_s=self.rt.settings.BLAST_MISSED_CUTOFF, actor=self.rt.actor
+            )
+            if outcome.kind == "lost":
+                continue
+            if outcome.kind == "started":
+                started += 1
+                try:
+                    await self.dispatcher.ensure_chunks(blast_id, n_pending=outcome.pending)
+                except (RedisError, OSError) as exc:
+                    log.warning("blast %s started but its chunks cannot be queued yet (%s)", blast_id, exc)
+            with contextlib.suppress(RedisError, OSError):
+                await live.record_lateness(self.rt.settings, outcome.lateness_s, client=self.rt.redis)
+            if outcome.kind == "expired":
+                from daemon.dispatch import record_blast_run
+                from shared.status import BlastStatus
+
+                status = await sending.blast_status(blast_id)
+                if status in (BlastStatus.COMPLETED, BlastStatus.FAILED):
+                    await record_blast_run(self.rt, blast_id, status)
+        return started
+
+    async def run(self, stop: asyncio.Event) -> None:
+        """Loop until `stop` is set; database errors are logged and retried."""
+        log.info("scheduler running")
+        backoff = 0.5
+        while not stop.is_set():
+            self.wake.clear()
+            try:
+                await self.fire_due()
+                nxt = await sending.next_send_at()
+                backoff = 0.5
+            except Exception as exc:
+                log.warning("scheduler: database unreachable (%s); retrying in %.1f s", exc, backoff)
+                await _wait_any(stop, self.wake, backoff)
+                backoff = min(backoff * 2, 10.0)
+                continue
+            await _wait_any(stop, self.wake, _seconds_until(nxt))
+        log.info("scheduler stopped")
+
+
+def _seconds_until(when: datetime | None) -> float:
+    if when is None:
+        return POLL_S
+    return max(0.0, min(POLL_S, (when - utcnow()).total_seconds()))
+
+
+async def _wait_any(stop: asyncio.Event, wake: asyncio.Event, seconds: float) -> None:
+    if stop.is_set() or wake.is_set():
+        return
+    if seconds <= 0:
+        await asyncio.sleep(0)
+        return
+    waiters = [asyncio.ensure_future(stop.wait()), asyncio.ensure_future(wake.wait())]
+    try:
+        await asyncio.wait(waiters, timeout=seconds, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for w in waiters:
+            w.cancel()

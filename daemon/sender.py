@@ -1,0 +1,454 @@
+"""Provides the chunk runner: sends one chunk of a blast (about ten seconds at the rate limit), page by page.
+
+For each page of leased PENDING recipients (the next page is claimed while this one is sent): ask the shared
+limiter for slots, mark exactly the granted recipients SENDING, fire each request at its slot time (right
+before,
+the blast's halt flag is checked), and write the results in batches with the counters. So a crash leaves
+UNKNOWN only requests really in flight (plus at most one grant, ~50 ms of sending).
+
+What each error does (shared/whatsapp/errors.py classifies): throttled (130429) -> the limiter slows down and
+the
+recipient is retried after ~1 s; pair rate (131056) -> only that recipient waits 1, 4, 16, 64 s; other
+retry-later errors -> backoff, FAILED after MAX_TRANSIENT_ATTEMPTS (network errors before sending retry
+forever); recipient-permanent -> FAILED (131050 also adds the number to the suppression list); unknown outcome
+-> UNKNOWN (never re-sent silently); blast-fatal -> the blast is halted at once in this process, paused with
+the
+cause and the fix, and the recipient goes back to PENDING.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import random
+import time
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass, field
+from datetime import timedelta
+from typing import Any
+
+from redis.exceptions import RedisError
+
+from daemon.rate_limit import sleep_until
+from daemon.runtime import Runtime
+from shared.errors import ValidationFailed
+from shared.notify import publish
+from shared.parsing.phones import mask_phone
+from shared.parsing.template_params import build_send_components, header_format_of, param_keys
+from shared.services import failure_rate, live, sending
+from shared.services.transitions import SendOutcome, record_send_outcomes, utcnow
+from shared.status import BlastStatus, RecipientStatus
+from shared.whatsapp.base import ErrorClass, GraphError, SendAccepted, SendFailed, SendResult
+from shared.whatsapp.errors import pair_rate_backoff_s
+
+log = logging.getLogger(__name__)
+R = RecipientStatus
+
+#: A chunk stops taking pages after this long (so it never outlives the broker's reclaim timeout).
+CHUNK_SECONDS = 10.0
+#: Retry-later errors other than throttling fail the recipient after this many attempts.
+MAX_TRANSIENT_ATTEMPTS = 5
+#: Results are written at least this often, or when this many are waiting.
+FLUSH_EVERY_S = 0.25
+FLUSH_MAX = 250
+#: Longest backoff of a transient error.
+MAX_BACKOFF_S = 300.0
+
+
+def page_size(rate: float) -> int:
+    """Recipients read per page: about 0.3 s of sending, 20..250."""
+    return int(min(250, max(20, rate * 0.3)))
+
+
+def group_max(rate: float) -> int:
+    """Most slots asked for at once (and so most recipients marked SENDING at once): ~50 ms of sending."""
+    return int(min(50, max(1, rate * 0.05)))
+
+
+def chunk_size(rate: float) -> int:
+    """Recipients per chunk: about CHUNK_SECONDS at the rate limit."""
+    return max(page_size(rate), int(rate * CHUNK_SECONDS))
+
+
+@dataclass(slots=True)
+class ChunkReport:
+    blast_id: int
+    chunk_id: str
+    claimed: int = 0
+    requests: int = 0
+    sent: int = 0
+    failed: int = 0
+    retry: int = 0
+    unknown: int = 0
+    skipped: int = 0
+    stopped: str | None = None
+    exhausted: bool = False
+    error: str | None = None
+    duration_s: float = 0.0
+
+    def detail(self) -> dict[str, Any]:
+        return {
+            "claimed": self.claimed,
+            "requests": self.requests,
+            "sent": self.sent,
+            "failed": self.failed,
+            "retry": self.retry,
+            "unknown": self.unknown,
+            "skipped": self.skipped,
+            "stopped": self.stopped,
+        }
+
+
+@dataclass(slots=True)
+class _Prepared:
+    row: sending.ClaimedRecipient
+    components: list[dict[str, Any]]
+
+
+@dataclass(slots=True)
+class _Page:
+    rows: list[_Prepared] = field(default_factory=list)
+    claimed: int = 0
+
+
+class ChunkRunner:
+    """Runs one chunk of one blast; `run()` never raises for send or database errors: it stops and reports."""
+
+    def __init__(self, rt: Runtime, plan: sending.BlastPlan, chunk_id: str, token: str) -> None:
+        self.rt = rt
+        self.plan = plan
+        self.chunk_id = chunk_id
+        self.token = token
+        self.settings = rt.settings
+        rate = rt.settings.BLAST_RATE_LIMIT
+        self.page_size = page_size(rate)
+        self.group_max = group_max(rate)
+        self.budget = chunk_size(rate)
+        self.report = ChunkReport(plan.id, chunk_id)
+        self.tp = param_keys(plan.components, plan.parameter_format)
+        self.header_format = header_format_of(plan.components)
+        self._outcomes: list[SendOutcome] = []
+        self._flush_now = asyncio.Event()
+        self._inflight: set[asyncio.Task[None]] = set()
+        self._unsent: list[int] = []
+        self._write_failed = False
+        self._fatal_task: asyncio.Task[None] | None = None
+
+    # --- control
+    # ---------------------------------------------------------------------------------------------
+    def _stop_reason(self) -> str | None:
+        if self.rt.halts.is_halted(self.plan.id):
+            return self.rt.halts.reason(self.plan.id) or "halted"
+        if self.rt.stopping.is_set():
+            return "daemon stopping"
+        if self._write_failed:
+            return "database unreachable"
+        if self.plan.valid_until is not None and utcnow() >= self.plan.valid_until:
+            return "expired"
+        return None
+
+    # --- pages
+    # -----------------------------------------------------------------------------------------------
+    async def _claim(self, size: int) -> _Page:
+        rows = await sending.claim_page(self.plan.id, self.token, size)
+        page = _Page(claimed=len(rows))
+        if not rows:
+            return page
+        blocked = await sending.suppressed_phones([r.phone for r in rows])
+        if blocked:
+            ids = [r.id for r in rows if r.phone in blocked]
+            self.report.skipped += await sending.skip_recipients(
+                self.plan.id, self.token, ids, "opted out (on the suppression list): not sent"
+            )
+        bad: dict[int, str] = {}
+        for r in rows:
+            if r.phone in blocked:
+                continue
+            values: dict[str, str] = {**self.plan.constants, **{str(k): str(v) for k, v in r.params.items()}}
+            try:
+                comps = build_send_components(self.tp, self.plan.parameter_format, values, self.header_format)
+            except ValidationFailed as exc:
+                bad[r.id] = f"{exc} (row data)"
+                continue
+            page.rows.append(_Prepared(r, comps))
+        if bad:
+            self.report.failed += await sending.fail_before_send(self.plan.id, self.token, bad)
+        return page
+
+    async def run(self) -> ChunkReport:
+        started = time.monotonic()
+        deadline = started + CHUNK_SECONDS
+        flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.token}")
+        next_page: asyncio.Task[_Page] | None = asyncio.create_task(
+            self._claim(min(self.page_size, self.budget))
+        )
+        try:
+            while next_page is not None:
+                page = await next_page
+                next_page = None
+                self.report.claimed += page.claimed
+                self.budget -= page.claimed
+                if page.claimed == 0:
+                    self.report.exhausted = True
+                    break
+                if self.budget > 0 and time.monotonic() < deadline and self._stop_reason() is None:
+                    next_page = asyncio.create_task(self._claim(min(self.page_size, self.budget)))
+                await self._send_page(page.rows)
+                reason = self._stop_reason()
+                if reason is not None:
+                    self.report.stopped = reason
+                    break
+        except (RedisError, OSError) as exc:
+            self.report.stopped = self.report.error = f"Redis unreachable: {exc}"
+            log.warning(
+                "blast %s chunk %s: stopped sending, Redis unreachable (%s)", self.plan.id, self.chunk_id, exc
+            )
+        except Exception as exc:
+            self.report.stopped = self.report.error = f"{type(exc).__name__}: {exc}"
+            log.exception("blast %s chunk %s: stopped on an error", self.plan.id, self.chunk_id)
+        finally:
+            if next_page is not None:
+                with contextlib.suppress(Exception):
+                    page = await next_page
+                    self.report.claimed += page.claimed
+                    self._unsent.extend(p.row.id for p in page.rows)
+            if self._inflight:
+                await asyncio.gather(*self._inflight, return_exceptions=True)
+            self._flush_now.set()
+            flusher.cancel()
+            with contextlib.suppress(asyncio.CancelledError):
+                await flusher
+            await self._final_flush()
+            if self._unsent:
+                with contextlib.suppress(Exception):
+                    await sending.release_leases(self.token, self._unsent)
+            if self._fatal_task is not None:
+                with contextlib.suppress(Exception):
+                    await self._fatal_task
+        self.report.duration_s = time.monotonic() - started
+        return self.report
+
+    async def _send_page(self, rows: Sequence[_Prepared]) -> None:
+        queue = list(rows)
+        pos = 0
+        halt_ev = self.rt.halts.event(self.plan.id)
+        while pos < len(queue):
+            if self._stop_reason() is not None:
+                break
+            want = min(len(queue) - pos, self.group_max)
+            grant = await self.rt.limiter.acquire(want)
+            granted_at = time.monotonic()
+            if grant.count == 0:
+                await sleep_until(granted_at + grant.wait_s, halt_ev)
+                continue
+            group = queue[pos : pos + grant.count]
+            pos += grant.count
+            marked = await sending.mark_sending(
+                self.plan.id,
+                self.token,
+                [p.row.id for p in group],
+                timeout_s=self.settings.WHATSAPP_TIMEOUT_S,
+            )
+            for prepared, delay in zip(group, grant.delays(), strict=True):
+                if prepared.row.id in marked:
+                    task = asyncio.create_task(self._send_one(prepared, granted_at + delay))
+                    self._inflight.add(task)
+                    task.add_done_callback(self._inflight.discard)
+        self._unsent.extend(p.row.id for p in queue[pos:])
+
+    # --- one request
+    # -----------------------------------------------------------------------------------------
+    async def _send_one(self, p: _Prepared, at: float) -> None:
+        row = p.row
+        await sleep_until(at)
+        if self._stop_reason() is not None:
+            # Not sent: back to PENDING (a cancelled blast's leftovers are cancelled after the chunk).
+            self._add(SendOutcome(row.id, self.plan.id, R.PENDING, next_attempt_at=None))
+            return
+        attempt = row.attempts + 1
+        try:
+            result: SendResult = await self.rt.provider.send_template(
+                to=row.phone,
+                template=self.plan.template,
+                language=self.plan.language,
+                components=p.components,
+                callback_data=sending.callback_data(self.plan.id, row.id, attempt),
+                category=self.plan.category,
+            )
+        except Exception as exc:  # a provider must not raise; if it does, the request may have left
+            log.exception("provider raised for recipient %s (%s)", row.id, mask_phone(row.phone))
+            self.report.requests += 1
+            self.report.unknown += 1
+            self._add(SendOutcome(row.id, self.plan.id, R.UNKNOWN, error_text=f"{type(exc).__name__}: {exc}"))
+            return
+        self.report.requests += 1
+        if isinstance(result, SendAccepted):
+            self.report.sent += 1
+            self._add(SendOutcome(row.id, self.plan.id, R.SENT, wamid=result.wamid, wa_id=result.wa_id))
+            return
+        assert isinstance(result, SendFailed)
+        await self._on_error(p, attempt, result.error)
+
+    async def _on_error(self, p: _Prepared, attempt: int, err: GraphError) -> None:
+        row = p.row
+        now = utcnow()
+        cls = err.error_class
+        if cls is ErrorClass.BLAST_FATAL:
+            # Halt first, synchronously: requests waiting for their slot see it before they leave.
+            if self.rt.halts.halt(self.plan.id, err.meaning):
+                self._fatal_task = asyncio.create_task(self._pause_fatal(err))
+            self.report.retry += 1
+            self._add(
+                SendOutcome(row.id, self.plan.id, R.PENDING, error_code=err.code, error_text=err.meaning)
+            )
+            return
+        if cls is ErrorClass.UNKNOWN_OUTCOME:
+            self.report.unknown += 1
+            self._add(
+                SendOutcome(row.id, self.plan.id, R.UNKNOWN, error_code=err.code, error_text=err.meaning)
+            )
+            return
+        if cls is ErrorClass.RECIPIENT_PERMANENT:
+            self.report.failed += 1
+            if err.opted_out:
+                with contextlib.suppress(Exception):
+                    await sending.add_suppression(row.phone, reason=err.meaning)
+            log.debug("recipient %s (%s) failed: %s", row.id, mask_phone(row.phone), err.meaning)
+            self._add(
+                SendOutcome(row.id, self.plan.id, R.FAILED, error_code=err.code, error_text=err.meaning)
+            )
+            return
+        # retry later
+        self.report.retry += 1
+        if err.throttled:
+            with contextlib.suppress(RedisError, OSError):
+                await self.rt.limiter.slow_down()
+            wait_s = max(1.0, err.retry_after_s or 1.0) + random.uniform(0, 0.5)
+        elif err.pair_rate:
+            n = 1
+            with contextlib.suppress(RedisError, OSError):
+                key = self.settings.key("pair", row.id)
+                n = int(await self.rt.redis.incr(key))
+                await self.rt.redis.expire(key, 600)
+            wait_s = pair_rate_backoff_s(n - 1)
+        else:
+            if err.code is not None and attempt >= MAX_TRANSIENT_ATTEMPTS:
+                self.report.retry -= 1
+                self.report.failed += 1
+                self._add(
+                    SendOutcome(
+                        row.id,
+                        self.plan.id,
+                        R.FAILED,
+                        error_code=err.code,
+                        error_text=f"{err.meaning} (gave up after {attempt} attempts)",
+                    )
+                )
+                return
+            base = err.retry_after_s or 2.0
+            wait_s = min(MAX_BACKOFF_S, base * 2 ** max(0, min(attempt - 1, 10))) * random.uniform(0.8, 1.2)
+        self._add(
+            SendOutcome(
+                row.id,
+                self.plan.id,
+                R.PENDING,
+                error_code=err.code,
+                error_text=err.meaning,
+                next_attempt_at=now + timedelta(seconds=wait_s),
+            )
+        )
+
+    async def _pause_fatal(self, err: GraphError) -> None:
+        try:
+            if await sending.pause_for_error(
+                self.plan.id, reason=err.meaning, code=err.code, actor=self.rt.actor
+            ):
+                await publish(self.settings, "paused", blast_id=self.plan.id)
+        except Exception:
+            log.exception("blast %s: could not record the pause (%s)", self.plan.id, err.meaning)
+
+    # --- results
+    # ---------------------------------------------------------------------------------------------
+    def _add(self, outcome: SendOutcome) -> None:
+        self._outcomes.append(outcome)
+        if len(self._outcomes) >= FLUSH_MAX:
+            self._flush_now.set()
+
+    async def _flush_loop(self) -> None:
+        while True:
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._flush_now.wait(), FLUSH_EVERY_S)
+            self._flush_now.clear()
+            await self._flush()
+
+    async def _flush(self) -> bool:
+        if not self._outcomes:
+            return True
+        batch, self._outcomes = self._outcomes, []
+        try:
+            await record_send_outcomes(batch, lease_owner=self.token)
+        except Exception as exc:
+            self._outcomes = batch + self._outcomes
+            if not self._write_failed:
+                log.error(
+                    "blast %s chunk %s: cannot write results (%s); sending stopped, retrying",
+                    self.plan.id,
+                    self.chunk_id,
+                    exc,
+                )
+            self._write_failed = True
+            return False
+        self._write_failed = False
+        await self._after_write(batch)
+        return True
+
+    async def _final_flush(self) -> None:
+        deadline = time.monotonic() + (20.0 if self.rt.stopping.is_set() else 120.0)
+        delay = 0.2
+        while self._outcomes:
+            if await self._flush():
+                return
+            if time.monotonic() > deadline:
+                log.error(
+                    "blast %s chunk %s: %s results could not be written; recovery marks them UNKNOWN",
+                    self.plan.id,
+                    self.chunk_id,
+                    len(self._outcomes),
+                )
+                return
+            await asyncio.sleep(delay)
+            delay = min(delay * 2, 5.0)
+
+    async def _after_write(self, batch: Sequence[SendOutcome]) -> None:
+        requests = sum(1 for o in batch if o.to != R.PENDING or o.error_code is not None or o.error_text)
+        ok = sum(1 for o in batch if o.to == R.SENT)
+        bad = sum(1 for o in batch if o.to in (R.FAILED, R.UNKNOWN))
+        try:
+            await live.count_sent(self.settings, self.plan.id, requests, client=self.rt.redis)
+            if ok or bad:
+                window = await failure_rate.note_results(
+                    self.settings, self.plan.id, ok=ok, failed=bad, client=self.rt.redis
+                )
+                if window.tripped and self.rt.halts.halt(self.plan.id, "failure rate"):
+                    reason = failure_rate.pause_reason(window)
+                    await failure_rate.reset_window(self.settings, self.plan.id, client=self.rt.redis)
+                    if await sending.pause_for_error(
+                        self.plan.id, reason=reason, code=None, actor=self.rt.actor
+                    ):
+                        await publish(self.settings, "paused", blast_id=self.plan.id)
+        except (RedisError, OSError) as exc:
+            log.debug("live counters not updated: %s", exc)
+
+
+def summarize(counts: Mapping[str, int]) -> str:
+    return ", ".join(f"{k} {v}" for k, v in counts.items() if v)
+
+
+async def finish_chunk(rt: Runtime, report: ChunkReport) -> BlastStatus | None:
+    """After a chunk: cancel leftovers of a cancelled blast, expire a blast past its valid-until, and finish
+    the blast if nothing is left PENDING or SENDING."""
+    await sending.cancel_leftovers(report.blast_id)
+    if report.exhausted or report.stopped in (None, "expired"):
+        await sending.expire_if_due(report.blast_id)
+    return await sending.finish_if_done(report.blast_id, actor=rt.actor)

@@ -1,0 +1,1 @@
+"""Provides the daemon's taskiq task functions (thin: each calls one service)."""

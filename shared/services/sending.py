@@ -1,0 +1,639 @@
+"""Provides the database side of sending blasts: starting due blasts, claiming pages of recipients under a
+lease, marking them SENDING, finishing blasts, pausing them on errors, and recovering the leases of dead
+daemons.
+
+How a blast ends (the daemon calls `finish_if_done` once no recipient is PENDING or SENDING):
+
+- COMPLETED: at least one recipient was accepted by Meta (SENT, DELIVERED or READ), or none was attempted at
+  all
+  (everything SKIPPED, CANCELLED as expired …). A COMPLETED blast with FAILED or UNKNOWN recipients is
+  "COMPLETED with failures": the operator can retry it.
+- FAILED: not one recipient was accepted by Meta and at least one is FAILED or UNKNOWN. `last_error` names the
+  most common error.
+
+Blast-fatal errors (token, account, template …) never fail a blast: they pause it with the cause and the fix,
+because the operator can repair them and resume.
+
+Leases: a claimed page of PENDING recipients carries `lease_owner` = the chunk's token ("<daemon id>/<chunk>")
+and a short `lease_expires_at`; a recipient is marked SENDING only by the holder of its lease, right before
+its
+request, and its result is written only while that lease holds. The token's daemon id (host:pid:nonce) lets
+any
+daemon recognise the leases of a dead one.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+from collections.abc import Callable, Mapping, Sequence
+from dataclasses import dataclass
+from datetime import datetime, timedelta
+from typing import Any
+
+from tortoise.expressions import F, Q
+from tortoise.functions import Count
+from tortoise.transactions import in_transaction
+
+from shared.errors import InvalidTransition
+from shared.models import Blast, Recipient, Suppression
+from shared.services import transitions
+from shared.services.blasts import expire_pending
+from shared.services.transitions import utcnow
+from shared.status import BlastStatus, RecipientStatus
+
+log = logging.getLogger(__name__)
+B, R = BlastStatus, RecipientStatus
+
+#: A claimed-but-not-yet-sent PENDING recipient is free again after this long, whatever happened to its chunk.
+PENDING_LEASE_S = 20.0
+#: A SENDING recipient's lease outlives its request (timeout) by this much; after that it becomes UNKNOWN.
+SENDING_LEASE_GRACE_S = 60.0
+
+
+# ------------------------------------------------------------------------------------------------------------
+# callback data
+# ------------------------------------------------------------------------------------------------------------
+
+
+def callback_data(blast_id: int, recipient_id: int, attempt: int) -> str:
+    """The `biz_opaque_callback_data` of a send: names the blast, the recipient and the attempt."""
+    return f"blast={blast_id};rcpt={recipient_id};try={attempt}"
+
+
+def parse_callback_data(value: str | None) -> tuple[int, int, int] | None:
+    """(blast_id, recipient_id, attempt) from a `biz_opaque_callback_data` written by `callback_data`."""
+    if not value:
+        return None
+    fields: dict[str, str] = {}
+    for part in value.split(";"):
+        key, _, val = part.partition("=")
+        fields[key.strip()] = val.strip()
+    try:
+        return int(fields["blast"]), int(fields["rcpt"]), int(fields.get("try", "0"))
+    except (KeyError, ValueError):
+        return None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# what a chunk needs to know about its blast
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class BlastPlan:
+    id: int
+    status: BlastStatus
+    template: str
+    language: str
+    category: str
+    parameter_format: str
+    components: list[dict[str, Any]]
+    constants: dict[str, str]
+    valid_until: datetime | None
+    generation: int
+
+
+async def load_plan(blast_id: int) -> BlastPlan | None:
+    """The blast and its template, or None when the blast does not exist."""
+    blast = await Blast.get_or_none(id=blast_id).select_related("template")
+    if blast is None:
+        return None
+    tmpl = blast.template
+    return BlastPlan(
+        id=blast.id,
+        status=B(blast.status),
+        template=tmpl.name,
+        language=tmpl.language,
+        category=tmpl.category,
+        parameter_format=tmpl.parameter_format,
+        components=list(tmpl.components or []),
+        constants={str(k): str(v) for k, v in (blast.constants or {}).items()},
+        valid_until=blast.valid_until,
+        generation=blast.generation,
+    )
+
+
+async def blast_status(blast_id: int) -> BlastStatus | None:
+    rows = await Blast.filter(id=blast_id).values_list("status", flat=True)
+    return B(rows[0]) if rows else None
+
+
+# ------------------------------------------------------------------------------------------------------------
+# claiming and marking
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class ClaimedRecipient:
+    id: int
+    phone: str
+    params: dict[str, Any]
+    attempts: int
+    error_code: int | None
+
+
+def _claimable(now: datetime) -> Q:
+    return (Q(lease_expires_at__isnull=True) | Q(lease_expires_at__lt=now)) & (
+        Q(next_attempt_at__isnull=True) | Q(next_attempt_at__lte=now)
+    )
+
+
+async def claim_page(
+    blast_id: int, token: str, size: int, *, lease_s: float = PENDING_LEASE_S
+) -> list[ClaimedRecipient]:
+    """Lease up to `size` claimable PENDING recipients of a blast to `token` (their status does not change).
+
+    A recipient is claimable when it is PENDING, due (next_attempt_at passed) and not leased (or its lease
+    expired). The conditional UPDATE re-checks that, so two claimers never hold the same row; on PostgreSQL
+    the selection also skips rows another claimer is locking.
+
+    Returns:
+        The recipients now leased to `token`, in id order.
+    """
+    now = utcnow()
+    async with in_transaction() as tx:
+        ids = await (
+            Recipient.filter(blast_id=blast_id, status=R.PENDING)
+            .filter(_claimable(now))
+            .order_by("id")
+            .limit(size)
+            .select_for_update(skip_locked=True)
+            .using_db(tx)
+            .values_list("id", flat=True)
+        )
+        if not ids:
+            return []
+        await (
+            Recipient.filter(id__in=list(ids), status=R.PENDING)
+            .filter(_claimable(now))
+            .using_db(tx)
+            .update(lease_owner=token, lease_expires_at=now + timedelta(seconds=lease_s))
+        )
+    rows = await (
+        Recipient.filter(blast_id=blast_id, id__in=list(ids), status=R.PENDING, lease_owner=token)
+        .order_by("id")
+        .values("id", "phone", "params", "attempts", "error_code")
+    )
+    return [
+        ClaimedRecipient(
+            id=r["id"],
+            phone=r["phone"],
+            params=dict(r["params"] or {}),
+            attempts=r["attempts"],
+            error_code=r["error_code"],
+        )
+        for r in rows
+    ]
+
+
+async def has_claimable(blast_id: int) -> bool:
+    """True when some PENDING recipient of the blast could be claimed now."""
+    return await Recipient.filter(blast_id=blast_id, status=R.PENDING).filter(_claimable(utcnow())).exists()
+
+
+async def next_attempt_due(blast_id: int) -> datetime | None:
+    """When the earliest deferred PENDING recipient (retry later) becomes due, if any."""
+    row = await (
+        Recipient.filter(blast_id=blast_id, status=R.PENDING, next_attempt_at__isnull=False)
+        .order_by("next_attempt_at")
+        .first()
+        .values_list("next_attempt_at", flat=True)
+    )
+    return row  # type: ignore[return-value]  # values_list(flat) on first() gives the value or None
+
+
+async def suppressed_phones(phones: Sequence[str]) -> set[str]:
+    """Which of these numbers are on the suppression list (opted out)."""
+    if not phones:
+        return set()
+    rows: list[Any] = await Suppression.filter(phone__in=list(phones)).values_list("phone", flat=True)
+    return {str(p) for p in rows}
+
+
+async def skip_recipients(blast_id: int, token: str, ids: Sequence[int], reason: str) -> int:
+    """PENDING -> SKIPPED for leased recipients that must not be sent (opted out)."""
+    moved = await transitions.move_recipients(
+        blast_id,
+        R.SKIPPED,
+        sources=[R.PENDING],
+        ids=list(ids),
+        extra_filter={"lease_owner": token},
+        values={"error_text": reason, "lease_owner": None, "lease_expires_at": None},
+    )
+    return sum(moved.values())
+
+
+async def fail_before_send(blast_id: int, token: str, failures: Mapping[int, str]) -> int:
+    """PENDING -> FAILED for leased recipients whose message cannot be built (missing parameter …)."""
+    n = 0
+    for rid, text in failures.items():
+        moved = await transitions.move_recipients(
+            blast_id,
+            R.FAILED,
+            sources=[R.PENDING],
+            ids=[rid],
+            extra_filter={"lease_owner": token},
+            values={"error_text": text, "failed_at": utcnow(), "lease_owner": None, "lease_expires_at": None},
+        )
+        n += sum(moved.values())
+    return n
+
+
+async def mark_sending(blast_id: int, token: str, ids: Sequence[int], *, timeout_s: float) -> set[int]:
+    """PENDING -> SENDING for recipients still leased to `token`, right before their requests.
+
+    Returns:
+        The ids that moved (a recipient whose lease was lost meanwhile is not sent).
+    """
+    if not ids:
+        return set()
+    lease_until = utcnow() + timedelta(seconds=timeout_s + SENDING_LEASE_GRACE_S)
+    moved = await transitions.move_recipients(
+        blast_id,
+        R.SENDING,
+        sources=[R.PENDING],
+        ids=list(ids),
+        extra_filter={"lease_owner": token},
+        values={"attempts": F("attempts") + 1, "lease_expires_at": lease_until},
+    )
+    if sum(moved.values()) == len(ids):
+        return set(ids)
+    rows: list[Any] = await Recipient.filter(
+        id__in=list(ids), status=R.SENDING, lease_owner=token
+    ).values_list("id", flat=True)
+    return {int(r) for r in rows}
+
+
+async def release_leases(token: str, ids: Sequence[int]) -> int:
+    """Give back claimed PENDING recipients that were not sent (chunk ended, paused, shutting down)."""
+    if not ids:
+        return 0
+    return await Recipient.filter(id__in=list(ids), status=R.PENDING, lease_owner=token).update(
+        lease_owner=None, lease_expires_at=None
+    )
+
+
+async def add_suppression(phone: str, *, reason: str, source: str = "meta") -> None:
+    """Put a number on the suppression list (idempotent)."""
+    await Suppression.get_or_create(phone=phone, defaults={"reason": reason[:200], "source": source})
+
+
+# ------------------------------------------------------------------------------------------------------------
+# starting, pausing and finishing blasts
+# ------------------------------------------------------------------------------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class StartOutcome:
+    """What happened to a due SCHEDULED blast: `started`, `missed` (paused), `expired` (rest cancelled) or
+    `lost` (another daemon claimed it, or it changed meanwhile)."""
+
+    kind: str
+    blast_id: int
+    lateness_s: float
+    pending: int = 0
+
+
+def format_duration(seconds: float) -> str:
+    """A short human duration: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
+    s = int(max(0, seconds))
+    if s < 120:
+        return f"{s} s"
+    m = s // 60
+    if m < 120:
+        return f"{m} min"
+    h, m = divmod(m, 60)
+    if h < 48:
+        return f"{h} h {m} min" if m else f"{h} h"
+    d, h = divmod(h, 24)
+    return f"{d} d {h} h" if h else f"{d} d"
+
+
+async def due_blasts(now: datetime, *, limit: int = 100) -> list[int]:
+    """SCHEDULED blasts whose send time has come, earliest first."""
+    rows: list[Any] = (
+        await Blast.filter(status=B.SCHEDULED, send_at__lte=now)
+        .order_by("send_at", "id")
+        .limit(limit)
+        .values_list("id", flat=True)
+    )
+    return [int(r) for r in rows]
+
+
+async def next_send_at() -> datetime | None:
+    """The earliest send time of a SCHEDULED blast."""
+    rows = (
+        await Blast.filter(status=B.SCHEDULED, send_at__isnull=False)
+        .order_by("send_at")
+        .limit(1)
+        .values_list("send_at", flat=True)
+    )
+    return rows[0] if rows else None  # type: ignore[return-value]
+
+
+async def start_due_blast(blast_id: int, *, missed_cutoff_s: float, actor: str) -> StartOutcome:
+    """Claim a due SCHEDULED blast for sending (one conditional UPDATE; one daemon wins).
+
+    A blast past its valid-until has its PENDING recipients cancelled as expired (then it finishes); one that
+    missed its send time by more than `missed_cutoff_s` is PAUSED with the reason; otherwise it becomes
+    PROCESSING.
+    """
+    now = utcnow()
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None or B(blast.status) != B.SCHEDULED or blast.send_at is None or blast.send_at > now:
+        return StartOutcome("lost", blast_id, 0.0)
+    late_s = (now - blast.send_at).total_seconds()
+    try:
+        if blast.valid_until is not None and blast.valid_until <= now:
+            async with in_transaction() as tx:
+                won = await transitions.transition_blast(
+                    blast_id,
+                    B.PROCESSING,
+                    actor=actor,
+                    action="start",
+                    sources=[B.SCHEDULED],
+                    conn=tx,
+                    values={"started_at": blast.started_at or now},
+                    detail={"expired": blast.valid_until.isoformat()},
+                )
+                if not won:
+                    return StartOutcome("lost", blast_id, late_s)
+                await expire_pending(blast_id, blast.valid_until, conn=tx)
+            await finish_if_done(blast_id, actor=actor)
+            return StartOutcome("expired", blast_id, late_s)
+        if late_s > missed_cutoff_s:
+            reason = (
+                f"missed its send time by {format_duration(late_s)} (more than BLAST_MISSED_CUTOFF, "
+                f"{format_duration(missed_cutoff_s)}): resume to send it now, or cancel it"
+            )
+            won = await transitions.transition_blast(
+                blast_id,
+                B.PAUSED,
+                actor=actor,
+                action="pause",
+                sources=[B.SCHEDULED],
+                values={"last_error": reason},
+                detail={"reason": reason},
+            )
+            if won:
+                log.warning("blast %s paused: %s", blast_id, reason)
+            return StartOutcome("missed" if won else "lost", blast_id, late_s)
+        won = await transitions.transition_blast(
+            blast_id,
+            B.PROCESSING,
+            actor=actor,
+            action="start",
+            sources=[B.SCHEDULED],
+            values={"started_at": blast.started_at or now},
+            detail={"lateness_s": round(late_s, 3)},
+        )
+    except InvalidTransition:
+        return StartOutcome("lost", blast_id, late_s)
+    if not won:
+        return StartOutcome("lost", blast_id, late_s)
+    log.info(
+        "blast %s SCHEDULED -> PROCESSING (%s recipients pending, %.3f s after its send time)",
+        blast_id,
+        blast.n_pending,
+        late_s,
+    )
+    return StartOutcome("started", blast_id, late_s, blast.n_pending)
+
+
+async def pause_for_error(blast_id: int, *, reason: str, code: int | None, actor: str) -> bool:
+    """PROCESSING -> PAUSED because of an error every other recipient would hit too (reason names the fix).
+
+    Returns:
+        True if this call paused the blast (False: it was no longer PROCESSING).
+    """
+    try:
+        won = await transitions.transition_blast(
+            blast_id,
+            B.PAUSED,
+            actor=actor,
+            action="pause",
+            sources=[B.PROCESSING],
+            values={"last_error": reason, "error_code": code},
+            detail={"reason": reason, "code": code},
+        )
+    except InvalidTransition:
+        return False
+    if won:
+        log.error("blast %s paused: %s", blast_id, reason)
+    return won
+
+
+async def expire_if_due(blast_id: int) -> int:
+    """Cancel a PROCESSING blast's PENDING recipients if its valid-until has passed (then it can finish)."""
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None or blast.valid_until is None or blast.valid_until > utcnow():
+        return 0
+    return await expire_pending(blast_id, blast.valid_until)
+
+
+async def _most_common_error(blast_id: int) -> str | None:
+    rows = await (
+        Recipient.filter(blast_id=blast_id, status=R.FAILED)
+        .annotate(n=Count("id"))
+        .group_by("error_code")
+        .order_by("-n")
+        .limit(1)
+        .values_list("error_code", "n")
+    )
+    if not rows:
+        return None
+    code, n = rows[0]
+    sample = (
+        await Recipient.filter(blast_id=blast_id, status=R.FAILED, error_code=code)
+        .first()
+        .values_list("error_text", flat=True)
+    )
+    return f"{n} x {sample or ('code ' + str(code))}"
+
+
+async def finish_if_done(blast_id: int, *, actor: str) -> BlastStatus | None:
+    """Finish a PROCESSING blast with nothing PENDING or SENDING left: COMPLETED or FAILED (see module doc).
+
+    Returns:
+        The new status, or None when the blast is not finished (or another daemon finished it).
+    """
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None or B(blast.status) != B.PROCESSING or blast.n_pending or blast.n_sending:
+        return None
+    accepted = blast.n_sent + blast.n_delivered + blast.n_read
+    bad = blast.n_failed + blast.n_unknown
+    now = utcnow()
+    values: dict[str, Any] = {"finished_at": now}
+    if accepted == 0 and bad > 0:
+        to = B.FAILED
+        common = await _most_common_error(blast_id)
+        values["last_error"] = (
+            f"no recipient could be sent: {blast.n_failed} failed, {blast.n_unknown} unknown"
+            + (f"; most common: {common}" if common else "")
+        )[:2000]
+    else:
+        to = B.COMPLETED
+        if blast.n_cancelled and blast.valid_until is not None and blast.valid_until <= now:
+            values["last_error"] = (
+                f"expired: valid until {blast.valid_until.isoformat(timespec='seconds')}; "
+                f"{blast.n_cancelled} recipients were not sent"
+            )
+    try:
+        won = await transitions.transition_blast(
+            blast_id,
+            to,
+            actor=actor,
+            action="finish",
+            sources=[B.PROCESSING],
+            values=values,
+            detail={"counts": blast.counts()},
+        )
+    except InvalidTransition:
+        return None
+    if not won:
+        return None
+    log.info(
+        "blast %s PROCESSING -> %s (sent %s, failed %s, unknown %s, skipped %s, cancelled %s of %s)",
+        blast_id,
+        to.value,
+        accepted,
+        blast.n_failed,
+        blast.n_unknown,
+        blast.n_skipped,
+        blast.n_cancelled,
+        blast.total,
+    )
+    return to
+
+
+async def cancel_leftovers(blast_id: int) -> int:
+    """PENDING -> CANCELLED in a blast that was cancelled (rows put back by chunks after the cancel)."""
+    if await blast_status(blast_id) != B.CANCELLED:
+        return 0
+    moved = await transitions.move_recipients(
+        blast_id, R.CANCELLED, sources=[R.PENDING], values={"lease_owner": None, "lease_expires_at": None}
+    )
+    return sum(moved.values())
+
+
+@dataclass(frozen=True, slots=True)
+class ActiveBlast:
+    id: int
+    n_pending: int
+    n_sending: int
+
+
+async def processing_blasts() -> list[ActiveBlast]:
+    rows = await Blast.filter(status=B.PROCESSING).values_list("id", "n_pending", "n_sending")
+    return [ActiveBlast(int(i), int(p), int(s)) for i, p, s in rows]
+
+
+# ------------------------------------------------------------------------------------------------------------
+# recovery
+# ------------------------------------------------------------------------------------------------------------
+
+
+def owner_daemon(lease_owner: str) -> str:
+    """The daemon id of a lease token ("host:pid:nonce/chunk" -> "host:pid:nonce")."""
+    return lease_owner.split("/", 1)[0]
+
+
+def pid_is_dead(daemon_id: str, this_host: str) -> bool:
+    """True when the daemon ran on this host and its process is gone (pids are checked, not heartbeats)."""
+    parts = daemon_id.split(":")
+    if len(parts) < 3 or parts[0] != this_host or not parts[1].isdigit():
+        return False
+    try:
+        os.kill(int(parts[1]), 0)
+    except ProcessLookupError:
+        return True
+    except PermissionError:
+        return False
+    return False
+
+
+@dataclass(frozen=True, slots=True)
+class RecoveryCounts:
+    unknown: int = 0
+    released: int = 0
+    dead_owners: tuple[str, ...] = ()
+
+    @property
+    def touched(self) -> bool:
+        return bool(self.unknown or self.released)
+
+
+UNKNOWN_TEXT = (
+    "the daemon sending it stopped (crash, kill or outage) before the result was written: the message may "
+    "have gone out; check the status webhooks or retry with --include-unknown"
+)
+
+
+async def recover_leases(*, is_dead: Callable[[str], bool]) -> RecoveryCounts:
+    """SENDING recipients of dead daemons (or with an expired lease) become UNKNOWN; PENDING recipients leased
+    by dead daemons are freed. Safe to run in every daemon at once (conditional updates).
+
+    Args:
+        is_dead: tells whether a daemon id (from a lease token) is dead.
+    """
+    now = utcnow()
+    unknown = released = 0
+    dead: set[str] = set()
+    found: list[Any] = await Blast.filter(n_sending__gt=0).values_list("id", flat=True)
+    blast_ids = [int(b) for b in found]
+    for blast_id in blast_ids:
+        owners = set(
+            await Recipient.filter(blast_id=blast_id, status=R.SENDING, lease_owner__isnull=False)
+            .distinct()
+            .values_list("lease_owner", flat=True)
+        )
+        for owner in owners:
+            if not is_dead(owner_daemon(str(owner))):
+                continue
+            dead.add(owner_daemon(str(owner)))
+            moved = await transitions.move_recipients(
+                blast_id,
+                R.UNKNOWN,
+                sources=[R.SENDING],
+                extra_filter={"lease_owner": owner},
+                values={"error_text": UNKNOWN_TEXT, "lease_owner": None, "lease_expires_at": None},
+            )
+            n = sum(moved.values())
+            if n:
+                log.warning("blast %s: %s SENDING recipients of dead lease %s -> UNKNOWN", blast_id, n, owner)
+            unknown += n
+            released += await Recipient.filter(blast_id=blast_id, status=R.PENDING, lease_owner=owner).update(
+                lease_owner=None, lease_expires_at=None
+            )
+        moved = await transitions.move_recipients(
+            blast_id,
+            R.UNKNOWN,
+            sources=[R.SENDING],
+            extra_filter={"lease_expires_at__lt": now},
+            values={"error_text": UNKNOWN_TEXT, "lease_owner": None, "lease_expires_at": None},
+        )
+        n = sum(moved.values())
+        if n:
+            log.warning("blast %s: %s SENDING recipients with an expired lease -> UNKNOWN", blast_id, n)
+        unknown += n
+    return RecoveryCounts(unknown, released, tuple(sorted(dead)))
+
+
+async def release_dead_pending(blast_id: int, *, is_dead: Callable[[str], bool]) -> int:
+    """Free PENDING recipients of a blast leased by dead daemons (scans the blast's leased rows)."""
+    owners = set(
+        await Recipient.filter(blast_id=blast_id, status=R.PENDING, lease_owner__isnull=False)
+        .filter(lease_expires_at__gt=utcnow())
+        .distinct()
+        .values_list("lease_owner", flat=True)
+    )
+    n = 0
+    for owner in owners:
+        if is_dead(owner_daemon(str(owner))):
+            n += await Recipient.filter(blast_id=blast_id, status=R.PENDING, lease_owner=owner).update(
+                lease_owner=None, lease_expires_at=None
+            )
+    if n:
+        log.info("blast %s: %s PENDING recipients leased by dead daemons released", blast_id, n)
+    return n
