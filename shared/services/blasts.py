@@ -705,6 +705,14 @@ async def retry_blast(
         raise InvalidTransition(
             f"blast {blast_id} is {B(blast.status).value}; only FAILED or partly failed COMPLETED blasts can be retried"
         )
+    # Lazy import: the purge service is an operations add-on of this module's data.
+    from shared.services.purge import PURGED_PREFIX
+
+    if await Recipient.filter(blast_id=blast_id, phone__startswith=PURGED_PREFIX).exists():
+        raise InvalidTransition(
+            f"blast {blast_id}: its recipients' phone numbers were purged (blast-daemon purge); "
+            "it cannot be retried: create a new blast from the original CSV"
+        )
     cutoff = utcnow() - timedelta(hours=24)
     base = Recipient.filter(blast_id=blast_id, status=R.FAILED)
     opted = await base.filter(error_code__in=list(NEVER_RETRY_CODES)).count()
