@@ -439,6 +439,38 @@ async def get_node(request: web.Request) -> web.StreamResponse:
     return web.json_response(_select(tpl.to_graph(), request, DEFAULT_TEMPLATE_FIELDS))
 
 
+async def waba_phone_numbers(request: web.Request) -> web.StreamResponse:
+    """`GET /{version}/{waba-id}/phone_numbers`: the business account's numbers (the fake has one)."""
+    state = request.app[STATE]
+    denied = _check_token(request, state)
+    if denied is not None:
+        return denied
+    if request.match_info["node"] != state.config.business_account_id:
+        return _no_such_node(request.match_info["node"], "get")
+    await _latency(request)
+    return web.json_response({"data": [_select(phone_number(state), request, DEFAULT_PHONE_FIELDS)]})
+
+
+async def subscribed_apps(request: web.Request) -> web.StreamResponse:
+    """`GET /{version}/{waba-id}/subscribed_apps`: the apps that get this account's webhooks."""
+    state = request.app[STATE]
+    denied = _check_token(request, state)
+    if denied is not None:
+        return denied
+    cfg = state.config
+    if request.match_info["node"] != cfg.business_account_id:
+        return _no_such_node(request.match_info["node"], "get")
+    await _latency(request)
+    app = {
+        "whatsapp_business_api_data": {
+            "id": cfg.app_id,
+            "link": "https://example.invalid/",
+            "name": cfg.app_name,
+        }
+    }
+    return web.json_response({"data": [app] if cfg.webhook_subscribed else []})
+
+
 # --- templates ---------------------------------------------------------------------------------------------
 def _cursor(index: int) -> str:
     return base64.urlsafe_b64encode(f"cursor:{index}".encode()).decode().rstrip("=")
@@ -794,5 +826,7 @@ def create_app(state: FakeState, emitter: WebhookEmitter) -> web.Application:
     r.add_get(f"/{VERSION}/{{node}}/message_templates", list_templates)
     r.add_post(f"/{VERSION}/{{node}}/message_templates", create_template)
     r.add_delete(f"/{VERSION}/{{node}}/message_templates", delete_template)
+    r.add_get(f"/{VERSION}/{{node}}/phone_numbers", waba_phone_numbers)
+    r.add_get(f"/{VERSION}/{{node}}/subscribed_apps", subscribed_apps)
     r.add_get(f"/{VERSION}/{{node}}", get_node)
     return app

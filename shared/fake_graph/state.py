@@ -165,6 +165,10 @@ class FakeConfig:
     """Re-posts of a webhook answered non-2xx (backoff 0.2 s doubling)."""
     record_limit: int = 50_000
     """Received messages kept for /_fake/messages (oldest dropped first)."""
+    webhook_subscribed: bool = True
+    """`GET /{waba-id}/subscribed_apps` lists one app (False: none, as when nobody subscribed the WABA)."""
+    app_id: str = "1234567890123456"
+    app_name: str = "Blast Fake App"
 
     def update(self, changes: Mapping[str, Any]) -> list[str]:
         """Apply `{knob: value}`; returns the names changed.

@@ -176,6 +176,13 @@ class CloudClient:
             f"business_account_id={self.business_account_id!r}, access_token='**********')"
         )
 
+    def set_access_token(self, access_token: SecretStr | str) -> None:
+        """Use a new token from the next request on (the daemon's SIGHUP reload after a token rotation).
+
+        Requests already in flight keep the header they were sent with; nothing is dropped or re-sent.
+        """
+        self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
+
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
         """Open the session and its connection pool (done on first use otherwise)."""
@@ -504,6 +511,49 @@ class CloudClient:
             throughput_level=_str_or_none(level),
             raw=data,
         )
+
+    # --- account checks (`blast-daemon check`) -------------------------------------------------------------
+    async def business_phone_number_ids(self) -> list[str]:
+        """Ids of the numbers the WABA owns (first page: a WABA has a handful), to see the pair matches.
+
+        Raises:
+            ConfigError: WHATSAPP_BUSINESS_ACCOUNT_ID is not set.
+            GraphApiError: Meta refused or could not be reached.
+        """
+        waba = self._require_waba("checking the sender number's account")
+        data = await self._json(
+            "GET",
+            f"{self.api_url}/{waba}/phone_numbers",
+            f"listing the phone numbers of business account {waba}",
+            params={"fields": "id", "limit": "100"},
+        )
+        rows = data.get("data")
+        return (
+            [str(r["id"]) for r in rows if isinstance(r, dict) and "id" in r]
+            if isinstance(rows, list)
+            else []
+        )
+
+    async def subscribed_apps(self) -> list[str]:
+        """Names (or ids) of the apps subscribed to the WABA's webhooks; empty: Meta sends no webhooks.
+
+        Raises:
+            ConfigError: WHATSAPP_BUSINESS_ACCOUNT_ID is not set.
+            GraphApiError: Meta refused or could not be reached.
+        """
+        waba = self._require_waba("checking the webhook subscription")
+        data = await self._json(
+            "GET",
+            f"{self.api_url}/{waba}/subscribed_apps",
+            f"reading the webhook subscriptions of business account {waba}",
+        )
+        rows = data.get("data")
+        out: list[str] = []
+        for row in rows if isinstance(rows, list) else []:
+            app = row.get("whatsapp_business_api_data") if isinstance(row, dict) else None
+            if isinstance(app, dict):
+                out.append(str(app.get("name") or app.get("id") or "?"))
+        return out
 
 
 def _str_or_none(value: Any) -> str | None:
