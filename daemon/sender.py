@@ -134,6 +134,7 @@ class ChunkRunner:
         self._unsent: list[int] = []
         self._write_failed = False
         self._fatal_task: asyncio.Task[None] | None = None
+        self._closing = False
 
     # --- control
     # ---------------------------------------------------------------------------------------------
@@ -215,9 +216,10 @@ class ChunkRunner:
                     self._unsent.extend(p.row.id for p in page.rows)
             if self._inflight:
                 await asyncio.gather(*self._inflight, return_exceptions=True)
+            # Stopped by a flag, not cancel(): Python 3.11's wait_for can swallow a cancellation.
+            self._closing = True
             self._flush_now.set()
-            flusher.cancel()
-            with contextlib.suppress(asyncio.CancelledError):
+            with contextlib.suppress(Exception):
                 await flusher
             await self._final_flush()
             if self._unsent:
@@ -376,11 +378,12 @@ class ChunkRunner:
             self._flush_now.set()
 
     async def _flush_loop(self) -> None:
-        while True:
+        while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), FLUSH_EVERY_S)
             self._flush_now.clear()
-            await self._flush()
+            if not self._closing:
+                await self._flush()
 
     async def _flush(self) -> bool:
         if not self._outcomes:

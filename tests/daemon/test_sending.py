@@ -46,3 +46,53 @@ async def test_scheduled_blast_fires_on_time_once_each(
     blast = await blast_of(blast_id)
     assert blast.n_sent == 300 and blast.started_at is not None and blast.finished_at is not None
     await assert_counters_exact(blast_id)
+
+
+async def test_missed_schedule_fires_at_startup_and_past_cutoff_pauses(
+    db: Any, cloud_settings: Any, fake: FakeGraph, start_daemon: Any, redis_client: Any
+) -> None:
+    settings = cloud_settings(BLAST_MISSED_CUTOFF=3600.0)
+    # Both were due while no daemon ran.
+    recent = await make_blast(settings, 20, send_at=utcnow() - timedelta(minutes=5), notify=False)
+    stale = await make_blast(settings, 20, send_at=utcnow() - timedelta(hours=3), first=100, notify=False)
+    await start_daemon(settings)
+    await wait_for(lambda: status_is(recent, BlastStatus.COMPLETED), timeout_s=20, what="missed blast sent")
+    await wait_for(lambda: status_is(stale, BlastStatus.PAUSED), timeout_s=20, what="stale blast paused")
+    paused = await blast_of(stale)
+    assert paused.last_error is not None and paused.last_error.startswith("missed its send time by 3 h")
+    assert paused.n_pending == 20
+    assert len(fake.received) == 20
+
+
+async def test_valid_until_passed_cancels_the_rest_as_expired(
+    db: Any, cloud_settings: Any, fake: FakeGraph, start_daemon: Any, redis_client: Any
+) -> None:
+    settings = cloud_settings()
+    blast_id = await make_blast(
+        settings, 30, send_at=utcnow() - timedelta(minutes=10), valid_until=utcnow() - timedelta(minutes=1)
+    )
+    await start_daemon(settings)
+    await wait_for(
+        lambda: status_is(blast_id, BlastStatus.COMPLETED), timeout_s=20, what="expired blast done"
+    )
+    blast = await blast_of(blast_id)
+    assert blast.n_cancelled == 30 and blast.n_sent == 0
+    assert blast.last_error is not None and "expired" in blast.last_error
+    assert fake.received == []
+    await assert_counters_exact(blast_id)
+
+
+async def test_suppressed_numbers_are_skipped_never_sent(
+    db: Any, cloud_settings: Any, fake: FakeGraph, start_daemon: Any, redis_client: Any
+) -> None:
+    from shared.models import Suppression
+    from tests.daemon.conftest import phone
+
+    settings = cloud_settings()
+    await Suppression.create(phone=phone(3), reason="opted out", source="meta")
+    await start_daemon(settings)
+    blast_id = await make_blast(settings, 10)
+    await wait_for(lambda: status_is(blast_id, BlastStatus.COMPLETED), timeout_s=20, what="blast done")
+    blast = await blast_of(blast_id)
+    assert blast.n_skipped == 1 and blast.n_sent == 9
+    assert phone(3)[1:] not in {m.to for m in fake.received}
