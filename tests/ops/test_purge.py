@@ -3,17 +3,22 @@ counters, statuses and the blast stay; active and recent blasts are never touche
 
 from __future__ import annotations
 
+import asyncio
 from datetime import timedelta
 
 import pytest
+from click.testing import CliRunner
 
+from daemon.__main__ import cli
 from shared.config import Settings
+from shared.db import database
 from shared.errors import InvalidTransition
 from shared.models import AuditLog, Blast, Recipient, WebhookEvent
 from shared.services.blasts import retry_blast
 from shared.services.purge import AUDIT_ACTION, is_purged, purge_personal_data, purged_count
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus
+from tests.conftest import reset_database
 from tests.factories import make_blast, make_template
 
 COUNTER_FIELDS = (
@@ -106,3 +111,28 @@ async def test_a_purged_blast_cannot_be_retried(db: Settings) -> None:
     with pytest.raises(InvalidTransition, match="purged"):
         await retry_blast(old.id, settings=db)
     assert await Recipient.filter(blast_id=old.id, status=RecipientStatus.PENDING).count() == 0
+
+
+def test_the_cli_counts_first_and_purges_with_yes(env_settings: Settings) -> None:
+    reset_database(env_settings)
+
+    async def seed() -> int:
+        async with database(env_settings):
+            return (await _finished_blast("old", BlastStatus.COMPLETED, days_ago=100)).id
+
+    async def purged(blast_id: int) -> int:
+        async with database(env_settings):
+            return await purged_count(blast_id)
+
+    blast_id = asyncio.run(seed())
+    runner = CliRunner()
+    dry = runner.invoke(cli, ["purge", "--older-than", "30"])
+    assert dry.exit_code == 0, dry.output
+    assert dry.stdout.startswith("would purge 6 recipients of 1 blasts finished before ")
+    assert "run again with --yes" in dry.stderr
+    assert asyncio.run(purged(blast_id)) == 0
+    done = runner.invoke(cli, ["purge", "--older-than", "30", "--yes"])
+    assert done.exit_code == 0, done.output
+    assert done.stdout.startswith("purged 6 recipients of 1 blasts")
+    assert asyncio.run(purged(blast_id)) == 6
+    assert runner.invoke(cli, ["purge", "--older-than", "0"]).exit_code == 2  # at least one day
