@@ -272,5 +272,6 @@ def config_table_markdown() -> str:
     for name, info in Settings.model_fields.items():
         default = info.default
         shown = "(not set)" if default is None else f"`{default}`"
-        lines.append(f"| `{name}` | {shown} | {(info.description or '').replace('|', '/')} |")
+        meaning = " ".join((info.description or "").split()).replace("|", "/")
+        lines.append(f"| `{name}` | {shown} | {meaning} |")
     return "\n".join(lines)
