@@ -64,3 +64,7 @@ TEMPLATE_SYNC = Counter(
 TEMPLATE_UPDATES = Counter(
     "blast_template_updates", "Template status changes applied from webhooks.", ["status"], registry=REGISTRY
 )
+#: Incremented by the cloud client on every answer with code 190 (expired, revoked or wrong access token).
+TOKEN_REJECTED = Counter(
+    "blast_token_rejected", "Graph API answers rejecting the access token (code 190).", registry=REGISTRY
+)

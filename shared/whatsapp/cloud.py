@@ -16,6 +16,7 @@ from multidict import CIMultiDictProxy
 from pydantic import SecretStr
 from yarl import URL
 
+from shared import metrics
 from shared.errors import ConfigError
 from shared.whatsapp.base import (
     ErrorClass,
@@ -67,6 +68,8 @@ LEGACY_PHONE_FIELDS: tuple[str, ...] = (
 #: Connections kept to Meta: 1,000 req/s at 50 ms needs ~50 in flight; room for slow answers and bursts.
 DEFAULT_POOL_SIZE = 256
 CALLBACK_DATA_MAX = 512
+#: Meta's "access token rejected" (expired, revoked, or a wrong token).
+TOKEN_REJECTED_CODE = 190
 _TIER = re.compile(r"^TIER_(\d+)(K?)$")
 _MAX_PAGES = 10_000
 
@@ -214,7 +217,13 @@ class CloudClient:
         return text.replace(token, "**********") if token and token in text else text
 
     def _scrub(self, error: GraphError) -> GraphError:
-        """The error with the token cut out of every text field (belt and braces: Meta never echoes it)."""
+        """The error with the token cut out of every text field (belt and braces: Meta never echoes it).
+
+        Every classified error passes here, so this is also where a rejected token is counted (an alert rule
+        watches blast_token_rejected_total).
+        """
+        if error.code == TOKEN_REJECTED_CODE:
+            metrics.TOKEN_REJECTED.inc()
         changes: dict[str, Any] = {}
         for f in dataclass_fields(error):
             value = getattr(error, f.name)

@@ -15,6 +15,7 @@ from click.testing import CliRunner
 
 from daemon.__main__ import cli
 from daemon.check import Finding, check_files, run_checks
+from shared import metrics
 from shared.config import Settings, get_settings
 from shared.fake_graph.server import FakeGraph
 from shared.fake_graph.state import FakeConfig
@@ -61,7 +62,10 @@ async def test_a_healthy_cloud_deployment_passes(make_settings: Any, fake: FakeG
 
 
 async def test_each_meta_problem_is_one_fail_line(make_settings: Any, fake: FakeGraph, db: Settings) -> None:
+    rejected_before = metrics.REGISTRY.get_sample_value("blast_token_rejected_total") or 0.0
     bad_token = await run_checks(_cloud(make_settings, fake, WHATSAPP_ACCESS_TOKEN="expired-token"))
+    # The alert rule "token rejected" watches this counter.
+    assert metrics.REGISTRY.get_sample_value("blast_token_rejected_total") == rejected_before + 1
     assert [line for line in _failed(bad_token) if "meta" in line] == [
         "FAIL meta: the access token was rejected (code 190): put a valid System User token in "
         "WHATSAPP_ACCESS_TOKEN, then `systemctl reload blast-daemon`"
