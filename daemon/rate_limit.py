@@ -41,7 +41,8 @@ local fat = tonumber(h[3]) or now
 if factor < 1 then
   factor = math.min(1, factor + (now - fat) / recover)
 end
-local interval = 1000000 / (rate * factor)
+-- whole microseconds, rounded up: exact in doubles (no drift), so N+1 grants never fit in one second
+local interval = math.ceil(1000000 / (rate * factor))
 if tat < now then tat = now end
 local ahead = tat - now
 local n = 0
@@ -49,10 +50,11 @@ if ahead <= horizon then
   n = math.min(want, math.floor((horizon - ahead) / interval) + 1)
   tat = tat + n * interval
 end
-redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat), 'factor', string.format('%.6f', factor),
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat), 'factor', string.format('%.6f', factor),
   'fat', string.format('%.0f', now))
 redis.call('PEXPIRE', KEYS[1], 3600000)
-return {n, string.format('%.3f', ahead), string.format('%.3f', interval), string.format('%.6f', factor)}
+return {n, string.format('%.0f', ahead), string.format('%.0f', interval), string.format('%.6f', factor),
+  string.format('%.0f', now)}
 """
 
 _SLOW_DOWN = """
@@ -74,7 +76,7 @@ if now - slowed >= 1000000 then
   slowed = now
   if tat < now + pause then tat = now + pause end
 end
-redis.call('HSET', KEYS[1], 'tat', string.format('%.3f', tat), 'factor', string.format('%.6f', factor),
+redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat), 'factor', string.format('%.6f', factor),
   'fat', string.format('%.0f', now), 'slowed', string.format('%.0f', slowed))
 redis.call('PEXPIRE', KEYS[1], 3600000)
 return string.format('%.6f', factor)
@@ -91,6 +93,7 @@ class Grant:
         interval_s: seconds between consecutive slots.
         wait_s: when nothing was granted, how long until a slot falls within the horizon.
         factor: the current slowdown factor (1.0 = full rate).
+        server_now_s: Redis's clock at the grant (epoch seconds), to audit grants across clients.
     """
 
     count: int
@@ -98,6 +101,7 @@ class Grant:
     interval_s: float
     wait_s: float
     factor: float
+    server_now_s: float = 0.0
 
     def delays(self) -> list[float]:
         """Seconds from the moment of the grant at which each granted slot may be used."""
@@ -144,9 +148,10 @@ class RateLimiter:
         ahead_s = float(raw[1]) / 1_000_000
         interval_s = float(raw[2]) / 1_000_000
         factor = float(raw[3])
+        server_now_s = float(raw[4]) / 1_000_000
         if count == 0:
-            return Grant(0, 0.0, interval_s, max(0.001, ahead_s - self.horizon_s), factor)
-        return Grant(count, ahead_s, interval_s, 0.0, factor)
+            return Grant(0, 0.0, interval_s, max(0.001, ahead_s - self.horizon_s), factor, server_now_s)
+        return Grant(count, ahead_s, interval_s, 0.0, factor, server_now_s)
 
     async def slow_down(self) -> float:
         """Halve the rate (at most once per second across all daemons) after a throughput error.
