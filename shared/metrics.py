@@ -68,3 +68,9 @@ TEMPLATE_UPDATES = Counter(
 TOKEN_REJECTED = Counter(
     "blast_token_rejected", "Graph API answers rejecting the access token (code 190).", registry=REGISTRY
 )
+#: Incremented when a blast-fatal error (token, account, template, failure rate) pauses a blast.
+BLASTS_PAUSED_BY_ERROR = Counter(
+    "blast_paused_by_error",
+    "Blasts paused by an error every other recipient would hit too.",
+    registry=REGISTRY,
+)

@@ -35,6 +35,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from shared import metrics
 from shared.errors import InvalidTransition
 from shared.models import Blast, Recipient, Suppression
 from shared.services import transitions
@@ -421,6 +422,7 @@ async def pause_for_error(blast_id: int, *, reason: str, code: int | None, actor
         return False
     if won:
         log.error("blast %s paused: %s", blast_id, reason)
+        metrics.BLASTS_PAUSED_BY_ERROR.inc()  # the "blast paused by a fatal error" alert
     return won
 
 
