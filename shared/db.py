@@ -30,6 +30,12 @@ MIGRATIONS_MODULE = "shared.migrations"
 #: Oldest schema (migration name) this release runs on: a daemon of this release keeps working while an older
 #: database has not yet been upgraded only if it has at least this (expand-then-contract upgrades).
 OLDEST_SUPPORTED_SCHEMA = "0001_initial"
+#: The other direction: the oldest release that still runs on the schema this release leaves behind, named by the
+#: newest migration that release knows. Recorded in the database when this release migrates, so that a daemon of
+#: an older release that restarts mid-upgrade (crash, watchdog) keeps working instead of crash-looping. Raise it
+#: only in a release whose migrations *contract* (drop or rename what older code still uses).
+OLDEST_COMPATIBLE_CODE = "0001_initial"
+_COMPAT_TABLE = "blast_schema_compat"
 _PG_LOCK_KEY = 0x626C617374  # "blast"
 
 
@@ -115,9 +121,17 @@ async def check_schema(*, require_current: bool) -> None:
     """
     _, missing, unknown = await schema_state()
     if unknown:
-        raise SchemaError(
-            f"the database schema is newer than this program (it has {', '.join(unknown)}); "
-            "upgrade blast on this machine before using it with this database"
+        floor = await _compatible_code_floor()
+        if floor is None or floor not in await known_migrations():
+            raise SchemaError(
+                f"the database schema is newer than this program (it has {', '.join(unknown)}); "
+                "upgrade blast on this machine before using it with this database"
+            )
+        log.warning(
+            "the database schema is newer than this program (it has %s) but still runs releases that know %s: "
+            "going on; upgrade blast on this machine soon",
+            ", ".join(unknown),
+            floor,
         )
     if missing and (require_current or OLDEST_SUPPORTED_SCHEMA in missing):
         raise SchemaError(
@@ -163,13 +177,51 @@ async def migrate(database_url: str) -> list[str]:
         _, missing, unknown = await schema_state()
         if unknown:
             await check_schema(require_current=False)
-        if not missing:
-            return []
-        executor = MigrationExecutor(connections.get("default"), tortoise_config(database_url)["apps"])
-        await executor.migrate()
-        for name in missing:
-            log.info("database migrated: %s", name)
+            return []  # a newer release's schema that this one runs on: never migrate it, never lower the floor
+        if missing:
+            executor = MigrationExecutor(connections.get("default"), tortoise_config(database_url)["apps"])
+            await executor.migrate()
+            for name in missing:
+                log.info("database migrated: %s", name)
+        if missing or await _compatible_code_floor() != OLDEST_COMPATIBLE_CODE:
+            try:
+                await _record_compatible_code_floor()
+            except Exception as exc:  # a read-only role (the viewer's console) cannot, and need not
+                log.debug("schema compatibility floor not recorded: %s", exc)
         return missing
+
+
+async def _compatible_code_floor() -> str | None:
+    """The oldest release (by migration name) that the schema's newest release said can still run on it.
+
+    The promise counts only if the release that wrote it also applied the newest migration (migration names are
+    numbered, so the newest sorts last): a schema changed by a release that made no promise runs nothing older.
+    """
+    try:
+        _, rows = await connections.get("default").execute_query(
+            f"SELECT min_code_schema, head FROM {_COMPAT_TABLE} WHERE id = 1"
+        )
+    except Exception:  # a schema written before releases recorded it: no promise
+        return None
+    applied = await applied_migrations()
+    if not rows or not applied or str(rows[0]["head"]) != max(applied):
+        return None
+    return str(rows[0]["min_code_schema"])
+
+
+async def _record_compatible_code_floor() -> None:
+    """Write this release's promise (OLDEST_COMPATIBLE_CODE), with its newest migration as the writer."""
+    known = await known_migrations()
+    conn = connections.get("default")
+    await conn.execute_script(
+        f"CREATE TABLE IF NOT EXISTS {_COMPAT_TABLE} (id INTEGER PRIMARY KEY, "
+        "min_code_schema VARCHAR(100) NOT NULL, head VARCHAR(100) NOT NULL)"
+    )
+    await conn.execute_script(
+        f"INSERT INTO {_COMPAT_TABLE} (id, min_code_schema, head) VALUES (1, '{OLDEST_COMPATIBLE_CODE}', "
+        f"'{known[-1]}') ON CONFLICT (id) DO UPDATE SET min_code_schema = excluded.min_code_schema, "
+        "head = excluded.head"
+    )
 
 
 async def open_db(settings: Settings, *, migrate_schema: bool = True) -> None:
