@@ -162,7 +162,14 @@ async def check_database(settings: Settings) -> list[Finding]:
     """Connect, read the schema version, compare it with what this release runs on."""
     from tortoise import Tortoise, connections
 
-    from shared.db import OLDEST_SUPPORTED_SCHEMA, close_db, schema_state, tortoise_config
+    from shared.db import (
+        OLDEST_SUPPORTED_SCHEMA,
+        _compatible_code_floor,
+        close_db,
+        known_migrations,
+        schema_state,
+        tortoise_config,
+    )
 
     url = mask_url(settings.DATABASE_URL)
     try:
@@ -174,12 +181,22 @@ async def check_database(settings: Settings) -> list[Finding]:
         return [_fail("database", f"cannot connect to {url}: {_reason(exc)}")]
     try:
         applied, missing, unknown = await _timed(schema_state())
+        floor = await _timed(_compatible_code_floor()) if unknown else None
+        compatible = floor is not None and floor in await known_migrations()
     except Exception as exc:
         return [_fail("database", f"{url} answers but its schema cannot be read: {_reason(exc)}")]
     finally:
         await close_db()
     out = [_ok("database", f"{url} reachable, schema {applied[-1] if applied else '(empty)'}")]
-    if unknown:
+    if unknown and compatible:
+        out.append(
+            _warn(
+                "database",
+                f"the schema is newer than this program (has {', '.join(unknown)}) but still runs this release "
+                f"(it needs {floor}): upgrade blast here soon",
+            )
+        )
+    elif unknown:
         out.append(
             _fail(
                 "database",
