@@ -34,6 +34,7 @@ local rate = tonumber(ARGV[1])
 local want = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
 local recover = tonumber(ARGV[4])
+local audit = ARGV[5]
 local h = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'fat')
 local tat = tonumber(h[1]) or now
 local factor = tonumber(h[2]) or 1
@@ -48,6 +49,11 @@ local ahead = tat - now
 local n = 0
 if ahead <= horizon then
   n = math.min(want, math.floor((horizon - ahead) / interval) + 1)
+  if audit == '1' then
+    redis.call('RPUSH', KEYS[2], string.format('%.0f:%.0f:%d', tat, interval, n))
+    redis.call('LTRIM', KEYS[2], -200000, -1)
+    redis.call('EXPIRE', KEYS[2], 3600)
+  end
   tat = tat + n * interval
 end
 redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', tat), 'factor', string.format('%.6f', factor),
@@ -118,9 +124,18 @@ class RateLimiter:
         horizon_s: how far ahead slots may be reserved.
     """
 
-    def __init__(self, redis: aioredis.Redis, key: str, rate: float, *, horizon_s: float = 0.1) -> None:
+    def __init__(
+        self,
+        redis: aioredis.Redis,
+        key: str,
+        rate: float,
+        *,
+        horizon_s: float = 0.05,
+        audit_key: str | None = None,
+    ) -> None:
         self.redis = redis
         self.key = key
+        self.audit_key = audit_key
         self.rate = rate
         self.horizon_s = max(horizon_s, 1.0 / rate) if rate > 0 else horizon_s
         self._acquire = redis.register_script(_ACQUIRE)
@@ -131,7 +146,8 @@ class RateLimiter:
     def for_sender(cls, settings: Settings, redis: aioredis.Redis, sender_id: str | None) -> RateLimiter:
         """The limiter keyed by the sender's phone number id (the sandbox and unset ids share "default")."""
         key = settings.key("rate", sender_id or "default")
-        return cls(redis, key, settings.BLAST_RATE_LIMIT)
+        audit = settings.key("rate-audit", sender_id or "default") if settings.BLAST_RATE_AUDIT else None
+        return cls(redis, key, settings.BLAST_RATE_LIMIT, audit_key=audit)
 
     async def acquire(self, want: int) -> Grant:
         """Ask for up to `want` slots (at least 1 is asked for).
@@ -140,9 +156,10 @@ class RateLimiter:
             redis.exceptions.RedisError: Redis unreachable (the caller stops sending).
         """
         want = max(1, want)
+        audit = "1" if self.audit_key else "0"
         raw = await self._acquire(
-            keys=[self.key],
-            args=[self.rate, want, int(self.horizon_s * 1_000_000), int(RECOVER_S * 1_000_000)],
+            keys=[self.key, self.audit_key or self.key],
+            args=[self.rate, want, int(self.horizon_s * 1_000_000), int(RECOVER_S * 1_000_000), audit],
         )
         count = int(raw[0])
         ahead_s = float(raw[1]) / 1_000_000
@@ -167,6 +184,18 @@ class RateLimiter:
             keys=[self.key], args=[MIN_FACTOR, int(THROTTLE_PAUSE_S * 1_000_000), int(RECOVER_S * 1_000_000)]
         )
         return float(raw)
+
+    async def audited_grants(self) -> list[float]:
+        """Every audited grant, as Redis epoch seconds (BLAST_RATE_AUDIT)."""
+        if not self.audit_key:
+            return []
+        out: list[float] = []
+        for raw in await self.redis.lrange(self.audit_key, 0, -1):
+            first, interval, n = (
+                int(x) for x in (raw.decode() if isinstance(raw, bytes) else raw).split(":")
+            )
+            out.extend((first + i * interval) / 1_000_000 for i in range(n))
+        return out
 
     async def reset(self) -> None:
         """Forget the state (tests and benches)."""

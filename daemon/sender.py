@@ -49,9 +49,10 @@ R = RecipientStatus
 CHUNK_SECONDS = 10.0
 #: Retry-later errors other than throttling fail the recipient after this many attempts.
 MAX_TRANSIENT_ATTEMPTS = 5
-#: Results are written at least this often, or when this many are waiting.
+#: Results are written as soon as they arrive, at most once per FLUSH_MIN_GAP_S (a crash between a response and
+#: its write turns that recipient UNKNOWN, so the window stays small), and in batches under load.
+FLUSH_MIN_GAP_S = 0.02
 FLUSH_EVERY_S = 0.25
-FLUSH_MAX = 250
 #: Longest backoff of a transient error.
 MAX_BACKOFF_S = 300.0
 
@@ -374,16 +375,21 @@ class ChunkRunner:
     # ---------------------------------------------------------------------------------------------
     def _add(self, outcome: SendOutcome) -> None:
         self._outcomes.append(outcome)
-        if len(self._outcomes) >= FLUSH_MAX:
-            self._flush_now.set()
+        self._flush_now.set()
 
     async def _flush_loop(self) -> None:
         while not self._closing:
             with contextlib.suppress(TimeoutError):
                 await asyncio.wait_for(self._flush_now.wait(), FLUSH_EVERY_S)
             self._flush_now.clear()
-            if not self._closing:
-                await self._flush()
+            if self._closing:
+                break
+            started = time.monotonic()
+            if not await self._flush():
+                await asyncio.sleep(0.5)  # database unreachable: sending has stopped; retry the write
+            gap = FLUSH_MIN_GAP_S - (time.monotonic() - started)
+            if gap > 0:
+                await asyncio.sleep(gap)
 
     async def _flush(self) -> bool:
         if not self._outcomes:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import itertools
 import time
 from typing import Any
 
@@ -41,7 +42,7 @@ async def test_three_clients_share_the_rate_without_burst(settings: Settings, re
     grants.sort()
     assert max_in_window(grants) <= 300
     # Evenly spaced: consecutive grants are 1/rate apart (to the microsecond rounding of the script).
-    gaps = [b - a for a, b in zip(grants, grants[1:], strict=False)]
+    gaps = [b - a for a, b in itertools.pairwise(grants)]
     assert min(gaps) > (1 / 300) - 2e-6
     assert len(grants) >= 300 * 2.5 * 0.9
 
