@@ -346,24 +346,48 @@ async def apply_delivery_updates(
         return await _apply_delivery_updates(updates, tx)
 
 
+_ROW_FIELDS = ("id", "blast_id", "status", "wamid")
+
+
+async def _delivery_rows(tx: BaseDBAsyncClient, column: str, keys: Sequence[Any]) -> list[dict[str, Any]]:
+    """Recipient rows by wamid or id; on PostgreSQL locked (in id order) until the transaction ends, so that
+    the grouped UPDATEs below move exactly the rows they were planned for.
+    """
+    if not keys:
+        return []
+    if tx.capabilities.dialect == "postgres":
+        sql = (
+            f"SELECT id, blast_id, status, wamid FROM recipient WHERE {column} = ANY($1) ORDER BY id FOR UPDATE"
+        )
+        _, rows = await tx.execute_query(sql, [list(keys)])
+        return [dict(r) for r in rows]
+    query = Recipient.filter(**{f"{column}__in": list(keys)}).using_db(tx)
+    return list(await query.values(*_ROW_FIELDS))
+
+
+@dataclass(slots=True)
+class _Plan:
+    """The net change of one recipient row in a batch: from its stored status, with the merged column values."""
+
+    blast_id: int
+    source: RecipientStatus
+    values: dict[str, Any]
+
+
 async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBAsyncClient) -> DeliveryResult:
     applied = ignored = failed_late = 0
     unmatched: list[DeliveryUpdate] = []
     failures: dict[int, int] = defaultdict(int)
     codes: dict[int, dict[int | None, int]] = defaultdict(lambda: defaultdict(int))
     deltas: dict[int, dict[RecipientStatus, int]] = defaultdict(lambda: defaultdict(int))
-    wamids = list({u.wamid for u in updates})
-    rows = await Recipient.filter(wamid__in=wamids).using_db(tx).values("id", "blast_id", "status", "wamid")
+    rows = await _delivery_rows(tx, "wamid", list({u.wamid for u in updates}))
     by_wamid = {r["wamid"]: r for r in rows}
-    by_id_needed = [u.recipient_id for u in updates if u.wamid not in by_wamid and u.recipient_id is not None]
-    by_id: dict[int, dict[str, Any]] = {}
-    if by_id_needed:
-        for r in (
-            await Recipient.filter(id__in=by_id_needed)
-            .using_db(tx)
-            .values("id", "blast_id", "status", "wamid")
-        ):
-            by_id[r["id"]] = r
+    by_id_needed = list(
+        {u.recipient_id for u in updates if u.wamid not in by_wamid and u.recipient_id is not None}
+    )
+    by_id = {r["id"]: r for r in await _delivery_rows(tx, "id", by_id_needed)}
+    plans: dict[int, _Plan] = {}
+    # First decide every change in memory (statuses of one row in this batch chain: delivered then read) …
     for u in sorted(updates, key=lambda u: u.at):
         row = by_wamid.get(u.wamid)
         if row is None and u.recipient_id is not None:
@@ -380,14 +404,13 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
             if u.status == "failed" and current in (R.DELIVERED, R.READ):
                 failed_late += 1
                 log.warning(
-                    "failed status after %s for recipient %s ignored (wamid %s)",
-                    current.value,
-                    row["id"],
-                    u.wamid,
+                    "failed status after %s for recipient %s ignored (wamid %s)", current.value, row["id"], u.wamid
                 )
             ignored += 1
             continue
-        values: dict[str, Any] = {"status": target, "updated_at": utcnow(), "wamid": u.wamid}
+        values: dict[str, Any] = {"status": target}
+        if row["wamid"] != u.wamid:
+            values["wamid"] = u.wamid
         if target == R.DELIVERED:
             values["delivered_at"] = u.at
         elif target == R.READ:
@@ -398,19 +421,34 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
             values["sent_at"] = u.at
         if current == R.SENDING:
             values.update(lease_owner=None, lease_expires_at=None)
-        n = await Recipient.filter(id=row["id"], status=current).using_db(tx).update(**values)
-        if not n:
-            unmatched.append(u)  # raced with a writer: retried by the caller's next batch
-            continue
+        plan = plans.get(row["id"])
+        if plan is None:
+            plan = plans[row["id"]] = _Plan(row["blast_id"], current, {})
+        plan.values.update(values)
         applied += 1
         row["status"] = target.value
         row["wamid"] = u.wamid
         by_wamid[u.wamid] = row
-        deltas[row["blast_id"]][current] -= 1
-        deltas[row["blast_id"]][target] += 1
         if target == R.FAILED:
             failures[row["blast_id"]] += 1
             codes[row["blast_id"]][u.error_code] += 1
+    # … then write them: one UPDATE per (stored status, values) group, conditional on the stored status.
+    groups: dict[tuple[RecipientStatus, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
+    for rid, plan in plans.items():
+        groups[(plan.source, tuple(sorted(plan.values.items())))].append(rid)
+        deltas[plan.blast_id][plan.source] -= 1
+        deltas[plan.blast_id][RecipientStatus(plan.values["status"])] += 1
+    now = utcnow()
+    for (source, items), ids in groups.items():
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            n = await Recipient.filter(id__in=part, status=source).using_db(tx).update(**dict(items), updated_at=now)
+            if n != len(part):
+                # Cannot happen while the rows are locked (PostgreSQL) or the database has one writer (SQLite);
+                # rolling back lets the caller retry the whole batch instead of writing wrong counters.
+                raise InvalidTransition(
+                    f"{len(part) - n} recipients changed status while their webhook statuses were applied"
+                )
     await apply_counter_deltas(deltas, tx)
     return DeliveryResult(
         applied, ignored, unmatched, failed_late, dict(failures), {b: dict(c) for b, c in codes.items()}
