@@ -47,8 +47,9 @@ from shared.whatsapp.errors import classify_webhook_error, rule_for
 
 log = logging.getLogger(__name__)
 
-#: Events applied per transaction by the applier.
-APPLY_BATCH = 500
+#: Events applied per transaction by the applier, parsed PARSE_SLICE at a time between yields to the loop.
+APPLY_BATCH = 300
+PARSE_SLICE = 50
 #: An event failing this many times is set aside (processed, its error kept) so that it cannot block others.
 MAX_ATTEMPTS = 5
 #: Orphan statuses are retried after 1, 2, 4 … s, at most this far apart, until they expire.
@@ -677,7 +678,14 @@ async def apply_pending(settings: Settings, *, limit: int = APPLY_BATCH) -> Appl
             events = await _claim_events(tx, limit)
             if not events:
                 return report
-            parsed = [parse_body(body, keywords=cfg.keywords, payloads=cfg.payloads) for _, body in events]
+            parsed = []
+            for start in range(0, len(events), PARSE_SLICE):
+                # Parsing is CPU work on the loop that also acknowledges webhooks: let their handlers in.
+                parsed.extend(
+                    parse_body(body, keywords=cfg.keywords, payloads=cfg.payloads)
+                    for _, body in events[start : start + PARSE_SLICE]
+                )
+                await asyncio.sleep(0)
             await _apply_parsed(parsed, tx, report, cfg, actor=actor)
             await _finish(events, parsed, tx, cfg)
     except Exception as exc:
