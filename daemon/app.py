@@ -31,6 +31,7 @@ from daemon.scheduling import Scheduler
 from shared.config import Settings
 from shared.notify import EVENTS_CHANNEL
 from shared.services import live
+from shared.services.webhooks import run_applier
 from shared.whatsapp.base import WhatsAppProvider
 
 log = logging.getLogger(__name__)
@@ -306,6 +307,9 @@ async def serve(
                 tg.create_task(_run_template_sync(settings, provider, rt, stop), name="template-sync")
             if with_http and settings.BLAST_HTTP_PORT:
                 tg.create_task(_run_http(settings, readiness, stop), name="http")
+            # Stored webhook events are applied by every daemon (claims keep them apart), also by one without
+            # an HTTP server, so events received by another daemon are never stranded.
+            tg.create_task(run_applier(stop, settings=settings), name="webhook-applier")
     finally:
         with contextlib.suppress(Exception):
             await live.forget_daemon(settings, rt.daemon_id, client=redis)
