@@ -1,19 +1,16 @@
 """Provides the chunk runner: sends one chunk of a blast (about ten seconds at the rate limit), page by page.
 
 For each page of leased PENDING recipients (the next page is claimed while this one is sent): ask the shared
-limiter for slots, mark exactly the granted recipients SENDING, fire each request at its slot time (right
-before,
-the blast's halt flag is checked), and write the results in batches with the counters. So a crash leaves
+limiter for slots, mark exactly the granted recipients SENDING, fire each request at its slot time (the blast's
+halt flag is checked right before), and write the results in batches with the counters. So a crash leaves
 UNKNOWN only requests really in flight (plus at most one grant, ~50 ms of sending).
 
 What each error does (shared/whatsapp/errors.py classifies): throttled (130429) -> the limiter slows down and
-the
-recipient is retried after ~1 s; pair rate (131056) -> only that recipient waits 1, 4, 16, 64 s; other
+the recipient is retried after ~1 s; pair rate (131056) -> only that recipient waits 1, 4, 16, 64 s; other
 retry-later errors -> backoff, FAILED after MAX_TRANSIENT_ATTEMPTS (network errors before sending retry
 forever); recipient-permanent -> FAILED (131050 also adds the number to the suppression list); unknown outcome
 -> UNKNOWN (never re-sent silently); blast-fatal -> the blast is halted at once in this process, paused with
-the
-cause and the fix, and the recipient goes back to PENDING.
+the cause and the fix, and the recipient goes back to PENDING.
 """
 
 from __future__ import annotations
