@@ -1,8 +1,7 @@
 """Provides `serve()`: every part of the daemon as tasks of one TaskGroup in one asyncio process.
 
 The taskiq receiver (driven by us, so that SIGTERM is graceful), the scheduler, recovery and supervisor loops,
-the
-heartbeat, the pub/sub listener, the template sync and the HTTP server. Tortoise must be initialised before
+the heartbeat, the pub/sub listener, the template sync and the HTTP server. Tortoise must be initialised before
 `serve()` is called (its context binds to tasks created afterwards). Redis or database outages never end the
 process: each loop logs, waits and reconnects.
 """

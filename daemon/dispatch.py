@@ -5,8 +5,7 @@ database under its lease). The Redis sorted set `{prefix}:chunks:{blast}` books 
 (score = when the booking expires); `ensure_chunks` tops a blast up to min(chunks needed, live daemons x
 CHUNKS_PER_DAEMON) with one atomic script, so that several daemons dispatching at once never over-fill it, and
 idle daemons get chunks of a running blast. Every chunk re-dispatches when it ends, and each daemon's
-supervisor
-tick re-derives everything from the database (a FLUSHALL or a trimmed stream costs at most a booking's TTL).
+supervisor tick re-derives everything from the database (a FLUSHALL or a trimmed stream costs at most a booking's TTL).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Provides what every console screen shares: access to the app's settings, the read-only rule, the live
-refresh
-loop (re-armed after each success, so polls never overlap) and turning worker errors into notifications.
+refresh loop (re-armed after each success, so polls never overlap) and turning worker errors into notifications.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Provides the operator actions on blasts (cancel, pause/resume, retry, edit/reschedule, test send) shared
-by the
-blasts screen and the blast detail screen: each asks for confirmation where it destroys something, then calls
+by the blasts screen and the blast detail screen: each asks for confirmation where it destroys something, then calls
 the service layer in a worker and reports the outcome.
 """
 

@@ -1,6 +1,5 @@
 """Provides the create-blast form: name, APPROVED template, recipients CSV with a preview (first rows
-rendered into
-the template, rejected rows with reasons), send time in BLAST_TIMEZONE, optional valid-until, the estimated
+rendered into the template, rejected rows with reasons), send time in BLAST_TIMEZONE, optional valid-until, the estimated
 duration at the rate limit, a messaging-limit warning, then a confirmation. The CSV is read off the UI loop.
 """
 

@@ -1,6 +1,5 @@
 """Provides the create form's look at a recipients file before anything is written: the first rows rendered
-into
-the template, the rejected rows with their reasons, and the counts. Parsing runs in a thread, off the UI loop.
+into the template, the rejected rows with their reasons, and the counts. Parsing runs in a thread, off the UI loop.
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Provides the queue picture both programs show: work stream depths, live daemons and the send rate (the
-shape of
-`blast-console queue stats --json`).
+shape of `blast-console queue stats --json`).
 """
 
 from __future__ import annotations

@@ -1,6 +1,5 @@
 """Provides recipient reads for both programs: keyset pages of one blast, failures grouped by Meta code, a
-phone
-number across all blasts, and a streamed export. Nothing here loads a whole blast into memory.
+phone number across all blasts, and a streamed export. Nothing here loads a whole blast into memory.
 """
 
 from __future__ import annotations

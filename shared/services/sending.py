@@ -16,10 +16,8 @@ because the operator can repair them and resume.
 
 Leases: a claimed page of PENDING recipients carries `lease_owner` = the chunk's token ("<daemon id>/<chunk>")
 and a short `lease_expires_at`; a recipient is marked SENDING only by the holder of its lease, right before
-its
-request, and its result is written only while that lease holds. The token's daemon id (host:pid:nonce) lets
-any
-daemon recognise the leases of a dead one.
+its request, and its result is written only while that lease holds. The token's daemon id (host:pid:nonce) lets
+any daemon recognise the leases of a dead one.
 """
 
 from __future__ import annotations
