@@ -229,25 +229,36 @@ def edit_cmd(
     _print_create(run(work, mutating=True), "updated")
 
 
-def _simple(verb: str, action: Any) -> Any:
+def _simple(verb: str, action: Any, help_text: str) -> Any:
     @click.argument("blast_id", type=int)
     def command(blast_id: int) -> None:
-        async def work(settings: Settings) -> Any:
-            return await action(blast_id, settings=settings)
+        async def work(settings: Settings) -> tuple[Any, blasts.BlastDetail]:
+            result = await action(blast_id, settings=settings)
+            return result, await blasts.show_blast(blast_id)
 
-        result = run(work, mutating=True)
+        result, detail = run(work, mutating=True)
         if state().json:
-            emit_json({"id": blast_id, "result": result if isinstance(result, int | str) else None})
+            out: dict[str, Any] = {"id": blast_id, "status": detail.status.value}
+            if verb == "cancelled":
+                out["recipients_cancelled"] = result
+            emit_json(out)
         else:
-            click.echo(f"blast {blast_id} {verb}")
+            extra = f" ({result} pending recipients cancelled)" if verb == "cancelled" else ""
+            click.echo(f"blast {blast_id} {verb}: now {detail.status.value}{extra}")
 
-    command.__doc__ = f"{verb.capitalize()} a blast."
+    command.__doc__ = help_text
     return command
 
 
-blast_group.command("cancel")(_simple("cancelled", blasts.cancel_blast))
-blast_group.command("pause")(_simple("paused", blasts.pause_blast))
-blast_group.command("resume")(_simple("resumed", blasts.resume_blast))
+blast_group.command("cancel")(
+    _simple(
+        "cancelled",
+        blasts.cancel_blast,
+        "Cancel a blast: no request leaves after this; pending ones are cancelled.",
+    )
+)
+blast_group.command("pause")(_simple("paused", blasts.pause_blast, "Pause a scheduled or sending blast."))
+blast_group.command("resume")(_simple("resumed", blasts.resume_blast, "Resume a paused blast."))
 
 
 @blast_group.command("retry")

@@ -107,13 +107,15 @@ def test_human_output_and_actions(
         "+1h",
     )
     assert r.code == 0 and "created: SCHEDULED, 2 recipients, 1 rejected" in r.out
-    assert run_cli(capsys, "blast", "pause", "1").code == 0
+    assert run_cli(capsys, "blast", "pause", "1", "--json").json() == {"id": 1, "status": "PAUSED"}
     assert run_cli(capsys, "blast", "resume", "1").code == 0
     assert run_cli(capsys, "blast", "reschedule", "1", "--send-at", "+2h").code == 0
     r = run_cli(capsys, "blast", "cancel", "1")
-    assert r.code == 0 and r.out.strip() == "blast 1 cancelled"
+    assert r.code == 0 and r.out.strip() == "blast 1 cancelled: now CANCELLED (2 pending recipients cancelled)"
     r = run_cli(capsys, "blast", "list")
     assert "CANCELLED" in r.out
+    r = run_cli(capsys, "--json", "blast", "pause", "1")
+    assert r.code == 1 and "only SCHEDULED or PROCESSING blasts can be paused" in r.err
 
 
 @pytest.mark.parametrize(
