@@ -10,9 +10,10 @@ at STREAM_MAXLEN entries (approximately); acknowledged chunks are what gets trim
 from __future__ import annotations
 
 import logging
+from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
-from redis.exceptions import ResponseError
+from redis.exceptions import RedisError, ResponseError
 from taskiq_redis import RedisStreamBroker
 
 from daemon.dispatch import SEND_CHUNK
@@ -36,9 +37,30 @@ def group_name(settings: Settings) -> str:
     return settings.key("workers")
 
 
+class _Broker(RedisStreamBroker):
+    """RedisStreamBroker whose acknowledgement survives a Redis outage.
+
+    A chunk that ends while Redis is down cannot be acknowledged; taskiq would leave the ConnectionError in a
+    task nobody awaits ("Task exception was never retrieved"). The message is harmless either way: a restarted
+    Redis has forgotten it, and one that was only unreachable hands it out again after RECLAIM_MS, when the
+    chunk finds its blast's work in the database (chunks are idempotent).
+    """
+
+    def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
+        ack = super()._ack_generator(id, queue_name)
+
+        async def _ack() -> None:
+            try:
+                await ack()
+            except (RedisError, OSError) as exc:
+                log.warning("chunk message %s not acknowledged, Redis unreachable (%s)", id, exc)
+
+        return _ack
+
+
 def build_broker(settings: Settings, *, consumer_name: str | None = None) -> RedisStreamBroker:
     """The broker with the daemon's tasks registered (call `startup()` before anything is sent)."""
-    broker = RedisStreamBroker(
+    broker = _Broker(
         settings.redis_url,
         queue_name=stream_name(settings),
         consumer_group_name=group_name(settings),
