@@ -166,6 +166,7 @@ def _handle_event(
                 rt.halts.halt(bid, "emergency stop")
     elif kind == "resumed" and isinstance(blast_id, int):
         rt.halts.clear(blast_id)
+        rt.streaks.forget(blast_id)
         scheduler.wake.set()
         return asyncio.create_task(_ensure_quietly(dispatcher, blast_id))
     return None

@@ -118,6 +118,54 @@ class Halts:
             await asyncio.sleep(STATUS_POLL_S)
 
 
+@dataclass(slots=True)
+class _Streak:
+    count: int = 0
+    codes: dict[int | None, int] = field(default_factory=dict)
+    meanings: dict[int | None, str] = field(default_factory=dict)
+
+
+@dataclass(frozen=True, slots=True)
+class StreakTrip:
+    """N recipients in a row failed with maybe-systemic codes: what to tell the operator."""
+
+    count: int
+    code: int | None
+    meaning: str
+
+
+class ErrorStreaks:
+    """Per blast, the run of consecutive send results that failed with a maybe-systemic code (100, 131008,
+    131009, 132005, 132012: recipient-level by the table, but the same error for many recipients in a row
+    means the blast's shared data is wrong).
+
+    Results are noted in the order their responses arrive, by every chunk of the blast in this process (each
+    daemon counts its own share). A request Meta accepted ends the run; other errors (throttling, an
+    undeliverable number …) neither end nor extend it.
+    """
+
+    def __init__(self) -> None:
+        self._runs: dict[int, _Streak] = {}
+
+    def accepted(self, blast_id: int) -> None:
+        self._runs.pop(blast_id, None)
+
+    def failed(self, blast_id: int, code: int | None, meaning: str, *, limit: int) -> StreakTrip | None:
+        """Count one maybe-systemic failure; returns the trip when the run reaches `limit` (0: never)."""
+        run = self._runs.setdefault(blast_id, _Streak())
+        run.count += 1
+        run.codes[code] = run.codes.get(code, 0) + 1
+        run.meanings[code] = meaning
+        if limit <= 0 or run.count < limit:
+            return None
+        del self._runs[blast_id]
+        common = max(run.codes, key=lambda c: run.codes[c])
+        return StreakTrip(run.count, common, run.meanings[common])
+
+    def forget(self, blast_id: int) -> None:
+        self._runs.pop(blast_id, None)
+
+
 @dataclass
 class Runtime:
     """Everything the daemon's tasks share (one per process)."""
@@ -128,6 +176,7 @@ class Runtime:
     limiter: RateLimiter
     daemon_id: str = field(default_factory=new_daemon_id)
     halts: Halts = field(default_factory=Halts)
+    streaks: ErrorStreaks = field(default_factory=ErrorStreaks)
     stopping: asyncio.Event = field(default_factory=asyncio.Event)
     #: chunk token -> description ("blast 42 chunk 3f2a"), shown in the heartbeat.
     chunks: dict[str, str] = field(default_factory=dict)

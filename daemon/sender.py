@@ -284,6 +284,7 @@ class ChunkRunner:
             return
         self.report.requests += 1
         if isinstance(result, SendAccepted):
+            self.rt.streaks.accepted(self.plan.id)
             self.report.sent += 1
             self._add(SendOutcome(row.id, self.plan.id, R.SENT, wamid=result.wamid, wa_id=result.wa_id))
             return
@@ -297,7 +298,7 @@ class ChunkRunner:
         if cls is ErrorClass.BLAST_FATAL:
             # Halt first, synchronously: requests waiting for their slot see it before they leave.
             if self.rt.halts.halt(self.plan.id, err.meaning):
-                self._fatal_task = asyncio.create_task(self._pause_fatal(err))
+                self._fatal_task = asyncio.create_task(self._pause(err.meaning, err.code))
             self.report.retry += 1
             self._add(
                 SendOutcome(row.id, self.plan.id, R.PENDING, error_code=err.code, error_text=err.meaning)
@@ -318,6 +319,8 @@ class ChunkRunner:
             self._add(
                 SendOutcome(row.id, self.plan.id, R.FAILED, error_code=err.code, error_text=err.meaning)
             )
+            if err.may_be_systemic:
+                self._note_systemic(err)
             return
         # retry later
         self.report.retry += 1
@@ -359,14 +362,30 @@ class ChunkRunner:
             )
         )
 
-    async def _pause_fatal(self, err: GraphError) -> None:
+    def _note_systemic(self, err: GraphError) -> None:
+        """Count a maybe-systemic failure; BLAST_SYSTEMIC_ERROR_STREAK of them in a row pause the blast.
+
+        The recipients of the run stay FAILED (Meta refused them; the operator's retry sends them again once the
+        blast is fixed), but nobody else is tried: the halt is set before any await, like a blast-fatal error.
+        """
+        limit = self.settings.BLAST_SYSTEMIC_ERROR_STREAK
+        trip = self.rt.streaks.failed(self.plan.id, err.code, err.meaning, limit=limit)
+        if trip is None:
+            return
+        reason = (
+            f"{trip.count} recipients in a row failed with {trip.meaning} "
+            f"(BLAST_SYSTEMIC_ERROR_STREAK={limit}: the blast's shared data is probably wrong); "
+            "fix it, resume, then retry the failed recipients"
+        )
+        if self.rt.halts.halt(self.plan.id, reason):
+            self._fatal_task = asyncio.create_task(self._pause(reason, trip.code))
+
+    async def _pause(self, reason: str, code: int | None) -> None:
         try:
-            if await sending.pause_for_error(
-                self.plan.id, reason=err.meaning, code=err.code, actor=self.rt.actor
-            ):
+            if await sending.pause_for_error(self.plan.id, reason=reason, code=code, actor=self.rt.actor):
                 await publish(self.settings, "paused", blast_id=self.plan.id)
         except Exception:
-            log.exception("blast %s: could not record the pause (%s)", self.plan.id, err.meaning)
+            log.exception("blast %s: could not record the pause (%s)", self.plan.id, reason)
 
     # --- results
     # ---------------------------------------------------------------------------------------------

@@ -90,6 +90,8 @@ class Settings(BaseSettings):
     """A blast pauses itself when this share of its last BLAST_FAILURE_RATE_WINDOW results failed."""
     BLAST_FAILURE_RATE_WINDOW: int = Field(500, ge=10)
     """How many recent results the failure-rate auto-pause looks at."""
+    BLAST_SYSTEMIC_ERROR_STREAK: int = Field(20, ge=0)
+    """Recipients failing in a row with a maybe-systemic code (100, 131008 …) that pause the blast (0: never)."""
     BLAST_RATE_AUDIT: bool = False
     """Record every rate-limiter grant in Redis ({prefix}:rate-audit, capped) to check the pacing (tests, bench)."""
     TEMPLATE_SYNC_INTERVAL: float = Field(1800.0, ge=1)
