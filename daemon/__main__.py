@@ -10,6 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
+from daemon import eventloop
 from shared.config import Settings, get_settings
 from shared.errors import BlastError
 from shared.whatsapp.base import WhatsAppProvider
@@ -116,7 +117,7 @@ def run() -> None:
     """Run the daemon in the foreground (systemd runs this); SIGTERM stops it gracefully."""
     try:
         settings = get_settings()
-        asyncio.run(_run(settings))
+        eventloop.run(_run(settings))  # uvloop when installed
     except BlastError as exc:
         click.echo(f"blast-daemon: {exc}", err=True)
         sys.exit(2)
