@@ -115,6 +115,10 @@ RECIPIENT_TRANSITIONS: frozenset[tuple[RecipientStatus, RecipientStatus]] = froz
         (R.UNKNOWN, R.READ),
         (R.SENT, R.FAILED),  # failed webhook after sent
         (R.UNKNOWN, R.FAILED),  # a failed webhook reconciles an UNKNOWN attempt
+        # a late sent/delivered/read of an earlier attempt of a re-queued recipient: it went out, not again
+        (R.PENDING, R.SENT),
+        (R.PENDING, R.DELIVERED),
+        (R.PENDING, R.READ),
         # operator
         (R.FAILED, R.PENDING),
         (R.UNKNOWN, R.PENDING),

@@ -9,7 +9,7 @@ from collections import defaultdict
 from collections.abc import Iterable, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
-from typing import Any
+from typing import Any, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.expressions import F
@@ -299,6 +299,7 @@ class DeliveryUpdate:
     recipient_id: int | None = None  # from biz_opaque_callback_data, when the wamid is not stored yet
     error_code: int | None = None
     error_text: str | None = None
+    attempt: int | None = None  # from biz_opaque_callback_data ("try="): which send attempt of the recipient
 
 
 @dataclass(frozen=True, slots=True)
@@ -346,7 +347,7 @@ async def apply_delivery_updates(
         return await _apply_delivery_updates(updates, tx)
 
 
-_ROW_FIELDS = ("id", "blast_id", "status", "wamid")
+_ROW_FIELDS = ("id", "blast_id", "status", "wamid", "attempts")
 
 
 async def _delivery_rows(tx: BaseDBAsyncClient, column: str, keys: Sequence[Any]) -> list[dict[str, Any]]:
@@ -357,12 +358,60 @@ async def _delivery_rows(tx: BaseDBAsyncClient, column: str, keys: Sequence[Any]
         return []
     if tx.capabilities.dialect == "postgres":
         sql = (
-            f"SELECT id, blast_id, status, wamid FROM recipient WHERE {column} = ANY($1) ORDER BY id FOR UPDATE"
+            f"SELECT id, blast_id, status, wamid, attempts FROM recipient WHERE {column} = ANY($1) "
+            "ORDER BY id FOR UPDATE"
         )
         _, rows = await tx.execute_query(sql, [list(keys)])
         return [dict(r) for r in rows]
     query = Recipient.filter(**{f"{column}__in": list(keys)}).using_db(tx)
     return list(await query.values(*_ROW_FIELDS))
+
+
+CallbackVerdict = Literal["match", "stale", "later"]
+
+
+def match_by_callback(
+    status: RecipientStatus, wamid: str | None, attempts: int, update: DeliveryUpdate
+) -> CallbackVerdict:
+    """Whether a status found by its callback data ("blast=…;rcpt=…;try=N", the wamid not stored on the row)
+    belongs to the recipient row as it is now.
+
+    The row has made `attempts` send attempts (counted when it was marked SENDING); the status is for attempt
+    N (`update.attempt`). The rule:
+
+    - N is the row's latest attempt: "match" (the status reports exactly the attempt the row is about; an older
+      attempt's wamid still stored on a re-queued row does not matter). If the row is PENDING again (an
+      operator retried its UNKNOWN, or a 5xx made it retry later), a `sent`/`delivered`/`read` moves it on:
+      the message went out and is not sent again.
+    - N older than the latest, and a `failed` status: "stale". The older attempt's failure says nothing about
+      the newer one.
+    - N older, `sent`/`delivered`/`read`, and the row UNKNOWN or PENDING (an operator retried it, or the newer
+      attempt's outcome is not known): "match". The status proves a message went out; the row takes its
+      wamid, and a PENDING row is not sent again.
+    - N older and the row SENDING: "later" (parked as an orphan and tried again once the newer attempt's result
+      is written: then the row is UNKNOWN and the status matches, or SENT and it never does).
+    - N older and the row SENT, DELIVERED or READ (the newer attempt is accepted, with its own wamid), or
+      FAILED, CANCELLED or SKIPPED: "stale". A late status of an earlier attempt never changes them.
+    - N newer than the row's attempts (cannot come from this sender): "later".
+    - No attempt in the callback data (older senders, parked orphans): "match" when the row stores no wamid
+      or the same one, else "later" — the rule before attempts were checked.
+
+    Stale statuses are counted as ignored (not parked: they can never match).
+    """
+    n = update.attempt
+    if n is None:
+        return "match" if wamid in (None, update.wamid) else "later"
+    if n == attempts:
+        return "match"
+    if n > attempts:
+        return "later"
+    if update.status == "failed":
+        return "stale"
+    if status in (R.UNKNOWN, R.PENDING):
+        return "match"
+    if status == R.SENDING:
+        return "later"
+    return "stale"
 
 
 @dataclass(slots=True)
@@ -390,21 +439,34 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
     # First decide every change in memory (statuses of one row in this batch chain: delivered then read) …
     for u in sorted(updates, key=lambda u: u.at):
         row = by_wamid.get(u.wamid)
+        proven = False  # matched by an attempt's callback data on a re-queued (PENDING) row
         if row is None and u.recipient_id is not None:
             cand = by_id.get(u.recipient_id)
-            # The callback data proves this attempt went out; accept it unless the row has another wamid.
-            if cand is not None and cand["wamid"] in (None, u.wamid):
-                row = cand
+            if cand is not None:
+                cand_status = RecipientStatus(cand["status"])
+                verdict = match_by_callback(cand_status, cand["wamid"], int(cand["attempts"] or 0), u)
+                if verdict == "stale":
+                    log.debug("status %s of an earlier attempt of recipient %s ignored", u.status, cand["id"])
+                    ignored += 1
+                    continue
+                if verdict == "match":
+                    row = cand
+                    proven = u.attempt is not None and cand_status == R.PENDING
         if row is None:
             unmatched.append(u)
             continue
         current = RecipientStatus(row["status"])
         target = delivery_target(current, u.status)
+        if target is None and proven and current == R.PENDING:
+            target = _DELIVERY_STATUS.get(u.status)  # re-queued, but an earlier attempt went out: not again
         if target is None:
             if u.status == "failed" and current in (R.DELIVERED, R.READ):
                 failed_late += 1
                 log.warning(
-                    "failed status after %s for recipient %s ignored (wamid %s)", current.value, row["id"], u.wamid
+                    "failed status after %s for recipient %s ignored (wamid %s)",
+                    current.value,
+                    row["id"],
+                    u.wamid,
                 )
             ignored += 1
             continue
@@ -417,10 +479,12 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
             values["read_at"] = u.at
         elif target == R.FAILED:
             values.update(failed_at=u.at, error_code=u.error_code, error_text=u.error_text)
-        if current in (R.SENDING, R.UNKNOWN) and target != R.FAILED:
+        if current in (R.SENDING, R.UNKNOWN, R.PENDING) and target != R.FAILED:
             values["sent_at"] = u.at
         if current == R.SENDING:
             values.update(lease_owner=None, lease_expires_at=None)
+        elif current == R.PENDING:
+            values.update(lease_owner=None, lease_expires_at=None, next_attempt_at=None)
         plan = plans.get(row["id"])
         if plan is None:
             plan = plans[row["id"]] = _Plan(row["blast_id"], current, {})
@@ -442,7 +506,11 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
     for (source, items), ids in groups.items():
         for start in range(0, len(ids), 1000):
             part = ids[start : start + 1000]
-            n = await Recipient.filter(id__in=part, status=source).using_db(tx).update(**dict(items), updated_at=now)
+            n = (
+                await Recipient.filter(id__in=part, status=source)
+                .using_db(tx)
+                .update(**dict(items), updated_at=now)
+            )
             if n != len(part):
                 # Cannot happen while the rows are locked (PostgreSQL) or the database has one writer (SQLite);
                 # rolling back lets the caller retry the whole batch instead of writing wrong counters.

@@ -331,6 +331,7 @@ def _parse_status(item: Any) -> StatusItem | None:
         status=status,
         at=_timestamp(item.get("timestamp")),
         recipient_id=ref.recipient_id if ref is not None else None,
+        attempt=ref.attempt if ref is not None else None,
         error_code=code,
         error_text=text,
     )
