@@ -5,26 +5,27 @@ page by page (filterable by status); the audit trail. All reads are bounded (cou
 from __future__ import annotations
 
 import contextlib
-from collections.abc import Sequence
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
 from rich.text import Text
-from textual import work
+from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static, TabbedContent, TabPane
+from textual.widgets import DataTable, Header, Static, TabbedContent, TabPane
 
 from console.format import local_time
 from console.screens.base import REFRESH_GROUP
 from console.screens.blast_actions import BLAST_ACTION_BINDINGS, BlastActionScreen, BlastView
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
 from console.widgets.progress_panel import ProgressPanel
 from console.widgets.status_badge import status_text
+from console.widgets.table_rows import show_rows
 from shared.models import AuditLog
 from shared.services import blasts, live, recipients
-from shared.status import RecipientStatus
+from shared.status import BlastStatus, RecipientStatus
 
 R = RecipientStatus
 RECIPIENT_FILTERS: tuple[tuple[str, tuple[RecipientStatus, ...]], ...] = (
@@ -39,6 +40,11 @@ RECIPIENT_FILTERS: tuple[tuple[str, tuple[RecipientStatus, ...]], ...] = (
     ("CANCELLED", (R.CANCELLED,)),
 )
 TABS = ("recipients", "errors", "audit")
+#: Tables composed only when their tab is first shown: pane id -> (table id, columns).
+LAZY_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
+    "errors": ("error-table", ("Code", "Count", "Meaning", "Meta's text")),
+    "audit": ("audit-table", ("At", "Who", "Action", "Detail")),
+}
 #: The grouped errors and the audit trail change slowly: reload them every this many refreshes.
 SLOW_EVERY = 5
 
@@ -87,6 +93,8 @@ class BlastDetailScreen(BlastActionScreen):
         self.pages: list[int] = [0]
         self.next_after: int | None = None
         self.ticks = 0
+        self._head_shown: object = None
+        self._status_shown = ""
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -95,19 +103,16 @@ class BlastDetailScreen(BlastActionScreen):
         with TabbedContent(id="detail-tabs"):
             with TabPane("Recipients", id="recipients"):
                 yield DataTable(id="recipient-table", cursor_type="row", zebra_stripes=True)
-            with TabPane("Errors by code", id="errors"):
-                yield DataTable(id="error-table", cursor_type="row")
-            with TabPane("Audit", id="audit"):
-                yield DataTable(id="audit-table", cursor_type="row")
+            # The other tabs get their table when first shown (fewer widgets to style while the screen opens).
+            yield TabPane("Errors by code", id="errors")
+            yield TabPane("Audit", id="audit")
         yield Static("", id="detail-status", classes="status-line")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#recipient-table", DataTable).add_columns(
             "Row", "Phone", "Status", "Tries", "Sent at", "Error", "WAMID"
         )
-        self.query_one("#error-table", DataTable).add_columns("Code", "Count", "Meaning", "Meta's text")
-        self.query_one("#audit-table", DataTable).add_columns("At", "Who", "Action", "Detail")
         self.query_one("#recipient-table", DataTable).focus()
         self.sub_title = f"blast {self.blast_id}"
         super().on_mount()
@@ -123,8 +128,11 @@ class BlastDetailScreen(BlastActionScreen):
 
     @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
     async def load_detail(self) -> None:
+        # The grouped errors and the audit trail are read only while their tab is shown, and then only every
+        # SLOW_EVERY refreshes: opening a big blast costs its counters and one recipient page.
         slow = self.ticks % SLOW_EVERY == 0
         self.ticks += 1
+        tab = self.query_one(TabbedContent).active
         detail = await blasts.show_blast(self.blast_id)
         page = await recipients.page_recipients(
             self.blast_id,
@@ -132,25 +140,35 @@ class BlastDetailScreen(BlastActionScreen):
             after_id=self.pages[-1],
             limit=recipients.PAGE_SIZE,
         )
-        errors = await recipients.errors_by_code(self.blast_id) if slow else None
-        audit = await blasts.audit_trail(self.blast_id, limit=100) if slow else None
+        errors = await recipients.errors_by_code(self.blast_id) if slow and tab == "errors" else None
+        audit = await blasts.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
         rate = 0.0
         # Redis down: the banner says so; the database view still works.
         with contextlib.suppress(Exception):
             rate = (await live.rates(self.console.settings)).by_blast.get(self.blast_id, 0.0)
         self.post_message(DetailLoaded(detail, rate, page, errors, audit))
 
+    @on(TabbedContent.TabActivated, "#detail-tabs")
+    def tab_shown(self, event: TabbedContent.TabActivated) -> None:
+        lazy = LAZY_TABLES.get(event.pane.id or "")
+        if lazy is not None and not event.pane.query(DataTable):
+            table: DataTable[Any] = DataTable(id=lazy[0], cursor_type="row")
+            table.add_columns(*lazy[1])
+            event.pane.mount(table)
+        if self.is_mounted and self.detail is not None:
+            self.reload()
+
     def on_detail_loaded(self, message: DetailLoaded) -> None:
         settings = self.console.settings
         zone = settings.zone
         self.detail = message.detail
-        self.query_one(ProgressPanel).show(
-            message.detail,
-            rate=message.rate,
-            limit=settings.BLAST_RATE_LIMIT,
-            zone=zone,
-            now=self.console.now(),
-        )
+        now = self.console.now()
+        head = (message.detail, message.rate, now if message.detail.status == BlastStatus.SCHEDULED else None)
+        if head != self._head_shown:  # an unchanged head is not re-laid out every second
+            self._head_shown = head
+            self.query_one(ProgressPanel).show(
+                message.detail, rate=message.rate, limit=settings.BLAST_RATE_LIMIT, zone=zone, now=now
+            )
         self.next_after = message.page.next_after_id
         table = self.query_one("#recipient-table", DataTable)
         rows = [
@@ -168,10 +186,11 @@ class BlastDetailScreen(BlastActionScreen):
             )
             for r in message.page.rows
         ]
-        _fill(table, rows)
-        if message.errors is not None:
-            _fill(
-                self.query_one("#error-table", DataTable),
+        show_rows(table, rows)
+        error_tables = self.query("#error-table").results(DataTable)
+        if message.errors is not None and (error_table := next(error_tables, None)) is not None:
+            show_rows(
+                error_table,
                 [
                     (
                         str(g.code),
@@ -185,9 +204,10 @@ class BlastDetailScreen(BlastActionScreen):
                     for g in message.errors
                 ],
             )
-        if message.audit is not None:
-            _fill(
-                self.query_one("#audit-table", DataTable),
+        audit_tables = self.query("#audit-table").results(DataTable)
+        if message.audit is not None and (audit_table := next(audit_tables, None)) is not None:
+            show_rows(
+                audit_table,
                 [
                     (
                         str(a.id),
@@ -198,10 +218,13 @@ class BlastDetailScreen(BlastActionScreen):
             )
         page_no = len(self.pages)
         more = "more →" if self.next_after is not None else "last page"
-        self.query_one("#detail-status", Static).update(
+        status = (
             f"recipients: {RECIPIENT_FILTERS[self.filter_index][0]} · page {page_no} ({more}) · "
             f"times in {settings.BLAST_TIMEZONE}"
         )
+        if status != self._status_shown:
+            self._status_shown = status
+            self.query_one("#detail-status", Static).update(status)
 
     # --- navigation ----------------------------------------------------------------------------------------
 
@@ -234,16 +257,6 @@ class BlastDetailScreen(BlastActionScreen):
 
     def actions_done(self, ids: list[int]) -> None:
         self.reload()
-
-
-def _fill(table: DataTable[Any], rows: Sequence[tuple[str, Sequence[object]]]) -> None:
-    """Replace the rows of a table, keeping the cursor position."""
-    row = table.cursor_row
-    table.clear()
-    for key, cells in rows:
-        table.add_row(*cells, key=key)
-    if rows:
-        table.move_cursor(row=min(row, len(rows) - 1), animate=False)
 
 
 def _detail_text(detail: object) -> str:

@@ -14,12 +14,13 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.message import Message
-from textual.widgets import Button, Footer, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select, Static
 
 from console.format import duration
 from console.modals.confirm import ConfirmModal
 from console.screens.base import BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
 from shared.errors import BlastError
 from shared.services import blasts, messaging, preview, templates
 from shared.status import TemplateStatus
@@ -65,7 +66,7 @@ class BlastFormScreen(BaseScreen):
             with Horizontal(id="form-buttons"):
                 yield Button("Cancel", id="form-cancel")
                 yield Button("Create…", variant="primary", id="form-create")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#form-name", Input).focus()

@@ -9,12 +9,13 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from console.screens.base import REFRESH_GROUP
 from console.screens.blast_actions import BLAST_ACTION_BINDINGS, BlastActionScreen, BlastView
 from console.widgets.banner import Banner
 from console.widgets.blast_table import BlastTable
+from console.widgets.footer import ConsoleFooter
 from shared.services import blasts
 from shared.status import BlastStatus
 
@@ -99,7 +100,7 @@ class BlastsScreen(BlastActionScreen):
         )
         yield BlastTable(id="blast-table")
         yield Static("", id="blasts-status", classes="status-line")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(BlastTable).focus()

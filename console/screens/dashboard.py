@@ -12,11 +12,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.containers import Horizontal, Vertical
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Sparkline, Static
+from textual.widgets import DataTable, Header, Sparkline, Static
 
 from console.format import ago, local_time
 from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
+from console.widgets.table_rows import show_rows
 from shared.services import blasts, live, queue_stats
 from shared.services.templates import last_sync
 
@@ -50,7 +52,7 @@ class DashboardScreen(BaseScreen):
         yield Static("", id="sync-line")
         yield DataTable(id="daemon-table", cursor_type="row")
         yield DataTable(id="stream-table", cursor_type="row")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one("#daemon-table", DataTable).add_columns("Daemon", "Host", "Provider", "Seen", "Holds")
@@ -91,17 +93,22 @@ class DashboardScreen(BaseScreen):
             )
             self.query_one("#rate-spark", Sparkline).data = list(self.rates)
             now = time.time()
-            daemons = self.query_one("#daemon-table", DataTable)
-            daemons.clear()
+            daemon_rows: list[tuple[str, tuple[str, ...]]] = []
             for d in m.stats.daemons:
                 state = ago(now - d.last_seen) if d.alive else f"DEAD ({ago(now - d.last_seen)})"
-                daemons.add_row(d.id, d.host, d.provider, state, ", ".join(d.chunks) or "idle", key=d.id)
+                daemon_rows.append((d.id, (d.id, d.host, d.provider, state, ", ".join(d.chunks) or "idle")))
             if not m.stats.daemons:
-                daemons.add_row("no daemon alive", "", "", "", "start blast-daemon (or --with-daemon)")
-            streams = self.query_one("#stream-table", DataTable)
-            streams.clear()
-            for s in m.stats.streams:
-                streams.add_row(s.name, f"{s.length:,}", f"{s.pending:,}", str(s.consumers), key=s.name)
+                daemon_rows.append(
+                    ("none", ("no daemon alive", "", "", "", "start blast-daemon (or --with-daemon)"))
+                )
+            show_rows(self.query_one("#daemon-table", DataTable), daemon_rows)
+            show_rows(
+                self.query_one("#stream-table", DataTable),
+                [
+                    (s.name, (s.name, f"{s.length:,}", f"{s.pending:,}", str(s.consumers)))
+                    for s in m.stats.streams
+                ],
+            )
         else:
             self.query_one("#rate-now", Static).update(f"messages/s: unknown (Redis: {m.redis_error})")
         if m.last_sync is not None:

@@ -13,12 +13,13 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from console.format import ago
 from console.modals.confirm import ConfirmModal
 from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
 from console.widgets.status_badge import status_text
 from shared.errors import InvalidTransition
 from shared.services import blasts, live
@@ -51,7 +52,7 @@ class JobsScreen(BaseScreen):
         yield Banner()
         yield DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="jobs-status", classes="status-line")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("When", "Kind", "Key", "Outcome", "Duration", "Daemon", "Error")

@@ -10,11 +10,12 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from console.format import local_time
 from console.screens.base import BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
 from console.widgets.status_badge import status_text
 from shared.services import recipients
 
@@ -42,7 +43,7 @@ class SearchScreen(BaseScreen):
         yield Input(placeholder="phone number, e.g. +62 812 3456 7890 (Enter)", id="phone-input")
         yield DataTable(id="search-table", cursor_type="row", zebra_stripes=True)
         yield Static("type a number and press Enter", id="search-status", classes="status-line")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(

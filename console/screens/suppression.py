@@ -8,13 +8,14 @@ from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Input, Static
+from textual.widgets import DataTable, Header, Input, Static
 
 from console.format import local_time
 from console.modals.confirm import ConfirmModal
 from console.modals.prompt import PromptModal
 from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
 from shared.services import suppression
 from shared.services.blasts import current_actor
 
@@ -77,7 +78,7 @@ class SuppressionScreen(BaseScreen):
         )
         yield DataTable(id="suppression-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="suppression-status", classes="status-line")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns("Phone", "Source", "Reason", "Since")

@@ -9,11 +9,12 @@ from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.message import Message
-from textual.widgets import DataTable, Footer, Header, Static
+from textual.widgets import DataTable, Header, Static
 
 from console.format import local_time
 from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.footer import ConsoleFooter
 from console.widgets.status_badge import status_text
 from shared.services import templates
 
@@ -49,7 +50,7 @@ class TemplatesScreen(BaseScreen):
         yield Banner()
         yield DataTable(id="template-table", cursor_type="row", zebra_stripes=True)
         yield Static("", id="template-detail", classes="status-line")
-        yield Footer()
+        yield ConsoleFooter()
 
     def on_mount(self) -> None:
         self.query_one(DataTable).add_columns(

@@ -1,0 +1,114 @@
+"""The blast detail: recipient pages in id order across statuses (keyset pages per status), errors and audit read
+only when their tab is shown, and a refresh that rewrites changed cells only."""
+
+from __future__ import annotations
+
+from typing import Any
+
+from textual.pilot import Pilot
+from textual.widgets import DataTable, TabbedContent
+
+from console.screens.blast_detail import BlastDetailScreen
+from shared.config import Settings
+from shared.models import AuditLog, Blast, Recipient
+from shared.services import recipients
+from shared.status import BlastStatus, RecipientStatus
+from tests.console.conftest import SEND_AT, AppFactory, seed_template
+
+B = BlastStatus
+R = RecipientStatus
+CYCLE = (R.SENT, R.FAILED, R.PENDING, R.DELIVERED)
+
+
+async def _mixed_blast(n: int = 250) -> Blast:
+    """A blast whose recipients' statuses interleave (SENT, FAILED, PENDING, DELIVERED, SENT, …)."""
+    t = await seed_template()
+    blast = await Blast.create(
+        name="mixed", template=t, status=B.PROCESSING, send_at=SEND_AT, total=n, created_by="tester"
+    )
+    await Recipient.bulk_create(
+        [
+            Recipient(
+                blast_id=blast.id,
+                phone=f"+62812{i:08d}",
+                params={"1": "a", "2": "b"},
+                row=i + 1,
+                status=CYCLE[i % 4],
+                error_code=131026 if CYCLE[i % 4] == R.FAILED else None,
+                error_text="Message undeliverable" if CYCLE[i % 4] == R.FAILED else None,
+            )
+            for i in range(n)
+        ]
+    )
+    return blast
+
+
+async def _ids(blast: Blast) -> list[int]:
+    return [r.id for r in await Recipient.filter(blast_id=blast.id).order_by("id").only("id")]
+
+
+async def test_pages_merge_statuses_in_id_order(db: Settings) -> None:
+    blast = await _mixed_blast()
+    ids = await _ids(blast)
+    first = await recipients.page_recipients(blast.id, limit=100)
+    assert [r.id for r in first.rows] == ids[:100]
+    assert first.next_after_id == ids[99]
+    second = await recipients.page_recipients(blast.id, after_id=ids[99], limit=100)
+    assert [r.id for r in second.rows] == ids[100:200]
+    last = await recipients.page_recipients(blast.id, after_id=ids[199], limit=100)
+    assert [r.id for r in last.rows] == ids[200:] and last.next_after_id is None
+    failed = await recipients.page_recipients(blast.id, statuses=[R.FAILED], limit=10)
+    assert [r.id for r in failed.rows] == ids[1::4][:10]
+    two = await recipients.page_recipients(blast.id, statuses=[R.FAILED, R.SENT], limit=7)
+    assert [r.id for r in two.rows] == sorted(ids[0::4] + ids[1::4])[:7]
+    assert await recipients.page_before(blast.id, before_id=ids[200], limit=100) == ids[99]
+    assert await recipients.page_before(blast.id, before_id=ids[100], limit=100) == 0
+
+
+async def _settle(pilot: Pilot[None]) -> None:
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+async def test_detail_pages_tabs_and_in_place_refresh(db: Settings, make_app: AppFactory) -> None:
+    blast = await _mixed_blast()
+    ids = await _ids(blast)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = BlastDetailScreen(blast.id)
+        await app.push_screen(screen)
+        await _settle(pilot)
+        table = screen.query_one("#recipient-table", DataTable)
+        assert [int(str(k.value)) for k in table.rows] == ids[:100]
+        # Errors and audit are neither composed nor read until their tab is shown.
+        assert not screen.query("#error-table") and not screen.query("#audit-table")
+
+        cleared: list[int] = []
+        original_clear = table.clear
+
+        def counting_clear(*args: Any, **kwargs: Any) -> Any:
+            cleared.append(1)
+            return original_clear(*args, **kwargs)
+
+        table.clear = counting_clear  # type: ignore[method-assign]  # a spy on this one table
+        await Recipient.filter(id=ids[2]).update(status=R.SENT)
+        screen.reload()
+        await _settle(pilot)
+        assert cleared == []  # same rows: only the changed cell was rewritten
+        assert str(table.get_cell(str(ids[2]), table.ordered_columns[2].key)) == "SENT"
+
+        await pilot.press("right_square_bracket")
+        await _settle(pilot)
+        assert [int(str(k.value)) for k in table.rows] == ids[100:200]
+        assert cleared == [1]  # other rows: replaced
+
+        await AuditLog.create(actor="tester", action="edit", entity="blast", entity_id=str(blast.id))
+        await pilot.press("v")
+        await _settle(pilot)
+        assert screen.query_one(TabbedContent).active == "errors"
+        errors = screen.query_one("#error-table", DataTable)
+        assert errors.row_count == 1 and str(errors.get_row_at(0)[1]) == "63"  # 63 FAILED, one code
+        await pilot.press("v")
+        await _settle(pilot)
+        assert screen.query_one("#audit-table", DataTable).row_count == 1
