@@ -1,14 +1,18 @@
-"""Provides the edit/reschedule dialog of one blast: name and send time (and valid-until) as text."""
+"""Provides the edit/reschedule dialog of one blast: name, send time and valid-until as text, and for a DRAFT or
+SCHEDULED blast a new recipients file, previewed like the create form's (rendered rows, rejected rows, estimate)."""
 
 from __future__ import annotations
 
 from dataclasses import dataclass
 
+from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical
+from textual.containers import Horizontal, Vertical, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
+
+from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
 
 
 @dataclass(frozen=True)
@@ -16,17 +20,21 @@ class EditRequest:
     name: str | None
     send_at: str | None
     valid_until: str | None
+    #: A recipients file replacing every recipient (DRAFT/SCHEDULED only), or None to keep them.
+    recipients: str | None = None
 
 
 class EditBlastModal(ModalScreen[EditRequest | None]):
-    """Edit a DRAFT/SCHEDULED blast's name and times, or only reschedule a PAUSED one."""
+    """Edit a DRAFT/SCHEDULED blast's name, times and recipients, or only reschedule a PAUSED one."""
 
     DEFAULT_CSS = """
     EditBlastModal { align: center middle; }
-    EditBlastModal > Vertical { width: 70; max-width: 95%; height: auto; border: thick $accent;
+    EditBlastModal > Vertical { width: 80; max-width: 95%; height: auto; max-height: 95%; border: thick $accent;
                                 background: $surface; padding: 1 2; }
     EditBlastModal .title { text-style: bold; }
     EditBlastModal Input { margin-bottom: 1; }
+    EditBlastModal #edit-preview-scroll { height: auto; max-height: 12; display: none; margin-bottom: 1; }
+    EditBlastModal #edit-preview-scroll.-shown { display: block; }
     EditBlastModal Horizontal { height: auto; align-horizontal: right; }
     EditBlastModal Button { margin-left: 2; }
     """
@@ -35,13 +43,28 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         Binding("ctrl+s", "save", "Save", tooltip="Apply the changes", id="edit.save"),
     ]
 
-    def __init__(self, *, blast_id: int, name: str, send_at: str, zone: str, name_editable: bool) -> None:
+    def __init__(
+        self,
+        *,
+        blast_id: int,
+        name: str,
+        send_at: str,
+        zone: str,
+        name_editable: bool,
+        template: tuple[str, str] | None = None,
+    ) -> None:
+        """The dialog for one blast.
+
+        Args:
+            template: (name, language) the blast sends; a new recipients file is previewed against it.
+        """
         super().__init__()
         self.blast_id = blast_id
         self.initial_name = name
         self.initial_send_at = send_at
         self.zone = zone
         self.name_editable = name_editable
+        self.template = template
 
     def compose(self) -> ComposeResult:
         with Vertical():
@@ -55,13 +78,20 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
             if self.name_editable:
                 yield Label("Valid until (optional)")
                 yield Input("", id="valid_until")
+                yield Label("New recipients CSV (optional: replaces every recipient; Enter previews it)")
+                yield Input("", id="recipients", placeholder="/path/to/recipients.csv")
+                with VerticalScroll(id="edit-preview-scroll"):
+                    yield CsvPreviewBox(id="edit-preview")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Save", variant="primary", id="save")
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
         event.stop()
-        self.action_save()
+        if event.input.id == "recipients" and event.value.strip():
+            self.action_preview()
+        else:
+            self.action_save()
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()
@@ -70,6 +100,25 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         else:
             self.action_cancel()
 
+    def action_preview(self) -> None:
+        path = self.query_one("#recipients", Input).value.strip()
+        if not path or self.template is None:
+            return
+        self.query_one("#edit-preview-scroll").add_class("-shown")
+        self.query_one(CsvPreviewBox).show_reading()
+        self.read_csv(path)
+
+    @work(exclusive=True, exit_on_error=False, group="edit-preview")
+    async def read_csv(self, path: str) -> None:
+        from console.screens.blast_form import read_preview  # the create form's reader, shared
+
+        settings = getattr(self.app, "settings", None)
+        assert settings is not None and self.template is not None
+        self.post_message(await read_preview(settings, self.template[0], self.template[1], path))
+
+    def on_preview_ready(self, message: PreviewReady) -> None:
+        self.query_one(CsvPreviewBox).show_result(message)
+
     def action_cancel(self) -> None:
         self.dismiss(None)
 
@@ -77,10 +126,12 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         send_at = self.query_one("#send_at", Input).value.strip()
         name = self.query_one("#name", Input).value.strip() if self.name_editable else None
         until = self.query_one("#valid_until", Input).value.strip() if self.name_editable else ""
+        path = self.query_one("#recipients", Input).value.strip() if self.name_editable else ""
         self.dismiss(
             EditRequest(
                 name=name if name and name != self.initial_name else None,
                 send_at=send_at if send_at and send_at != self.initial_send_at else None,
                 valid_until=until or None,
+                recipients=path or None,
             )
         )

@@ -7,8 +7,9 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, Vertical
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label, Select, Static
+from textual.widgets import Button, Input, Label, Static
 
+from console.widgets.template_select import TemplateSelect
 from shared.errors import BlastError
 from shared.services import messaging, templates
 from shared.status import TemplateStatus
@@ -35,7 +36,7 @@ class TestSendModal(ModalScreen[str | None]):
         with Vertical():
             yield Label("Test send: one message to one number", classes="title")
             yield Label("Template (APPROVED)")
-            yield Select[str]([], id="test-template", prompt="loading templates …")
+            yield TemplateSelect(id="test-template")
             yield Label("To (phone number)")
             yield Input(id="test-to", placeholder="+6281234567890")
             yield Label("Parameters: values in order, or name=value, separated by |")
@@ -51,19 +52,9 @@ class TestSendModal(ModalScreen[str | None]):
     @work(exclusive=True, exit_on_error=False)
     async def load_templates(self) -> None:
         items = await templates.list_templates(statuses=[TemplateStatus.APPROVED])
-        select = self.query_one("#test-template", Select)
-        select.set_options(
-            [
-                (
-                    f"{t.name} ({t.language}) · {', '.join(t.parameters) or 'no parameters'}",
-                    f"{t.name}\t{t.language}",
-                )
-                for t in items
-            ]
+        self.query_one(TemplateSelect).set_templates(
+            items, empty="no APPROVED template (sync first)", choose_first=True
         )
-        select.prompt = "choose a template" if items else "no APPROVED template (sync first)"
-        if items:
-            select.value = f"{items[0].name}\t{items[0].language}"
         self.query_one("#test-to", Input).focus()
 
     def on_input_submitted(self, event: Input.Submitted) -> None:
@@ -84,12 +75,12 @@ class TestSendModal(ModalScreen[str | None]):
         self.dismiss(None)
 
     def action_send(self) -> None:
-        value = self.query_one("#test-template", Select).value
+        template = self.query_one(TemplateSelect).chosen
         to = self.query_one("#test-to", Input).value.strip()
-        if not isinstance(value, str) or not to:
+        if template is None or not to:
             self.query_one("#test-result", Static).update("choose a template and type a number")
             return
-        name, language = value.split("\t", 1)
+        name, language = template
         raw = self.query_one("#test-params", Input).value
         params = messaging.parse_params([p.strip() for p in raw.split("|") if p.strip()])
         self.send(name, language, to, params)

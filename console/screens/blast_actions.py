@@ -145,6 +145,7 @@ class BlastActionScreen(BaseScreen):
                 send_at=local_time(b.send_at, settings.zone),
                 zone=settings.BLAST_TIMEZONE,
                 name_editable=b.status in BLAST_EDITABLE,
+                template=(b.template, b.language),
             ),
             answered,
         )
@@ -188,12 +189,22 @@ class BlastActionScreen(BaseScreen):
     async def edit_worker(self, blast_id: int, status: BlastStatus, req: EditRequest) -> None:
         settings = self.console.settings
         if status in BLAST_EDITABLE:
-            if req.name is None and req.send_at is None and req.valid_until is None:
+            if req == EditRequest(None, None, None, None):
                 return
-            await blasts.edit_blast(
-                blast_id, settings=settings, name=req.name, send_at=req.send_at, valid_until=req.valid_until
+            result = await blasts.edit_blast(
+                blast_id,
+                settings=settings,
+                name=req.name,
+                send_at=req.send_at,
+                valid_until=req.valid_until,
+                recipients=req.recipients,
             )
-            self.notify(f"blast {blast_id} updated", title="Edited")
+            replaced = (
+                f": {result.recipients:,} recipients, {result.rejected_total:,} rejected rows"
+                if req.recipients
+                else ""
+            )
+            self.notify(f"blast {blast_id} updated{replaced}", title="Edited")
         elif req.send_at:
             when = await blasts.reschedule_blast(blast_id, settings=settings, send_at=req.send_at)
             self.notify(

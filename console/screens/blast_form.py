@@ -5,32 +5,35 @@ duration at the rate limit, a messaging-limit warning, then a confirmation. The 
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from rich.console import Group
-from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
-from textual.message import Message
-from textual.widgets import Button, Header, Input, Label, Select, Static
+from textual.widgets import Button, Header, Input, Label, Select
 
-from console.format import duration
 from console.modals.confirm import ConfirmModal
 from console.screens.base import BaseScreen
 from console.widgets.banner import Banner
+from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
 from console.widgets.footer import ConsoleFooter
+from console.widgets.template_select import TemplateSelect
+from shared.config import Settings
 from shared.errors import BlastError
 from shared.services import blasts, messaging, preview, templates
 from shared.status import TemplateStatus
 
 
-@dataclass
-class PreviewReady(Message):
-    preview: preview.CsvPreview | None
-    estimate: messaging.SendEstimate | None
-    error: str | None
+async def read_preview(settings: Settings, template: str, language: str, path: str) -> PreviewReady:
+    """Read a recipients file against a template (parsing runs in a thread) and estimate the send.
+
+    Used by the create form and the edit dialog; a file that cannot be used comes back as `error`.
+    """
+    try:
+        result = await preview.preview_csv(settings=settings, template=template, language=language, path=path)
+        estimate = await messaging.estimate(settings, result.accepted)
+    except BlastError as exc:
+        return PreviewReady(None, None, exc.message)
+    return PreviewReady(result, estimate, None)
 
 
 class BlastFormScreen(BaseScreen):
@@ -55,10 +58,10 @@ class BlastFormScreen(BaseScreen):
             yield Label("Name")
             yield Input(id="form-name", placeholder="e.g. June promo, Jakarta")
             yield Label("Template (APPROVED only)")
-            yield Select[str]([], id="form-template", prompt="loading templates …")
+            yield TemplateSelect(id="form-template")
             yield Label("Recipients CSV (a phone column and one column per parameter)")
             yield Input(id="form-csv", placeholder="/path/to/recipients.csv (Enter reads it)")
-            yield Static("", id="form-preview")
+            yield CsvPreviewBox(id="form-preview")
             yield Label(f"Send at — {zone} (now, +10m, 2025-06-01 09:00)")
             yield Input("now", id="form-send-at")
             yield Label(f"Valid until — {zone} (optional: nothing is sent after it)")
@@ -75,26 +78,12 @@ class BlastFormScreen(BaseScreen):
     @work(exclusive=True, exit_on_error=False, group="form")
     async def load_templates(self) -> None:
         items = await templates.list_templates(statuses=[TemplateStatus.APPROVED])
-        select = self.query_one("#form-template", Select)
-        select.set_options(
-            [
-                (
-                    f"{t.name} ({t.language}) · {', '.join(t.parameters) or 'no parameters'}",
-                    f"{t.name}\t{t.language}",
-                )
-                for t in items
-            ]
+        self.query_one(TemplateSelect).set_templates(
+            items, empty="no APPROVED template: sync templates first (s)", choose_first=False
         )
-        select.prompt = "choose a template" if items else "no APPROVED template: sync templates first (s)"
-        if len(items) == 1:
-            select.value = f"{items[0].name}\t{items[0].language}"
 
     def _template(self) -> tuple[str, str] | None:
-        value = self.query_one("#form-template", Select).value
-        if not isinstance(value, str):
-            return None
-        name, language = value.split("\t", 1)
-        return name, language
+        return self.query_one(TemplateSelect).chosen
 
     @on(Input.Submitted, "#form-csv")
     @on(Select.Changed, "#form-template")
@@ -103,7 +92,7 @@ class BlastFormScreen(BaseScreen):
         template = self._template()
         if not path or template is None:
             return
-        self.query_one("#form-preview", Static).update(Text("reading the file …", style="italic"))
+        self.query_one(CsvPreviewBox).show_reading()
         self.read_csv(template[0], template[1], path)
 
     @on(Input.Submitted, "#form-name")
@@ -114,41 +103,11 @@ class BlastFormScreen(BaseScreen):
 
     @work(exclusive=True, exit_on_error=False, group="form")
     async def read_csv(self, template: str, language: str, path: str) -> None:
-        settings = self.console.settings
-        try:
-            result = await preview.preview_csv(
-                settings=settings, template=template, language=language, path=path
-            )
-            estimate = await messaging.estimate(settings, result.accepted)
-        except BlastError as exc:
-            self.post_message(PreviewReady(None, None, exc.message))
-            return
-        self.post_message(PreviewReady(result, estimate, None))
+        self.post_message(await read_preview(self.console.settings, template, language, path))
 
     def on_preview_ready(self, m: PreviewReady) -> None:
         self.preview, self.estimate = m.preview, m.estimate
-        box = self.query_one("#form-preview", Static)
-        if m.error is not None or m.preview is None or m.estimate is None:
-            box.update(Text(m.error or "cannot read the file", style="bold red"))
-            return
-        p, e = m.preview, m.estimate
-        parts: list[Text] = [
-            Text(
-                f"{p.accepted:,} recipients, {p.rejected_total:,} rejected rows, {p.duplicates:,} duplicates",
-                style="bold",
-            )
-        ]
-        for r in p.rendered:
-            parts.append(Text(f"row {r.row} → {r.phone}:", style="bold"))
-            parts.append(Text("  " + r.text.replace("\n", "\n  ")))
-        for rej in p.rejected[:10]:
-            parts.append(Text(f"rejected row {rej.row}: {rej.value!r}: {rej.reason}", style="red"))
-        if p.rejected_total > 10:
-            parts.append(Text(f"… and {p.rejected_total - 10:,} more rejected rows", style="red"))
-        parts.append(Text(f"takes about {duration(e.duration_s)} at {e.rate_limit:g} messages/s"))
-        if e.warning:
-            parts.append(Text("WARNING: " + e.warning, style="bold yellow"))
-        box.update(Group(*parts))
+        self.query_one(CsvPreviewBox).show_result(m)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
         event.stop()

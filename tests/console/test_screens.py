@@ -10,7 +10,10 @@ from rich.console import Console
 from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
+from console.modals.edit import EditBlastModal
+from console.screens.blast_detail import BlastDetailScreen
 from console.screens.blast_form import BlastFormScreen
+from console.widgets.csv_preview import CsvPreviewBox
 from shared.config import Settings
 from shared.models import AuditLog, Blast, Recipient
 from shared.status import BlastStatus
@@ -137,3 +140,56 @@ async def test_other_screens_open(db: Settings, make_app: AppFactory) -> None:
         await pilot.press("3")
         await settle(pilot)
         assert app.screen.query_one("#template-table", DataTable).row_count == 1
+
+
+async def test_edit_replaces_recipients_with_a_preview(
+    db: Settings, make_app: AppFactory, tmp_path: Path
+) -> None:
+    t = await seed_template()
+    blast = await seed_blast(t, "to be edited", B.SCHEDULED, n=10)
+    csv_path = write_csv(
+        tmp_path / "new.csv", ["+6281234567890,Ada,A-1", "12,Bob,B-2", "+6281234567891,Cy,C-3"]
+    )
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await pilot.press("2")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, EditBlastModal)
+        app.screen.query_one("#recipients", Input).focus()
+        await pilot.press(*str(csv_path), "enter")  # Enter in the file field previews, it does not save
+        await settle(pilot)
+        assert isinstance(app.screen, EditBlastModal)
+        preview = text_of(app.screen.query_one(CsvPreviewBox))
+        assert "2 recipients, 1 rejected" in preview
+        assert "Hi Ada, your order A-1 is on its way." in preview
+        assert "rejected row 2" in preview
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert not isinstance(app.screen, EditBlastModal)
+        assert any("2 recipients, 1 rejected rows" in n.message for n in app._notifications)
+    fresh = await Blast.get(id=blast.id)
+    assert fresh.status == B.SCHEDULED and fresh.total == 2 and fresh.n_pending == 2
+    phones = sorted(await Recipient.filter(blast_id=blast.id).values_list("phone", flat=True))
+    assert phones == ["+6281234567890", "+6281234567891"]
+    assert await AuditLog.filter(entity_id=str(blast.id), action="edit").count() == 1
+
+
+async def test_edit_shows_why_a_file_is_unusable(db: Settings, make_app: AppFactory, tmp_path: Path) -> None:
+    t = await seed_template()
+    blast = await seed_blast(t, "kept", B.DRAFT, n=4)
+    bad = write_csv(tmp_path / "bad.csv", ["Ada,A-1"], header="name,1")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await app.push_screen(BlastDetailScreen(blast.id))
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        app.screen.query_one("#recipients", Input).focus()
+        await pilot.press(*str(bad), "enter")
+        await settle(pilot)
+        assert "phone" in text_of(app.screen.query_one(CsvPreviewBox))
+        await pilot.press("escape")
+        await settle(pilot)
+    assert (await Blast.get(id=blast.id)).total == 4
