@@ -49,6 +49,8 @@ class Recipient(Model):
             Index(fields=("blast_id", "status", "id"), name="recipient_next_page"),
             Index(fields=("wamid",), name="recipient_wamid"),
             Index(fields=("phone",), name="recipient_phone"),
+            # unique numbers messaged in the last 24 h (the messaging-limit check): a covering range scan
+            Index(fields=("sent_at", "phone"), name="recipient_sent_at"),
         )
 
 

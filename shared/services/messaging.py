@@ -7,10 +7,11 @@ The console never sends blasts; the test send is the single exception the operat
 from __future__ import annotations
 
 import contextlib
+import json
 import logging
 from collections.abc import AsyncIterator, Mapping
 from dataclasses import dataclass
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import cast
 
 from tortoise.functions import Count
@@ -23,7 +24,7 @@ from shared.parsing.template_params import build_send_components, param_keys
 from shared.services.blasts import _approved_template, current_actor
 from shared.services.recipients import normalize_query_phone
 from shared.services.transitions import audit, utcnow
-from shared.whatsapp.base import SendAccepted, WhatsAppProvider
+from shared.whatsapp.base import PhoneNumberInfo, SendAccepted, WhatsAppProvider
 
 log = logging.getLogger(__name__)
 
@@ -123,6 +124,82 @@ async def test_send(
     )
 
 
+#: How long Meta's messaging-limit tier is trusted once read (it changes at most a few times a day).
+LIMIT_CACHE_S = 3600
+
+
+@dataclass(frozen=True, slots=True)
+class MessagingLimit:
+    #: Unique users per moving 24 h (None: unlimited, or not known).
+    limit: int | None
+    #: Where it comes from: "Meta tier TIER_2K", "BLAST_MESSAGING_LIMIT", or "unknown".
+    source: str
+
+
+def _limit_key(settings: Settings) -> str:
+    return settings.key("messaging_limit")
+
+
+async def store_messaging_limit(settings: Settings, info: PhoneNumberInfo) -> MessagingLimit:
+    """Cache the number's tier in Redis for LIMIT_CACHE_S (whoever asked Meta: the daemon or the console).
+
+    Raises:
+        redis.exceptions.RedisError: Redis is unreachable.
+    """
+    from shared.notify import redis_client  # deferred: estimates without a limit never need Redis
+
+    value = {"tier": info.messaging_limit_tier, "limit": info.daily_unique_limit}
+    await redis_client(settings).set(_limit_key(settings), json.dumps(value), ex=LIMIT_CACHE_S)
+    log.info("messaging limit tier %s cached for %d s", info.messaging_limit_tier, LIMIT_CACHE_S)
+    return _from_tier(value["tier"], info.daily_unique_limit, settings)
+
+
+def _from_tier(tier: object, limit: object, settings: Settings) -> MessagingLimit:
+    if isinstance(tier, str) and tier:
+        return MessagingLimit(int(limit) if isinstance(limit, int) else None, f"Meta tier {tier}")
+    return _configured(settings)
+
+
+def _configured(settings: Settings) -> MessagingLimit:
+    if settings.BLAST_MESSAGING_LIMIT is not None:
+        return MessagingLimit(settings.BLAST_MESSAGING_LIMIT, "BLAST_MESSAGING_LIMIT")
+    return MessagingLimit(None, "unknown")
+
+
+def can_ask_meta(settings: Settings) -> bool:
+    """True when the configured provider can report the number's tier (sandbox, or cloud with credentials)."""
+    if settings.is_sandbox:
+        return True
+    return settings.WHATSAPP_ACCESS_TOKEN is not None and bool(settings.WHATSAPP_PHONE_NUMBER_ID)
+
+
+async def messaging_limit(settings: Settings, *, ask_meta: bool = True) -> MessagingLimit:
+    """The number's messaging limit: Meta's tier as cached in Redis (asked for on demand when missing and the
+    provider can tell), else BLAST_MESSAGING_LIMIT. Never raises: an unreachable Redis or Meta falls back.
+    """
+    from redis.exceptions import RedisError
+
+    from shared.notify import redis_client
+
+    try:
+        cached = await redis_client(settings).get(_limit_key(settings))
+    except (RedisError, OSError) as exc:
+        log.warning("messaging limit: Redis unreachable (%s); using BLAST_MESSAGING_LIMIT", exc)
+        return _configured(settings)
+    if cached is not None:
+        value = json.loads(cached)
+        return _from_tier(value.get("tier"), value.get("limit"), settings)
+    if not ask_meta or not can_ask_meta(settings):
+        return _configured(settings)
+    try:
+        async with provider_session(settings) as provider:
+            info = await provider.phone_number_info()
+        return await store_messaging_limit(settings, info)
+    except Exception as exc:  # Meta, the network or Redis: the estimate must still work
+        log.warning("messaging limit: cannot read the tier (%s); using BLAST_MESSAGING_LIMIT", exc)
+        return _configured(settings)
+
+
 @dataclass(frozen=True, slots=True)
 class SendEstimate:
     recipients: int
@@ -134,38 +211,44 @@ class SendEstimate:
     used_24h: int
     #: The warning to show, or None.
     warning: str | None
+    #: Where the limit comes from (see MessagingLimit.source).
+    limit_source: str = "unknown"
+
+
+async def unique_recipients_since(since: datetime) -> int:
+    """Distinct numbers with a send at or after `since` (a range scan of the (sent_at, phone) index)."""
+    row = await (
+        Recipient.filter(sent_at__gte=since)
+        .annotate(n=Count("phone", distinct=True))
+        .first()
+        .values_list("n", flat=True)
+    )
+    return int(cast(int, row or 0))
 
 
 async def estimate(
-    settings: Settings, recipients: int, *, messaging_limit: int | None = None
+    settings: Settings, recipients: int, *, limit: MessagingLimit | None = None
 ) -> SendEstimate:
     """How long `recipients` messages take at BLAST_RATE_LIMIT, and whether they fit the messaging limit tier
-    (Meta's, when given, else BLAST_MESSAGING_LIMIT) together with the numbers messaged in the last 24 h.
+    (Meta's when known, else BLAST_MESSAGING_LIMIT) together with the numbers messaged in the last 24 h.
     """
-    limit = messaging_limit or settings.BLAST_MESSAGING_LIMIT
-    since = utcnow() - timedelta(hours=24)
+    tier = limit or await messaging_limit(settings)
     used = 0
     warning = None
-    if limit is not None:
-        # One aggregate over the last day's sends (the form asks once per file, not per refresh).
-        row = await (
-            Recipient.filter(sent_at__gte=since)
-            .annotate(n=Count("phone", distinct=True))
-            .first()
-            .values_list("n", flat=True)
-        )
-        used = int(cast(int, row or 0))
-        if used + recipients > limit:
+    if tier.limit is not None:
+        used = await unique_recipients_since(utcnow() - timedelta(hours=24))
+        if used + recipients > tier.limit:
             warning = (
                 f"{recipients:,} recipients + {used:,} numbers messaged in the last 24 h exceed the "
-                f"messaging limit of {limit:,} unique users per 24 h: Meta will refuse the excess; "
-                "split the blast or send later"
+                f"messaging limit of {tier.limit:,} unique users per 24 h ({tier.source}): Meta will refuse "
+                "the excess; split the blast or send later"
             )
     return SendEstimate(
         recipients=recipients,
         duration_s=recipients / settings.BLAST_RATE_LIMIT,
         rate_limit=settings.BLAST_RATE_LIMIT,
-        messaging_limit=limit,
+        messaging_limit=tier.limit,
         used_24h=used,
         warning=warning,
+        limit_source=tier.source,
     )
