@@ -12,20 +12,6 @@ from console.cli.common import emit_json, fail, run, state
 from shared.config import Settings
 from shared.services import blasts, messaging, recipients
 
-EXPORT_COLUMNS = (
-    "row",
-    "phone",
-    "status",
-    "attempts",
-    "wamid",
-    "error_code",
-    "error_text",
-    "sent_at",
-    "delivered_at",
-    "read_at",
-    "failed_at",
-)
-
 
 @blast_group.command("export")
 @click.argument("blast_id", type=int)
@@ -36,25 +22,10 @@ def export_cmd(blast_id: int, as_csv: bool) -> None:
     async def work(settings: Settings) -> int:
         await blasts.show_blast(blast_id)  # NotFound before the header is written
         writer = csv.writer(sys.stdout, lineterminator="\n")
-        writer.writerow(EXPORT_COLUMNS)
+        writer.writerow(recipients.EXPORT_FIELDS)
         n = 0
         async for page in recipients.export_recipients(blast_id):
-            for r in page:
-                writer.writerow(
-                    [
-                        r.row,
-                        r.phone,
-                        r.status.value,
-                        r.attempts,
-                        r.wamid or "",
-                        r.error_code or "",
-                        r.error_text or "",
-                        *(
-                            t.isoformat() if t else ""
-                            for t in (r.sent_at, r.delivered_at, r.read_at, r.failed_at)
-                        ),
-                    ]
-                )
+            writer.writerows(recipients.export_values(r) for r in page)
             n += len(page)
             sys.stdout.flush()
         return n

@@ -76,8 +76,8 @@ class PhoneHit:
     updated_at: datetime
 
 
-_ROW_FIELDS = (
-    "id",
+#: The columns of `blast export --csv`, in order: a RecipientRow without its id.
+EXPORT_FIELDS = (
     "row",
     "phone",
     "status",
@@ -90,6 +90,20 @@ _ROW_FIELDS = (
     "read_at",
     "failed_at",
 )
+_ROW_FIELDS = ("id", *EXPORT_FIELDS)
+
+
+def export_values(r: RecipientRow) -> list[object]:
+    """A row's EXPORT_FIELDS as CSV cells: enums by value, times in ISO 8601, missing values empty."""
+    out: list[object] = []
+    for name in EXPORT_FIELDS:
+        value = getattr(r, name)
+        if isinstance(value, RecipientStatus):
+            value = value.value
+        elif isinstance(value, datetime):
+            value = value.isoformat()
+        out.append("" if value is None else value)
+    return out
 
 
 def _row(values: Sequence[Any]) -> RecipientRow:

@@ -3,22 +3,19 @@
 from __future__ import annotations
 
 import asyncio
-import json
 import threading
-from collections.abc import Awaitable, Callable, Coroutine, Iterator
-from dataclasses import dataclass
+from collections.abc import Callable, Coroutine, Iterator
 from pathlib import Path
 from typing import Any, TypeVar
 
 import pytest
 
-from console.__main__ import main
 from shared.config import Settings, get_settings
-from shared.db import close_db, open_db
 from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient, Template
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
+from tests.console.cli_helpers import run_cli, with_db
 
 T = TypeVar("T")
 
@@ -31,38 +28,6 @@ ORDER_UPDATE: dict[str, Any] = {
         {"type": "BODY", "text": "Hi {{1}}, order {{2}} ships.", "example": {"body_text": [["a", "b"]]}}
     ],
 }
-
-
-@dataclass
-class CliResult:
-    code: int
-    out: str
-    err: str
-
-    def json(self) -> Any:
-        return json.loads(self.out)
-
-
-def cli(capsys: pytest.CaptureFixture[str], *args: str) -> CliResult:
-    capsys.readouterr()
-    code = 0
-    try:
-        main(list(args))
-    except SystemExit as exc:
-        code = exc.code if isinstance(exc.code, int) else (0 if exc.code is None else 1)
-    out, err = capsys.readouterr()
-    return CliResult(code, out, err)
-
-
-def with_db(settings: Settings, fn: Callable[[], Awaitable[T]]) -> T:
-    async def go() -> T:
-        await open_db(settings)
-        try:
-            return await fn()
-        finally:
-            await close_db()
-
-    return asyncio.run(go())
 
 
 class ThreadedFake:
@@ -130,7 +95,7 @@ def cloud_env(
 def test_sync_prints_changes_and_works_without_a_daemon(
     cloud_env: Settings, graph: ThreadedFake, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = cli(capsys, "template", "sync")
+    r = run_cli(capsys, "template", "sync")
     assert r.code == 0, r.err
     assert "new      order_update (en_US) APPROVED" in r.out
     assert "1 templates at Meta: 1 new, 0 changed, 0 unchanged" in r.out
@@ -142,17 +107,17 @@ def test_sync_prints_changes_and_works_without_a_daemon(
 
     blast_id = with_db(cloud_env, blast)
     graph.do(lambda: graph.fake.set_template_status("order_update", "PAUSED", reason="LOW_QUALITY"))
-    r = cli(capsys, "template", "sync")
+    r = run_cli(capsys, "template", "sync")
     assert r.code == 0, r.err
     assert "changed  order_update (en_US) APPROVED -> PAUSED" in r.out
     assert f"paused   blast {blast_id}: template order_update (en_US) became PAUSED at Meta" in r.out
 
-    r = cli(capsys, "template", "sync", "--json")
+    r = run_cli(capsys, "template", "sync", "--json")
     assert r.code == 0, r.err
     data = r.json()
     assert (data["created"], data["changed"], data["unchanged"], data["paused_blasts"]) == ([], [], 1, [])
 
-    r = cli(capsys, "--json", "template", "list")
+    r = run_cli(capsys, "--json", "template", "list")
     assert r.json() == [
         {"name": "order_update", "language": "en_US", "category": "UTILITY", "status": "PAUSED"}
     ]
@@ -161,17 +126,17 @@ def test_sync_prints_changes_and_works_without_a_daemon(
 def test_sync_failure_exits_non_zero_with_the_reason(
     cloud_env: Settings, graph: ThreadedFake, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    assert cli(capsys, "template", "sync").code == 0
+    assert run_cli(capsys, "template", "sync").code == 0
     graph.do(lambda: graph.fake.set_template_status("order_update", "DISABLED"))
     graph.do(lambda: graph.fake.configure(access_token="rotated"))
-    r = cli(capsys, "template", "sync")
+    r = run_cli(capsys, "template", "sync")
     assert r.code == 1
     assert r.out == ""
     assert r.err.startswith("error: template sync failed, nothing was changed:")
     assert "190" in r.err and len(r.err.strip().splitlines()) == 1
     assert "rotated" not in r.err and cloud_env.WHATSAPP_ACCESS_TOKEN is not None
     assert cloud_env.WHATSAPP_ACCESS_TOKEN.get_secret_value() not in r.err
-    r = cli(capsys, "--json", "template", "list")
+    r = run_cli(capsys, "--json", "template", "list")
     assert r.json()[0]["status"] == "APPROVED"
 
 
@@ -197,25 +162,25 @@ def test_missing_credentials_say_who_has_them(
             "Hello there",
         ),
     ):
-        r = cli(capsys, *args)
+        r = run_cli(capsys, *args)
         assert r.code == 1
         assert (
             "needs WHATSAPP_ACCESS_TOKEN and WHATSAPP_BUSINESS_ACCOUNT_ID (the daemon's secrets file)"
             in r.err
         )
         assert "ask an administrator or run it on the daemon host" in r.err
-    assert cli(capsys, "template", "list").code == 0  # reading needs no secrets
+    assert run_cli(capsys, "template", "list").code == 0  # reading needs no secrets
 
 
 def test_sync_is_refused_read_only(cloud_env: Settings, capsys: pytest.CaptureFixture[str]) -> None:
-    r = cli(capsys, "--read-only", "template", "sync")
+    r = run_cli(capsys, "--read-only", "template", "sync")
     assert r.code == 1 and "read-only" in r.err
 
 
 def test_submit_stores_submitted_with_meta_id(
     cloud_env: Settings, graph: ThreadedFake, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = cli(
+    r = run_cli(
         capsys,
         "template",
         "submit",
@@ -242,7 +207,7 @@ def test_submit_stores_submitted_with_meta_id(
 
     assert with_db(cloud_env, stored) == (meta_ids[0], TemplateStatus.SUBMITTED, ["1", "2"])
 
-    r = cli(
+    r = run_cli(
         capsys,
         "--json",
         "template",
@@ -286,7 +251,7 @@ def test_submit_validation_errors_send_nothing(
     base = {"--name": "order_status", "--language": "en_US", "--category": "UTILITY"}
     given = dict(zip(args[::2], args[1::2], strict=True)) if "--example" not in args else {}
     line = [x for k, v in base.items() if k not in given and k not in args for x in (k, v)]
-    r = cli(capsys, "template", "submit", *line, *args)
+    r = run_cli(capsys, "template", "submit", *line, *args)
     assert r.code == 1
     assert r.out == ""
     assert r.err.startswith("error: ") and fragment in r.err and len(r.err.strip().splitlines()) == 1
@@ -297,7 +262,7 @@ def test_submit_refused_by_meta_is_one_line(
     cloud_env: Settings, graph: ThreadedFake, capsys: pytest.CaptureFixture[str]
 ) -> None:
     # The fake knows order_update (en_US) but this database does not: Meta refuses the duplicate.
-    r = cli(
+    r = run_cli(
         capsys,
         "template",
         "submit",
@@ -334,10 +299,10 @@ def test_sandbox_sync_needs_no_credentials(
         await Template.all().delete()
 
     with_db(env_settings, empty)
-    r = cli(capsys, "--json", "template", "sync")
+    r = run_cli(capsys, "--json", "template", "sync")
     assert r.code == 0, r.err
     assert {c["name"] for c in r.json()["created"]} >= {"hello_world"}
-    r = cli(
+    r = run_cli(
         capsys,
         "template",
         "submit",
