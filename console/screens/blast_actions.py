@@ -56,55 +56,49 @@ class BlastActionScreen(BaseScreen):
             return f"blast {b.id} “{b.name}” ({b.status.value}, {b.counts['pending']:,} pending)"
         return f"{len(ids)} blasts ({', '.join(map(str, ids[:8]))}{' …' if len(ids) > 8 else ''})"
 
-    def action_cancel_blast(self) -> None:
+    def _acting_on(self) -> list[int]:
+        """The blasts an action applies to; empty (do nothing) when read-only (refused) or nothing is selected."""
         if self.refuse_if_read_only():
-            return
-        ids = self.targets()
-        if not ids:
-            return
+            return []
+        return self.targets()
+
+    def _confirm_bulk(self, verb: str, ids: list[int], title: str, question: str, label: str) -> None:
+        """Ask `question`; on yes, apply `verb` to the blasts."""
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.run_bulk("cancel", ids)
+                self.run_bulk(verb, ids)
 
-        self.app.push_screen(
-            ConfirmModal(
+        self.app.push_screen(ConfirmModal(title, question, confirm_label=label), answered)
+
+    def _views(self, ids: list[int]) -> list[BlastView]:
+        return [v for v in (self.blast_view(i) for i in ids) if v is not None]
+
+    def action_cancel_blast(self) -> None:
+        if ids := self._acting_on():
+            self._confirm_bulk(
+                "cancel",
+                ids,
                 "Cancel",
                 f"Cancel {self._describe(ids)}? Pending recipients will not be sent. This cannot be undone.",
-                confirm_label="Cancel blast",
-            ),
-            answered,
-        )
+                "Cancel blast",
+            )
 
     def action_pause_resume(self) -> None:
-        if self.refuse_if_read_only():
+        if not (ids := self._acting_on()):
             return
-        ids = self.targets()
-        if not ids:
-            return
-        views = [v for v in (self.blast_view(i) for i in ids) if v is not None]
+        views = self._views(ids)
         if views and all(v.status == B.PAUSED for v in views):
             self.run_bulk("resume", ids)
-            return
-        if len(ids) == 1:
+        elif len(ids) == 1:
             self.run_bulk("pause", ids)
-            return
-
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.run_bulk("pause", ids)
-
-        self.app.push_screen(
-            ConfirmModal("Pause", f"Pause {self._describe(ids)}?", confirm_label="Pause"), answered
-        )
+        else:
+            self._confirm_bulk("pause", ids, "Pause", f"Pause {self._describe(ids)}?", "Pause")
 
     def action_retry_blast(self) -> None:
-        if self.refuse_if_read_only():
+        if not (ids := self._acting_on()):
             return
-        ids = self.targets()
-        if not ids:
-            return
-        views = [v for v in (self.blast_view(i) for i in ids) if v is not None]
+        views = self._views(ids)
         failed = sum(v.counts["failed"] for v in views)
         unknown = sum(v.counts["unknown"] for v in views)
 

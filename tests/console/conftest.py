@@ -2,12 +2,16 @@
 
 from __future__ import annotations
 
+import io
 from collections.abc import Callable
 from datetime import UTC, datetime
 from pathlib import Path
 from typing import Any
 
 import pytest
+from rich.console import Console
+from textual.pilot import Pilot
+from textual.widgets import Static
 
 from console.app import BlastConsole, build_app
 from shared.config import Settings
@@ -113,3 +117,17 @@ async def seed_blast(
 def write_csv(path: Path, rows: list[str], header: str = "phone,1,2") -> Path:
     path.write_text(header + "\n" + "\n".join(rows) + "\n", encoding="utf-8")
     return path
+
+
+async def settle(pilot: Pilot[None]) -> None:
+    """Let the app handle what is queued, finish its workers, and handle what they posted."""
+    await pilot.pause()
+    await pilot.app.workers.wait_for_complete()
+    await pilot.pause()
+
+
+def text_of(widget: Static) -> str:
+    """What a Static shows, as plain text."""
+    console = Console(width=200, record=True, file=io.StringIO())
+    console.print(widget.content)
+    return console.export_text()

@@ -5,7 +5,6 @@ from __future__ import annotations
 
 from typing import Any
 
-from textual.pilot import Pilot
 from textual.widgets import DataTable, TabbedContent
 
 from console.screens.blast_detail import BlastDetailScreen
@@ -13,7 +12,7 @@ from shared.config import Settings
 from shared.models import AuditLog, Blast, Recipient
 from shared.services import recipients
 from shared.status import BlastStatus, RecipientStatus
-from tests.console.conftest import SEND_AT, AppFactory, seed_template
+from tests.console.conftest import SEND_AT, AppFactory, seed_template, settle
 
 B = BlastStatus
 R = RecipientStatus
@@ -65,12 +64,6 @@ async def test_pages_merge_statuses_in_id_order(db: Settings) -> None:
     assert await recipients.page_before(blast.id, before_id=ids[100], limit=100) == 0
 
 
-async def _settle(pilot: Pilot[None]) -> None:
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_detail_pages_tabs_and_in_place_refresh(db: Settings, make_app: AppFactory) -> None:
     blast = await _mixed_blast()
     ids = await _ids(blast)
@@ -78,7 +71,7 @@ async def test_detail_pages_tabs_and_in_place_refresh(db: Settings, make_app: Ap
     async with app.run_test(size=(120, 40)) as pilot:
         screen = BlastDetailScreen(blast.id)
         await app.push_screen(screen)
-        await _settle(pilot)
+        await settle(pilot)
         table = screen.query_one("#recipient-table", DataTable)
         assert [int(str(k.value)) for k in table.rows] == ids[:100]
         # Errors and audit are neither composed nor read until their tab is shown.
@@ -94,21 +87,21 @@ async def test_detail_pages_tabs_and_in_place_refresh(db: Settings, make_app: Ap
         table.clear = counting_clear  # type: ignore[method-assign]  # a spy on this one table
         await Recipient.filter(id=ids[2]).update(status=R.SENT)
         screen.reload()
-        await _settle(pilot)
+        await settle(pilot)
         assert cleared == []  # same rows: only the changed cell was rewritten
         assert str(table.get_cell(str(ids[2]), table.ordered_columns[2].key)) == "SENT"
 
         await pilot.press("right_square_bracket")
-        await _settle(pilot)
+        await settle(pilot)
         assert [int(str(k.value)) for k in table.rows] == ids[100:200]
         assert cleared == [1]  # other rows: replaced
 
         await AuditLog.create(actor="tester", action="edit", entity="blast", entity_id=str(blast.id))
         await pilot.press("v")
-        await _settle(pilot)
+        await settle(pilot)
         assert screen.query_one(TabbedContent).active == "errors"
         errors = screen.query_one("#error-table", DataTable)
         assert errors.row_count == 1 and str(errors.get_row_at(0)[1]) == "63"  # 63 FAILED, one code
         await pilot.press("v")
-        await _settle(pilot)
+        await settle(pilot)
         assert screen.query_one("#audit-table", DataTable).row_count == 1

@@ -13,7 +13,7 @@ from console.widgets.blast_table import BlastTable
 from shared.config import Settings
 from shared.models import AuditLog, Blast
 from shared.status import BlastStatus
-from tests.console.conftest import AppFactory, seed_blast, seed_template
+from tests.console.conftest import AppFactory, seed_blast, seed_template, settle
 
 B = BlastStatus
 
@@ -23,9 +23,7 @@ async def _open_blasts(pilot: object) -> BlastsScreen:
 
     assert isinstance(pilot, Pilot)
     await pilot.press("2")
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
+    await settle(pilot)
     screen = pilot.app.screen
     assert isinstance(screen, BlastsScreen)
     return screen
@@ -67,17 +65,13 @@ async def test_pause_resume_and_open_detail(db: Settings, make_app: AppFactory) 
         await pilot.pause()
         await app.workers.wait_for_complete()
         assert (await Blast.get(id=blast.id)).status == B.PAUSED
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         await pilot.press("p")
         await pilot.pause()
         await app.workers.wait_for_complete()
         assert (await Blast.get(id=blast.id)).status == B.PROCESSING
         await pilot.press("enter")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         assert isinstance(app.screen, BlastDetailScreen)
         recipients = app.screen.query_one("#recipient-table", DataTable)
         assert recipients.row_count == 10
@@ -130,14 +124,10 @@ async def test_filter_by_text_and_status(db: Settings, make_app: AppFactory) -> 
         table = screen.query_one(BlastTable)
         assert table.row_count == 3
         await pilot.press("slash", *"promo", "enter")
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         assert table.row_count == 2
         await pilot.press("f")  # "active": only the scheduled alpha
-        await pilot.pause()
-        await app.workers.wait_for_complete()
-        await pilot.pause()
+        await settle(pilot)
         assert table.row_count == 1
         assert screen.items and next(iter(screen.items.values())).name == "alpha promo"
 

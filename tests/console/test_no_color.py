@@ -4,12 +4,11 @@ from __future__ import annotations
 
 import pytest
 from rich.color import Color
-from textual.pilot import Pilot
 
 from console.app import BlastConsole
 from shared.config import Settings
 from shared.status import BlastStatus
-from tests.console.conftest import AppFactory, seed_blast, seed_template
+from tests.console.conftest import AppFactory, seed_blast, seed_template, settle
 
 B = BlastStatus
 
@@ -34,12 +33,6 @@ def screen_text(app: BlastConsole) -> tuple[str, bool]:
     return "\n".join(lines), coloured
 
 
-async def _settle(pilot: Pilot[None]) -> None:
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 async def test_no_color_keeps_statuses_and_progress_readable(
     db: Settings, make_app: AppFactory, monkeypatch: pytest.MonkeyPatch
 ) -> None:
@@ -51,9 +44,9 @@ async def test_no_color_keeps_statuses_and_progress_readable(
     app = make_app()
     assert app.no_color
     async with app.run_test(size=(120, 40)) as pilot:
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("2")
-        await _settle(pilot)
+        await settle(pilot)
         text, coloured = screen_text(app)
         assert not coloured
         for word in ("PROCESSING", "SCHEDULED", "PAUSED"):
@@ -62,7 +55,7 @@ async def test_no_color_keeps_statuses_and_progress_readable(
         assert "0/12" in text and "  0%" in text
 
         await pilot.press("down", "down", "enter")  # newest first: the third row is the PROCESSING blast
-        await _settle(pilot)
+        await settle(pilot)
         text, coloured = screen_text(app)
         assert not coloured
         assert "PROCESSING" in text and "25/40 done" in text

@@ -17,8 +17,7 @@ from shared.db import close_db, open_db
 from shared.notify import close_redis_clients
 from shared.status import BlastStatus
 from tests.conftest import RUN_ID, USE_POSTGRES, PrivateRedis, _pg_exec, _pg_url_for
-from tests.console.conftest import frozen_clock, seed_blast, seed_template
-from tests.console.test_screens import text_of
+from tests.console.conftest import frozen_clock, seed_blast, seed_template, text_of
 
 B = BlastStatus
 

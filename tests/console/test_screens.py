@@ -3,11 +3,8 @@ emergency stop behind its typed word, and the other screens opening with data.""
 
 from __future__ import annotations
 
-import io
 from pathlib import Path
 
-from rich.console import Console
-from textual.pilot import Pilot
 from textual.widgets import DataTable, Input, Static
 
 from console.modals.edit import EditBlastModal
@@ -17,22 +14,9 @@ from console.widgets.csv_preview import CsvPreviewBox
 from shared.config import Settings
 from shared.models import AuditLog, Blast, Recipient
 from shared.status import BlastStatus
-from tests.console.conftest import AppFactory, seed_blast, seed_template, write_csv
+from tests.console.conftest import AppFactory, seed_blast, seed_template, settle, text_of, write_csv
 
 B = BlastStatus
-
-
-def text_of(widget: Static) -> str:
-    """What a Static shows, as plain text."""
-    console = Console(width=200, record=True, file=io.StringIO())
-    console.print(widget.content)
-    return console.export_text()
-
-
-async def settle(pilot: Pilot[None]) -> None:
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
 
 
 async def test_create_blast_through_the_form(db: Settings, make_app: AppFactory, tmp_path: Path) -> None:

@@ -14,7 +14,7 @@ from shared.config import Settings
 from shared.db import close_db, open_db
 from shared.status import BlastStatus
 from tests.conftest import USE_POSTGRES, _truncate
-from tests.console.conftest import frozen_clock, seed_blast, seed_template
+from tests.console.conftest import frozen_clock, seed_blast, seed_template, settle
 
 B = BlastStatus
 SIZES = [(80, 24), (120, 40)]
@@ -49,12 +49,6 @@ def _app(settings: Settings) -> SnapshotConsole:
     return SnapshotConsole(settings, clock=frozen_clock)
 
 
-async def _settle(pilot: Pilot[None]) -> None:
-    await pilot.pause()
-    await pilot.app.workers.wait_for_complete()
-    await pilot.pause()
-
-
 @pytest.mark.parametrize("size", SIZES)
 def test_blasts_screen(snap_compare: SnapCompare, snap_settings: Settings, size: tuple[int, int]) -> None:
     """The blasts table: four blasts newest first, status colours, progress bars, send times in Asia/Jakarta,
@@ -62,7 +56,7 @@ def test_blasts_screen(snap_compare: SnapCompare, snap_settings: Settings, size:
 
     async def before(pilot: Pilot[None]) -> None:
         await pilot.press("2")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(_app(snap_settings), run_before=before, terminal_size=size)
 
@@ -73,9 +67,9 @@ def test_blast_detail(snap_compare: SnapCompare, snap_settings: Settings, size: 
 
     async def before(pilot: Pilot[None]) -> None:
         await pilot.press("2")
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("down", "down", "down", "enter")  # the oldest row is the PROCESSING blast
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(_app(snap_settings), run_before=before, terminal_size=size)
 
@@ -85,7 +79,7 @@ def test_dashboard(snap_compare: SnapCompare, snap_settings: Settings, size: tup
     """The dashboard: sandbox banner, blasts by status, no daemon alive, the (empty) work stream."""
 
     async def before(pilot: Pilot[None]) -> None:
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(_app(snap_settings), run_before=before, terminal_size=size)
 
@@ -95,8 +89,8 @@ def test_cancel_confirmation(snap_compare: SnapCompare, snap_settings: Settings)
 
     async def before(pilot: Pilot[None]) -> None:
         await pilot.press("2")
-        await _settle(pilot)
+        await settle(pilot)
         await pilot.press("c")
-        await _settle(pilot)
+        await settle(pilot)
 
     assert snap_compare(_app(snap_settings), run_before=before, terminal_size=(80, 24))
