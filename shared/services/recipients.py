@@ -147,14 +147,20 @@ async def page_recipients(
     """
     await _require_blast(blast_id)
     wanted = list(dict.fromkeys(statuses)) if statuses else list(RecipientStatus)
-    parts = [
-        await Recipient.filter(blast_id=blast_id, status=status, id__gt=after_id)
-        .order_by("id")
-        .limit(limit + 1)
-        .values_list(*_ROW_FIELDS)
-        for status in wanted
-    ]
-    rows = list(heapq.merge(*parts, key=lambda r: int(r[0])))[: limit + 1]
+    if len(wanted) == 1:
+        query = Recipient.filter(blast_id=blast_id, status=wanted[0], id__gt=after_id)
+    else:
+        # Index-only scans for the ids (one per status, merged), then the page's rows by primary key.
+        parts = [
+            await Recipient.filter(blast_id=blast_id, status=status, id__gt=after_id)
+            .order_by("id")
+            .limit(limit + 1)
+            .values_list("id", flat=True)
+            for status in wanted
+        ]
+        ids = [int(cast(int, i)) for i in heapq.merge(*parts)][: limit + 1]
+        query = Recipient.filter(id__in=ids)
+    rows = await query.order_by("id").limit(limit + 1).values_list(*_ROW_FIELDS)
     page = [_row(r) for r in rows[:limit]]
     return RecipientPage(rows=page, next_after_id=page[-1].id if len(rows) > limit else None)
 
