@@ -47,3 +47,13 @@ def with_db(settings: Settings, fn: Callable[[], Awaitable[T]]) -> T:
             await close_db()
 
     return asyncio.run(go())
+
+
+def create_args(recipients: object | None, *, name: str = "x", send_at: str | None = None) -> list[str]:
+    """The arguments of `blast create` for the seeded order_update (en_US) template."""
+    args = ["blast", "create", "--name", name, "--template", "order_update", "--language", "en_US"]
+    if recipients is not None:
+        args += ["--recipients", str(recipients)]
+    if send_at is not None:
+        args += ["--send-at", send_at]
+    return args

@@ -9,7 +9,7 @@ import pytest
 from shared.config import Settings
 from shared.models import Template
 from tests.conftest import reset_database
-from tests.console.cli_helpers import run_cli, with_db
+from tests.console.cli_helpers import create_args, run_cli, with_db
 from tests.factories import make_template
 
 COUNT_KEYS = {"pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown"}
@@ -36,22 +36,7 @@ def csv_file(tmp_path: Path) -> Path:
 def test_create_list_show_shapes(
     seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = run_cli(
-        capsys,
-        "--json",
-        "blast",
-        "create",
-        "--name",
-        "Promo",
-        "--template",
-        "order_update",
-        "--language",
-        "en_US",
-        "--recipients",
-        str(csv_file),
-        "--send-at",
-        "+1h",
-    )
+    r = run_cli(capsys, "--json", *create_args(csv_file, name="Promo", send_at="+1h"))
     assert r.code == 0, r.err
     created = r.json()
     assert set(created) == {"id", "status", "recipients", "rejected"}
@@ -91,27 +76,15 @@ def test_create_list_show_shapes(
 def test_human_output_and_actions(
     seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = run_cli(
-        capsys,
-        "blast",
-        "create",
-        "--name",
-        "Promo",
-        "--template",
-        "order_update",
-        "--language",
-        "en_US",
-        "--recipients",
-        str(csv_file),
-        "--send-at",
-        "+1h",
-    )
+    r = run_cli(capsys, *create_args(csv_file, name="Promo", send_at="+1h"))
     assert r.code == 0 and "created: SCHEDULED, 2 recipients, 1 rejected" in r.out
     assert run_cli(capsys, "blast", "pause", "1", "--json").json() == {"id": 1, "status": "PAUSED"}
     assert run_cli(capsys, "blast", "resume", "1").code == 0
     assert run_cli(capsys, "blast", "reschedule", "1", "--send-at", "+2h").code == 0
     r = run_cli(capsys, "blast", "cancel", "1")
-    assert r.code == 0 and r.out.strip() == "blast 1 cancelled: now CANCELLED (2 pending recipients cancelled)"
+    assert (
+        r.code == 0 and r.out.strip() == "blast 1 cancelled: now CANCELLED (2 pending recipients cancelled)"
+    )
     r = run_cli(capsys, "blast", "list")
     assert "CANCELLED" in r.out
     r = run_cli(capsys, "--json", "blast", "pause", "1")
@@ -124,42 +97,9 @@ def test_human_output_and_actions(
         (["blast", "show", "999"], "blast 999 does not exist"),
         (["blast", "cancel", "999"], "blast 999 does not exist"),
         (["blast", "show", "abc"], "'abc' is not a valid integer"),
-        (
-            [
-                "blast",
-                "create",
-                "--name",
-                "x",
-                "--template",
-                "order_update",
-                "--language",
-                "en_US",
-                "--recipients",
-                "/nonexistent.csv",
-            ],
-            "nonexistent.csv",
-        ),
-        (
-            [
-                "blast",
-                "create",
-                "--name",
-                "x",
-                "--template",
-                "order_update",
-                "--language",
-                "en_US",
-                "--recipients",
-                "CSV",
-                "--send-at",
-                "yesterday at noon",
-            ],
-            "cannot read send time",
-        ),
-        (
-            ["blast", "create", "--name", "x", "--template", "order_update", "--language", "en_US"],
-            "--recipients",
-        ),
+        (create_args("/nonexistent.csv"), "nonexistent.csv"),
+        (create_args("CSV", send_at="yesterday at noon"), "cannot read send time"),
+        (create_args(None), "--recipients"),
         (["blast", "retry", "1"], "blast 1 does not exist"),
         (["nonsense"], "No such command"),
     ],
@@ -178,40 +118,14 @@ def test_errors_are_one_line_on_stderr(
 def test_bad_csv_is_one_line(seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]) -> None:
     path = tmp_path / "bad.csv"
     path.write_text("name,1,2\nx,y,z\n", encoding="utf-8")
-    r = run_cli(
-        capsys,
-        "blast",
-        "create",
-        "--name",
-        "x",
-        "--template",
-        "order_update",
-        "--language",
-        "en_US",
-        "--recipients",
-        str(path),
-        "--json",
-    )
+    r = run_cli(capsys, *create_args(path), "--json")
     assert r.code == 1 and r.out == "" and "phone" in r.err and len(r.err.strip().splitlines()) == 1
 
 
 def test_read_only_refuses_mutations(
     seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
 ) -> None:
-    r = run_cli(
-        capsys,
-        "--read-only",
-        "blast",
-        "create",
-        "--name",
-        "x",
-        "--template",
-        "order_update",
-        "--language",
-        "en_US",
-        "--recipients",
-        str(csv_file),
-    )
+    r = run_cli(capsys, "--read-only", *create_args(csv_file))
     assert r.code == 1 and "read-only" in r.err
     assert run_cli(capsys, "--read-only", "blast", "list", "--json").json() == []
 

@@ -13,7 +13,7 @@ from shared.models import Blast, Suppression
 from shared.services import live
 from shared.status import BlastStatus
 from tests.conftest import USE_POSTGRES, _truncate
-from tests.console.cli_helpers import CliResult, run_cli, with_db
+from tests.console.cli_helpers import CliResult, create_args, run_cli, with_db
 from tests.console.conftest import seed_blast, seed_template
 
 B = BlastStatus
@@ -207,20 +207,6 @@ def test_blast_bad_input(seeded: Settings, tmp_path: Path, capsys: pytest.Captur
     _one_error_line(run_cli(capsys, "blast", "reschedule", str(sched), "--send-at", "2001-01-01 10:00"))
     bad = tmp_path / "bad.csv"
     bad.write_text("name,1\nAda,x\n", encoding="utf-8")
-    line = _one_error_line(
-        run_cli(
-            capsys,
-            "blast",
-            "create",
-            "--name",
-            "x",
-            "--template",
-            "order_update",
-            "--language",
-            "en_US",
-            "--recipients",
-            str(bad),
-        )
-    )
+    line = _one_error_line(run_cli(capsys, *create_args(bad)))
     assert "phone" in line
     assert "read-only" in _one_error_line(run_cli(capsys, "--read-only", "blast", "cancel", str(sched)))
