@@ -8,7 +8,7 @@ from dataclasses import dataclass
 from textual import work
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.containers import Horizontal, Vertical, VerticalScroll
+from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
@@ -29,12 +29,12 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
 
     DEFAULT_CSS = """
     EditBlastModal { align: center middle; }
-    EditBlastModal > Vertical { width: 80; max-width: 95%; height: auto; max-height: 95%; border: thick $accent;
-                                background: $surface; padding: 1 2; }
+    EditBlastModal > VerticalScroll { width: 80; max-width: 95%; height: auto; max-height: 95%;
+                                      border: thick $accent; background: $surface; padding: 1 2; }
     EditBlastModal .title { text-style: bold; }
     EditBlastModal Input { margin-bottom: 1; }
-    EditBlastModal #edit-preview-scroll { height: auto; max-height: 12; display: none; margin-bottom: 1; }
-    EditBlastModal #edit-preview-scroll.-shown { display: block; }
+    EditBlastModal #edit-preview { display: none; margin-bottom: 1; }
+    EditBlastModal #edit-preview.-shown { display: block; }
     EditBlastModal Horizontal { height: auto; align-horizontal: right; }
     EditBlastModal Button { margin-left: 2; }
     """
@@ -67,7 +67,8 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         self.template = template
 
     def compose(self) -> ComposeResult:
-        with Vertical():
+        # The whole dialog scrolls: a preview can be taller than a small terminal.
+        with VerticalScroll(can_focus=False):
             verb = "Edit" if self.name_editable else "Reschedule"
             yield Label(f"{verb} blast {self.blast_id}", classes="title")
             if self.name_editable:
@@ -78,10 +79,9 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
             if self.name_editable:
                 yield Label("Valid until (optional)")
                 yield Input("", id="valid_until")
-                yield Label("New recipients CSV (optional: replaces every recipient; Enter previews it)")
+                yield Label("New recipients CSV (optional, replaces them all; Enter previews)")
                 yield Input("", id="recipients", placeholder="/path/to/recipients.csv")
-                with VerticalScroll(id="edit-preview-scroll"):
-                    yield CsvPreviewBox(id="edit-preview")
+                yield CsvPreviewBox(id="edit-preview")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Save", variant="primary", id="save")
@@ -104,8 +104,9 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         path = self.query_one("#recipients", Input).value.strip()
         if not path or self.template is None:
             return
-        self.query_one("#edit-preview-scroll").add_class("-shown")
-        self.query_one(CsvPreviewBox).show_reading()
+        box = self.query_one(CsvPreviewBox)
+        box.add_class("-shown")
+        box.show_reading()
         self.read_csv(path)
 
     @work(exclusive=True, exit_on_error=False, group="edit-preview")
@@ -117,7 +118,9 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         self.post_message(await read_preview(settings, self.template[0], self.template[1], path))
 
     def on_preview_ready(self, message: PreviewReady) -> None:
-        self.query_one(CsvPreviewBox).show_result(message)
+        box = self.query_one(CsvPreviewBox)
+        box.show_result(message)
+        box.scroll_visible(animate=False)
 
     def action_cancel(self) -> None:
         self.dismiss(None)
