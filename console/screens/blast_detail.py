@@ -222,6 +222,8 @@ class BlastDetailScreen(BlastActionScreen):
             f"recipients: {RECIPIENT_FILTERS[self.filter_index][0]} · page {page_no} ({more}) · "
             f"times in {settings.BLAST_TIMEZONE}"
         )
+        if message.detail.counts["failed"] > recipients.ERRORS_SCAN_MAX:
+            status += f" · errors by code: the first {recipients.ERRORS_SCAN_MAX:,} failures"
         if status != self._status_shown:
             self._status_shown = status
             self.query_one("#detail-status", Static).update(status)

@@ -64,6 +64,17 @@ async def test_pages_merge_statuses_in_id_order(db: Settings) -> None:
     assert await recipients.page_before(blast.id, before_id=ids[100], limit=100) == 0
 
 
+async def test_errors_by_code_reads_a_bounded_number_of_failures(db: Settings) -> None:
+    blast = await _mixed_blast()  # 63 FAILED, code 131026
+    await Recipient.filter(id__in=(await _ids(blast))[1:40:4]).update(error_code=131049, error_text="Z")
+    groups = await recipients.errors_by_code(blast.id)
+    assert [(g.code, g.count) for g in groups] == [(131026, 53), (131049, 10)]
+    assert groups[0].sample == "Message undeliverable" and groups[1].sample == "Z"
+    assert "not on WhatsApp" in groups[0].meaning
+    bounded = await recipients.errors_by_code(blast.id, scan_max=12)  # the first 12 failures only
+    assert [(g.code, g.count) for g in bounded] == [(131049, 10), (131026, 2)]
+
+
 async def test_detail_pages_tabs_and_in_place_refresh(db: Settings, make_app: AppFactory) -> None:
     blast = await _mixed_blast()
     ids = await _ids(blast)
