@@ -4,7 +4,7 @@ need the missing service keep working, and everything comes back by itself when 
 from __future__ import annotations
 
 import time
-from collections.abc import AsyncIterator, Callable
+from collections.abc import Callable
 
 import pytest
 from textual.pilot import Pilot
@@ -36,28 +36,17 @@ def banner(app: BlastConsole) -> str:
 
 
 @pytest.fixture
-async def redis_app_settings(
-    make_settings: Callable[..., Settings], private_redis: PrivateRedis
-) -> AsyncIterator[Settings]:
-    settings = make_settings(REDIS_URL=private_redis.url)
-    await open_db(settings)
-    if USE_POSTGRES:
-        from tests.conftest import _truncate
-
-        await _truncate()
-    try:
-        yield settings
-    finally:
-        await close_redis_clients()
-        await close_db()
+def settings(make_settings: Callable[..., Settings], private_redis: PrivateRedis) -> Settings:
+    """This module's tests talk to a redis-server of their own (the shared one is never stopped)."""
+    return make_settings(REDIS_URL=private_redis.url)
 
 
 async def test_redis_outage_shows_in_the_banner_and_recovers(
-    redis_app_settings: Settings, private_redis: PrivateRedis
+    db: Settings, private_redis: PrivateRedis
 ) -> None:
     t = await seed_template()
     await seed_blast(t, "still listed", B.SCHEDULED)
-    app = build_app(redis_app_settings, clock=frozen_clock)
+    app = build_app(db, clock=frozen_clock)
     async with app.run_test(size=(120, 40)) as pilot:
         rate = app.screen.query_one("#rate-now", Static)
         await wait_until(pilot, lambda: "messages/s now" in text_of(rate))
@@ -77,6 +66,7 @@ async def test_redis_outage_shows_in_the_banner_and_recovers(
         await wait_until(pilot, lambda: "UNREACHABLE" not in banner(app))
         assert any("Redis is reachable again" in n.message for n in app._notifications)
         await wait_until(pilot, lambda: "messages/s now" in text_of(rate))  # live data is back
+    await close_redis_clients()
 
 
 async def test_database_check_failing_shows_in_the_banner(
