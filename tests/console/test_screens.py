@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
+import redis.asyncio as aioredis
 from textual.widgets import DataTable, Input, Static
 
 from console.modals.edit import EditBlastModal
@@ -177,3 +178,22 @@ async def test_edit_shows_why_a_file_is_unusable(db: Settings, make_app: AppFact
         await pilot.press("escape")
         await settle(pilot)
     assert (await Blast.get(id=blast.id)).total == 4
+
+
+async def test_form_warns_with_metas_tier(
+    db: Settings, make_app: AppFactory, tmp_path: Path, redis_client: aioredis.Redis
+) -> None:
+    """The tier Meta reported (cached in Redis by whoever asked) sets the messaging-limit warning."""
+    await seed_template()
+    await redis_client.set(db.key("messaging_limit"), '{"tier": "TIER_TEST", "limit": 1}')
+    csv_path = write_csv(tmp_path / "r.csv", ["+6281234567890,Ada,A-1", "+6281234567891,Cy,C-3"])
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_blast_form()
+        await settle(pilot)
+        app.screen.query_one("#form-csv", Input).focus()
+        await pilot.press(*str(csv_path), "enter")
+        await settle(pilot)
+        preview = text_of(app.screen.query_one(CsvPreviewBox))
+        assert "WARNING: 2 recipients + 0 numbers messaged in the last 24 h exceed" in preview
+        assert "messaging limit of 1 unique users per 24 h (Meta tier TIER_TEST)" in preview
