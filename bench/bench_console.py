@@ -196,8 +196,10 @@ async def main() -> None:
     parser.add_argument("--recipients", type=int, default=1_000_000)
     parser.add_argument("--database-url", default=None)
     args = parser.parse_args()
-    tmp = tempfile.mkdtemp(prefix="blast-bench-console-")
-    url = args.database_url or f"sqlite://{os.path.join(tmp, 'bench.db')}"
+    url = (
+        args.database_url
+        or f"sqlite://{os.path.join(tempfile.mkdtemp(prefix='blast-bench-console-'), 'bench.db')}"
+    )
     kwargs: dict[str, object] = {
         "DATABASE_URL": url,
         "WHATSAPP_PROVIDER": "sandbox",
