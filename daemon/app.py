@@ -25,7 +25,7 @@ from daemon.broker import build_broker, ensure_group
 from daemon.dispatch import CHUNKS_PER_DAEMON, Dispatcher
 from daemon.rate_limit import RateLimiter
 from daemon.recovery import Liveness, run_recovery, sweep
-from daemon.runtime import Runtime
+from daemon.runtime import OutageLog, Runtime
 from daemon.scheduling import Scheduler
 from shared.config import Settings
 from shared.notify import EVENTS_CHANNEL
@@ -64,7 +64,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness: Any) -> None:
     """Drive taskiq's Receiver until `stop`; re-create the consumer group and reconnect after Redis errors."""
-    backoff = 0.5
+    outage = OutageLog(log, "work queue", cap_s=5.0)
     while not stop.is_set():
         try:
             await ensure_group(rt.settings, rt.redis)
@@ -77,17 +77,13 @@ async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness:
                 wait_tasks_timeout=SHUTDOWN_WAIT_S,
             )
             readiness.receiver_running = True
-            backoff = 0.5
+            outage.ok()
             await receiver.listen(stop)
         except Exception as exc:
             readiness.receiver_running = False
             if stop.is_set():
                 break
-            log.warning(
-                "work queue unreachable (%s: %s); reconnecting in %.1f s", type(exc).__name__, exc, backoff
-            )
-            await _wait(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
+            await _wait(stop, outage.failed(_first_error(exc)))
     readiness.receiver_running = False
     log.info("receiver stopped")
 
@@ -116,7 +112,7 @@ async def run_heartbeat(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event
 async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Listen to `{prefix}:events`: wake the scheduler, halt or release blasts; re-subscribe after outages."""
     channel = rt.settings.key(EVENTS_CHANNEL)
-    backoff = 0.5
+    outage = OutageLog(log, "event channel", cap_s=5.0)
     pending: set[asyncio.Task[Any]] = set()
     while not stop.is_set():
         client = aioredis.Redis.from_url(
@@ -127,7 +123,7 @@ async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, 
             await pubsub.subscribe(channel)
             log.info("subscribed to %s", channel)
             scheduler.wake.set()  # anything announced while we were away: re-read the database
-            backoff = 0.5
+            outage.ok()
             while not stop.is_set():
                 msg = await pubsub.get_message(timeout=1.0)
                 if msg is None or msg.get("type") != "message":
@@ -137,9 +133,7 @@ async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, 
                     pending.add(task)
                     task.add_done_callback(pending.discard)
         except (RedisError, OSError) as exc:
-            log.warning("event channel unreachable (%s); re-subscribing in %.1f s", exc, backoff)
-            await _wait(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
+            await _wait(stop, outage.failed(exc))
         finally:
             with contextlib.suppress(Exception):
                 await pubsub.aclose()  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
@@ -180,18 +174,24 @@ async def _ensure_quietly(dispatcher: Dispatcher, blast_id: int) -> None:
 
 
 async def _wait_for_redis(rt: Runtime, broker: Any, stop: asyncio.Event) -> bool:
-    backoff = 0.5
+    outage = OutageLog(log, "Redis", cap_s=5.0)
     while not stop.is_set():
         try:
             await rt.redis.ping()
             await broker.startup()
             await ensure_group(rt.settings, rt.redis)
+            outage.ok()
             return True
         except (RedisError, OSError) as exc:
-            log.warning("Redis unreachable (%s); retrying in %.1f s", exc, backoff)
-            await _wait(stop, backoff)
-            backoff = min(backoff * 2, 5.0)
+            await _wait(stop, outage.failed(exc))
     return False
+
+
+def _first_error(exc: BaseException) -> BaseException:
+    """The first leaf of an exception group (taskiq's receiver wraps the Redis error in one)."""
+    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
+        exc = exc.exceptions[0]
+    return exc
 
 
 async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:

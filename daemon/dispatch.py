@@ -21,7 +21,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from taskiq import AsyncBroker
 
-from daemon.runtime import Runtime
+from daemon.runtime import Runtime, is_outage
 from daemon.sender import ChunkReport, ChunkRunner, chunk_size, finish_chunk
 from shared.services import live, sending
 from shared.status import BlastStatus
@@ -100,17 +100,17 @@ class Dispatcher:
         await self.rt.redis.zrem(self.book_key(blast_id), chunk_id)
 
     async def tick(self) -> None:
-        """Re-derive the work of every PROCESSING blast from the database: expire, finish, top up chunks."""
+        """Re-derive the work of every PROCESSING blast from the database: expire, finish, top up chunks.
+
+        Raises:
+            Exception: the database or Redis is unreachable (the recovery loop logs it once per outage).
+        """
         for blast in await sending.processing_blasts():
-            try:
-                await sending.expire_if_due(blast.id)
-                if blast.n_pending == 0 and blast.n_sending == 0:
-                    await self._finish(blast.id)
-                elif blast.n_pending > 0:
-                    await self.ensure_chunks(blast.id, n_pending=blast.n_pending)
-            except (RedisError, OSError) as exc:
-                log.warning("blast %s: cannot queue chunks, Redis unreachable (%s)", blast.id, exc)
-                return
+            await sending.expire_if_due(blast.id)
+            if blast.n_pending == 0 and blast.n_sending == 0:
+                await self._finish(blast.id)
+            elif blast.n_pending > 0:
+                await self.ensure_chunks(blast.id, n_pending=blast.n_pending)
 
     async def _finish(self, blast_id: int) -> None:
         status = await sending.finish_if_done(blast_id, actor=self.rt.actor)
@@ -149,7 +149,13 @@ async def run_chunk(rt: Runtime, dispatcher: Dispatcher, blast_id: int, chunk_id
     """
     if rt.stopping.is_set():
         return None
-    plan = await sending.load_plan(blast_id)
+    try:
+        plan = await sending.load_plan(blast_id)
+    except Exception as exc:  # database outage: the supervisor queues the chunk again once it is back
+        log.warning("blast %s chunk %s: not started, database unreachable (%s)", blast_id, chunk_id, exc)
+        with contextlib.suppress(RedisError, OSError):
+            await dispatcher.drop_booking(blast_id, chunk_id)
+        return None
     if plan is None or plan.status != BlastStatus.PROCESSING:
         with contextlib.suppress(RedisError, OSError):
             await dispatcher.drop_booking(blast_id, chunk_id)
@@ -168,7 +174,12 @@ async def run_chunk(rt: Runtime, dispatcher: Dispatcher, blast_id: int, chunk_id
         if status is not None:
             await record_blast_run(rt, blast_id, status)
     except Exception as exc:
-        log.exception("blast %s chunk %s failed", blast_id, chunk_id)
+        if is_outage(exc):
+            log.warning(
+                "blast %s chunk %s: not finished, %s: %s", blast_id, chunk_id, type(exc).__name__, exc
+            )
+        else:
+            log.exception("blast %s chunk %s failed", blast_id, chunk_id)
         if report is None:
             report = ChunkReport(blast_id, chunk_id, error=f"{type(exc).__name__}: {exc}")
         else:

@@ -19,7 +19,7 @@ import time
 from redis.exceptions import RedisError
 
 from daemon.dispatch import Dispatcher
-from daemon.runtime import Runtime
+from daemon.runtime import OutageLog, Runtime
 from shared.services import live, sending
 
 log = logging.getLogger(__name__)
@@ -69,7 +69,6 @@ async def sweep(rt: Runtime, dispatcher: Dispatcher, liveness: Liveness, *, star
     if startup or counts.dead_owners:
         for blast in await sending.processing_blasts():
             released += await sending.release_dead_pending(blast.id, is_dead=liveness.is_dead)
-    await dispatcher.tick()
     if counts.touched or released or startup:
         log.info(
             "recovery sweep%s: %s SENDING -> UNKNOWN, %s leases released, dead daemons: %s",
@@ -89,14 +88,17 @@ async def sweep(rt: Runtime, dispatcher: Dispatcher, liveness: Liveness, *, star
         )
         with contextlib.suppress(RedisError, OSError):
             await live.record_job(rt.settings, job, client=rt.redis)
+    await dispatcher.tick()
 
 
 async def run_recovery(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Sweep every SWEEP_S and tick the dispatcher every TICK_S until `stop`; errors are logged, not fatal."""
     liveness = Liveness(rt)
+    outage = OutageLog(log, "recovery", base_s=TICK_S)
     last_sweep = 0.0
     first = True
     while not stop.is_set():
+        wait_s = TICK_S
         try:
             if time.monotonic() - last_sweep >= SWEEP_S:
                 await sweep(rt, dispatcher, liveness, startup=first)
@@ -104,7 +106,8 @@ async def run_recovery(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event)
                 last_sweep = time.monotonic()
             else:
                 await dispatcher.tick()
+            outage.ok()
         except Exception as exc:
-            log.warning("recovery: %s: %s; retrying", type(exc).__name__, exc)
+            wait_s = outage.failed(exc)
         with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop.wait(), TICK_S)
+            await asyncio.wait_for(stop.wait(), wait_s)

@@ -16,7 +16,7 @@ from datetime import datetime
 from redis.exceptions import RedisError
 
 from daemon.dispatch import Dispatcher
-from daemon.runtime import Runtime
+from daemon.runtime import OutageLog, Runtime
 from shared.services import live, sending
 from shared.services.transitions import utcnow
 
@@ -61,17 +61,15 @@ class Scheduler:
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set; database errors are logged and retried."""
         log.info("scheduler running")
-        backoff = 0.5
+        outage = OutageLog(log, "scheduler")
         while not stop.is_set():
             self.wake.clear()
             try:
                 await self.fire_due()
                 nxt = await sending.next_send_at()
-                backoff = 0.5
+                outage.ok()
             except Exception as exc:
-                log.warning("scheduler: database unreachable (%s); retrying in %.1f s", exc, backoff)
-                await _wait_any(stop, self.wake, backoff)
-                backoff = min(backoff * 2, 10.0)
+                await _wait_any(stop, self.wake, outage.failed(exc))
                 continue
             await _wait_any(stop, self.wake, _seconds_until(nxt))
         log.info("scheduler stopped")

@@ -28,7 +28,7 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from daemon.rate_limit import sleep_until
-from daemon.runtime import Runtime
+from daemon.runtime import Runtime, is_outage
 from shared.errors import ValidationFailed
 from shared.notify import publish
 from shared.parsing.phones import mask_phone
@@ -130,6 +130,8 @@ class ChunkRunner:
         self._flush_now = asyncio.Event()
         self._inflight: set[asyncio.Task[None]] = set()
         self._unsent: list[int] = []
+        #: recipients whose SENDING mark failed half-way (database lost): none was sent, some may be SENDING
+        self._unmarked: list[int] = []
         self._write_failed = False
         self._fatal_task: asyncio.Task[None] | None = None
         self._closing = False
@@ -205,7 +207,16 @@ class ChunkRunner:
             )
         except Exception as exc:
             self.report.stopped = self.report.error = f"{type(exc).__name__}: {exc}"
-            log.exception("blast %s chunk %s: stopped on an error", self.plan.id, self.chunk_id)
+            if is_outage(exc):
+                log.warning(
+                    "blast %s chunk %s: stopped sending, database unreachable (%s: %s)",
+                    self.plan.id,
+                    self.chunk_id,
+                    type(exc).__name__,
+                    exc,
+                )
+            else:
+                log.exception("blast %s chunk %s: stopped on an error", self.plan.id, self.chunk_id)
         finally:
             if next_page is not None:
                 with contextlib.suppress(Exception):
@@ -220,6 +231,8 @@ class ChunkRunner:
             with contextlib.suppress(Exception):
                 await flusher
             await self._final_flush()
+            if self._unmarked:
+                await self._unmark()
             if self._unsent:
                 with contextlib.suppress(Exception):
                     await sending.release_leases(self.token, self._unsent)
@@ -244,12 +257,17 @@ class ChunkRunner:
                 continue
             group = queue[pos : pos + grant.count]
             pos += grant.count
-            marked = await sending.mark_sending(
-                self.plan.id,
-                self.token,
-                [p.row.id for p in group],
-                timeout_s=self.settings.WHATSAPP_TIMEOUT_S,
-            )
+            try:
+                marked = await sending.mark_sending(
+                    self.plan.id,
+                    self.token,
+                    [p.row.id for p in group],
+                    timeout_s=self.settings.WHATSAPP_TIMEOUT_S,
+                )
+            except BaseException:
+                # The UPDATE may have committed before the connection broke: put back what it marked.
+                self._unmarked.extend(p.row.id for p in group)
+                raise
             for prepared, delay in zip(group, grant.delays(), strict=True):
                 if prepared.row.id in marked:
                     task = asyncio.create_task(self._send_one(prepared, granted_at + delay))
@@ -444,6 +462,38 @@ class ChunkRunner:
                 return
             await asyncio.sleep(delay)
             delay = min(delay * 2, 5.0)
+
+    async def _unmark(self) -> None:
+        """SENDING -> PENDING for the recipients of a group whose SENDING mark failed (none of them was sent),
+        retried like the final write; otherwise recovery would turn them UNKNOWN when their lease runs out."""
+        deadline = time.monotonic() + (20.0 if self.rt.stopping.is_set() else 120.0)
+        delay = 0.2
+        while True:
+            try:
+                n = await sending.unmark_sending(self.plan.id, self.token, self._unmarked)
+            except Exception as exc:
+                if time.monotonic() > deadline:
+                    log.error(
+                        "blast %s chunk %s: %s recipients may stay SENDING (%s); recovery marks them UNKNOWN",
+                        self.plan.id,
+                        self.chunk_id,
+                        len(self._unmarked),
+                        exc,
+                    )
+                    return
+                await asyncio.sleep(delay)
+                delay = min(delay * 2, 5.0)
+                continue
+            if n:
+                log.info(
+                    "blast %s chunk %s: %s recipients marked but not sent -> PENDING",
+                    self.plan.id,
+                    self.chunk_id,
+                    n,
+                )
+            self._unsent.extend(self._unmarked)
+            self._unmarked = []
+            return
 
     async def _after_write(self, batch: Sequence[SendOutcome]) -> None:
         requests = sum(1 for o in batch if o.to != R.PENDING or o.error_code is not None or o.error_text)

@@ -264,6 +264,26 @@ async def mark_sending(blast_id: int, token: str, ids: Sequence[int], *, timeout
     return {int(r) for r in rows}
 
 
+async def unmark_sending(blast_id: int, token: str, ids: Sequence[int]) -> int:
+    """SENDING -> PENDING (attempt count restored) for recipients of `token` that were marked but never sent,
+    because the mark's result was lost with the database connection. The lease stays, for `release_leases`.
+
+    Returns:
+        How many moved.
+    """
+    if not ids:
+        return 0
+    moved = await transitions.move_recipients(
+        blast_id,
+        R.PENDING,
+        sources=[R.SENDING],
+        ids=list(ids),
+        extra_filter={"lease_owner": token},
+        values={"attempts": F("attempts") - 1},
+    )
+    return sum(moved.values())
+
+
 async def release_leases(token: str, ids: Sequence[int]) -> int:
     """Give back claimed PENDING recipients that were not sent (chunk ended, paused, shutting down)."""
     if not ids:
