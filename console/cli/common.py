@@ -15,8 +15,10 @@ from enum import Enum
 from typing import Any, TypeVar
 
 import click
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.config import Settings, get_settings
+from shared.config import Settings, get_settings, mask_url
 from shared.db import close_db, open_db
 from shared.errors import BlastError
 from shared.notify import close_redis_clients
@@ -77,6 +79,11 @@ def run(work: Callable[[Settings], Awaitable[T]], *, mutating: bool = False, nee
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
+    except (RedisConnectionError, RedisTimeoutError) as exc:
+        fail(
+            f"cannot reach Redis at {mask_url(settings.redis_url)}: {_first_line(exc)} "
+            "(check REDIS_URL or REDIS_HOST/REDIS_PORT, and that redis-server runs)"
+        )
     except Exception as exc:
         if os.environ.get("BLAST_DEBUG"):
             raise

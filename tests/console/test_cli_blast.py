@@ -139,3 +139,17 @@ def test_config_error_names_the_variable(
     get_settings.cache_clear()
     r = run_cli(capsys, "blast", "list")
     assert r.code == 1 and "BLAST_TIMEZONE" in r.err and len(r.err.strip().splitlines()) == 1
+
+
+def test_redis_down_is_one_clear_line(
+    seeded: Settings, capsys: pytest.CaptureFixture[str], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    from shared.config import get_settings
+    from tests.conftest import free_port
+
+    monkeypatch.setenv("REDIS_URL", f"redis://127.0.0.1:{free_port()}/0")
+    get_settings.cache_clear()
+    r = run_cli(capsys, "queue", "stats", "--json")
+    assert r.code == 1 and r.out == ""
+    assert r.err.startswith("error: cannot reach Redis at redis://127.0.0.1:") and "REDIS_URL" in r.err
+    assert len(r.err.strip().splitlines()) == 1

@@ -22,11 +22,10 @@ def test_linked_deploy_files_exist() -> None:
 def test_quoted_messages_come_from_the_code() -> None:
     # Fixed parts of messages the Troubleshooting section quotes (the variable parts are left out).
     for fragment in (
-        "Redis unreachable (%s); retrying in %.1f s",
-        "work queue unreachable (%s: %s); reconnecting in %.1f s",
-        "event channel unreachable (%s); re-subscribing in %.1f s",
+        "%s: %s%s; retrying with backoff (logged once until it works again)",
+        "%s: working again after %s failed attempts (%.1f s)",
         "(live figures stale; actions still saved)",
-        "blast %s: cannot queue chunks, Redis unreachable (%s)",
+        "(check REDIS_URL or REDIS_HOST/REDIS_PORT, and that redis-server runs)",
         "more than BLAST_MISSED_CUTOFF, ",
         "resume to send it now, or cancel it",
         "blast %s SCHEDULED -> PROCESSING (%s recipients pending, %.3f s after its send time)",
