@@ -134,8 +134,9 @@ async def test_two_daemons_share_a_blast_within_the_rate(
     limiter = RateLimiter.for_sender(settings, redis_client, settings.WHATSAPP_PHONE_NUMBER_ID)
     grants = await limiter.audited_grants()
     assert len(grants) >= 3000 and max_in_window(grants) <= rate
-    # Arrivals at the fake add the jitter of two daemons, the fake and the test sharing 2 loaded cores.
-    assert max_in_window([m.received_at for m in fake.received]) <= rate * 1.2
+    # Arrivals at the fake add the jitter of two daemons, the fake and the test sharing 2 loaded cores: an event
+    # loop that wakes late fires its due slots together. A loose bound (the grants above are the exact one).
+    assert max_in_window([m.received_at for m in fake.received]) <= rate * 1.5
     chunk_daemons = {j.daemon for j in await live.recent_jobs(settings, limit=500) if j.kind == "chunk"}
     assert len(chunk_daemons) == 2, "both daemons should have sent chunks"
     await assert_counters_exact(blast_id)
