@@ -612,32 +612,30 @@ async def recover_leases(*, is_dead: Callable[[str], bool]) -> RecoveryCounts:
             if not is_dead(owner_daemon(str(owner))):
                 continue
             dead.add(owner_daemon(str(owner)))
-            moved = await transitions.move_recipients(
-                blast_id,
-                R.UNKNOWN,
-                sources=[R.SENDING],
-                extra_filter={"lease_owner": owner},
-                values={"error_text": UNKNOWN_TEXT, "lease_owner": None, "lease_expires_at": None},
-            )
-            n = sum(moved.values())
+            n = await _sending_to_unknown(blast_id, {"lease_owner": owner})
             if n:
                 log.warning("blast %s: %s SENDING recipients of dead lease %s -> UNKNOWN", blast_id, n, owner)
             unknown += n
             released += await Recipient.filter(blast_id=blast_id, status=R.PENDING, lease_owner=owner).update(
                 lease_owner=None, lease_expires_at=None
             )
-        moved = await transitions.move_recipients(
-            blast_id,
-            R.UNKNOWN,
-            sources=[R.SENDING],
-            extra_filter={"lease_expires_at__lt": now},
-            values={"error_text": UNKNOWN_TEXT, "lease_owner": None, "lease_expires_at": None},
-        )
-        n = sum(moved.values())
+        n = await _sending_to_unknown(blast_id, {"lease_expires_at__lt": now})
         if n:
             log.warning("blast %s: %s SENDING recipients with an expired lease -> UNKNOWN", blast_id, n)
         unknown += n
     return RecoveryCounts(unknown, released, tuple(sorted(dead)))
+
+
+async def _sending_to_unknown(blast_id: int, lease_filter: dict[str, Any]) -> int:
+    """SENDING recipients matching `lease_filter` become UNKNOWN (their request may have left); returns how many."""
+    moved = await transitions.move_recipients(
+        blast_id,
+        R.UNKNOWN,
+        sources=[R.SENDING],
+        extra_filter=lease_filter,
+        values={"error_text": UNKNOWN_TEXT, "lease_owner": None, "lease_expires_at": None},
+    )
+    return sum(moved.values())
 
 
 async def release_dead_pending(blast_id: int, *, is_dead: Callable[[str], bool]) -> int:
