@@ -6,6 +6,7 @@ from collections import Counter
 from datetime import timedelta
 from typing import Any
 
+from daemon.rate_limit import RateLimiter
 from shared.fake_graph.server import FakeGraph
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus
@@ -33,7 +34,7 @@ def max_in_window(times: list[float], window_s: float = 1.0) -> int:
 async def test_scheduled_blast_fires_on_time_once_each(
     db: Any, cloud_settings: Any, fake: FakeGraph, start_daemon: Any, redis_client: Any
 ) -> None:
-    settings = cloud_settings(BLAST_RATE_LIMIT=100.0)
+    settings = cloud_settings(BLAST_RATE_LIMIT=100.0, BLAST_RATE_AUDIT=True)
     await start_daemon(settings)
     send_at = utcnow() + timedelta(seconds=2)
     blast_id = await make_blast(settings, 300, send_at=send_at)
@@ -43,7 +44,12 @@ async def test_scheduled_blast_fires_on_time_once_each(
     assert first - send_at.timestamp() < 1.0, "first message more than 1 s late"
     per_phone = Counter(m.to for m in received)
     assert len(per_phone) == 300 and set(per_phone.values()) == {1}
-    assert max_in_window([m.received_at for m in received]) <= 100 * 1.05
+    # The limiter's grants (Redis clock) never exceed the limit in any 1 s window: the exact guarantee.
+    limiter = RateLimiter.for_sender(settings, redis_client, settings.WHATSAPP_PHONE_NUMBER_ID)
+    grants = await limiter.audited_grants()
+    assert len(grants) >= 300 and max_in_window(grants) <= 100
+    # Arrivals add the event loop's wake-up jitter on this shared machine: a loose bound.
+    assert max_in_window([m.received_at for m in received]) <= 100 * 1.2
     blast = await blast_of(blast_id)
     assert blast.n_sent == 300 and blast.started_at is not None and blast.finished_at is not None
     await assert_counters_exact(blast_id)
