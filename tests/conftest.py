@@ -67,6 +67,20 @@ def pg_database() -> Iterator[str | None]:
 
 
 @pytest.fixture
+async def empty_database_url(tmp_path: Path) -> AsyncIterator[str]:
+    """A database with no tables at all (a new PostgreSQL database, or a new SQLite file), for migration tests."""
+    if not USE_POSTGRES:
+        yield f"sqlite://{tmp_path / 'empty.db'}"
+        return
+    name = f"blast_empty_{uuid.uuid4().hex[:10]}"
+    await _pg_exec(f'CREATE DATABASE "{name}"')
+    try:
+        yield _pg_url_for(name)
+    finally:
+        await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+@pytest.fixture
 def database_url(pg_database: str | None, tmp_path: Path) -> str:
     if pg_database is not None:
         return pg_database

@@ -2,12 +2,8 @@
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from tortoise import Tortoise, connections
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
@@ -15,24 +11,10 @@ from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
 from shared.models import Blast, OrphanStatus, Recipient, Suppression, Template, WebhookEvent
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
-from tests.conftest import USE_POSTGRES, _pg_exec, _pg_url_for
 
 
-@pytest.fixture
-async def empty_url(tmp_path: Path) -> AsyncIterator[str]:
-    if not USE_POSTGRES:
-        yield f"sqlite://{tmp_path / 'upgrade.db'}"
-        return
-    name = f"blast_upgrade_{uuid.uuid4().hex[:10]}"
-    await _pg_exec(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url_for(name)
-    finally:
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-
-
-async def test_database_at_0001_with_data_is_upgraded_intact(empty_url: str) -> None:
-    config = tortoise_config(empty_url)
+async def test_database_at_0001_with_data_is_upgraded_intact(empty_database_url: str) -> None:
+    config = tortoise_config(empty_database_url)
     await Tortoise.init(config=config)
     try:
         executor = MigrationExecutor(connections.get("default"), config["apps"])
@@ -50,7 +32,7 @@ async def test_database_at_0001_with_data_is_upgraded_intact(empty_url: str) -> 
     finally:
         await close_db()
 
-    settings = load_settings(DATABASE_URL=empty_url, WHATSAPP_PROVIDER="sandbox")
+    settings = load_settings(DATABASE_URL=empty_database_url, WHATSAPP_PROVIDER="sandbox")
     await open_db(settings)
     try:
         applied, missing, unknown = await schema_state()

@@ -3,12 +3,8 @@ intact and the (sent_at, phone) index in place."""
 
 from __future__ import annotations
 
-import uuid
-from collections.abc import AsyncIterator
 from datetime import UTC, datetime
-from pathlib import Path
 
-import pytest
 from tortoise import Tortoise, connections
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
@@ -16,22 +12,9 @@ from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
 from shared.models import Blast, Recipient, Template
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
-from tests.conftest import USE_POSTGRES, _pg_exec, _pg_url_for
+from tests.conftest import USE_POSTGRES
 
 SENT_AT = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
-
-
-@pytest.fixture
-async def empty_url(tmp_path: Path) -> AsyncIterator[str]:
-    if not USE_POSTGRES:
-        yield f"sqlite://{tmp_path / 'upgrade.db'}"
-        return
-    name = f"blast_upgrade_{uuid.uuid4().hex[:10]}"
-    await _pg_exec(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url_for(name)
-    finally:
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
 
 
 async def _recipient_indexes() -> set[str]:
@@ -43,8 +26,8 @@ async def _recipient_indexes() -> set[str]:
     return {str(dict(r)["name"]) for r in rows}
 
 
-async def test_database_at_0002_with_recipients_is_upgraded_intact(empty_url: str) -> None:
-    config = tortoise_config(empty_url)
+async def test_database_at_0002_with_recipients_is_upgraded_intact(empty_database_url: str) -> None:
+    config = tortoise_config(empty_database_url)
     await Tortoise.init(config=config)
     try:
         executor = MigrationExecutor(connections.get("default"), config["apps"])
@@ -61,7 +44,7 @@ async def test_database_at_0002_with_recipients_is_upgraded_intact(empty_url: st
     finally:
         await close_db()
 
-    await open_db(load_settings(DATABASE_URL=empty_url, WHATSAPP_PROVIDER="sandbox"))
+    await open_db(load_settings(DATABASE_URL=empty_database_url, WHATSAPP_PROVIDER="sandbox"))
     try:
         applied, missing, unknown = await schema_state()
         assert "0003_recipient_sent_at" in applied and missing == [] and unknown == []

@@ -5,8 +5,6 @@ from __future__ import annotations
 import asyncio
 import subprocess
 import sys
-import uuid
-from collections.abc import AsyncIterator
 from pathlib import Path
 
 import pytest
@@ -15,21 +13,7 @@ from tortoise import connections
 from shared.config import Settings, load_settings
 from shared.db import close_db, known_migrations, open_db, schema_state
 from shared.errors import SchemaError
-from tests.conftest import USE_POSTGRES, _pg_exec, _pg_url_for
-
-
-@pytest.fixture
-async def empty_database_url(tmp_path: Path) -> AsyncIterator[str]:
-    """A database with no tables at all (a new PostgreSQL database, or a new SQLite file)."""
-    if not USE_POSTGRES:
-        yield f"sqlite://{tmp_path / 'empty.db'}"
-        return
-    name = f"blast_empty_{uuid.uuid4().hex[:10]}"
-    await _pg_exec(f'CREATE DATABASE "{name}"')
-    try:
-        yield _pg_url_for(name)
-    finally:
-        await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+from tests.conftest import USE_POSTGRES
 
 
 def _settings(url: str) -> Settings:
