@@ -210,32 +210,33 @@ async def suppressed_phones(phones: Sequence[str]) -> set[str]:
     return {str(p) for p in rows}
 
 
-async def skip_recipients(blast_id: int, token: str, ids: Sequence[int], reason: str) -> int:
-    """PENDING -> SKIPPED for leased recipients that must not be sent (opted out)."""
+async def _move_leased(
+    blast_id: int,
+    token: str,
+    ids: Sequence[int],
+    src: RecipientStatus,
+    to: RecipientStatus,
+    values: Mapping[str, Any],
+) -> int:
+    """Move those of `ids` still leased to `token` from `src` to `to` (through the state machine)."""
     moved = await transitions.move_recipients(
-        blast_id,
-        R.SKIPPED,
-        sources=[R.PENDING],
-        ids=list(ids),
-        extra_filter={"lease_owner": token},
-        values={"error_text": reason, "lease_owner": None, "lease_expires_at": None},
+        blast_id, to, sources=[src], ids=list(ids), extra_filter={"lease_owner": token}, values=values
     )
     return sum(moved.values())
+
+
+async def skip_recipients(blast_id: int, token: str, ids: Sequence[int], reason: str) -> int:
+    """PENDING -> SKIPPED for leased recipients that must not be sent (opted out)."""
+    released = {"lease_owner": None, "lease_expires_at": None}
+    return await _move_leased(blast_id, token, ids, R.PENDING, R.SKIPPED, {"error_text": reason, **released})
 
 
 async def fail_before_send(blast_id: int, token: str, failures: Mapping[int, str]) -> int:
     """PENDING -> FAILED for leased recipients whose message cannot be built (missing parameter …)."""
     n = 0
-    for rid, text in failures.items():
-        moved = await transitions.move_recipients(
-            blast_id,
-            R.FAILED,
-            sources=[R.PENDING],
-            ids=[rid],
-            extra_filter={"lease_owner": token},
-            values={"error_text": text, "failed_at": utcnow(), "lease_owner": None, "lease_expires_at": None},
-        )
-        n += sum(moved.values())
+    for rid, text in failures.items():  # one row each: every recipient has its own reason
+        values = {"error_text": text, "failed_at": utcnow(), "lease_owner": None, "lease_expires_at": None}
+        n += await _move_leased(blast_id, token, [rid], R.PENDING, R.FAILED, values)
     return n
 
 
@@ -248,15 +249,8 @@ async def mark_sending(blast_id: int, token: str, ids: Sequence[int], *, timeout
     if not ids:
         return set()
     lease_until = utcnow() + timedelta(seconds=timeout_s + SENDING_LEASE_GRACE_S)
-    moved = await transitions.move_recipients(
-        blast_id,
-        R.SENDING,
-        sources=[R.PENDING],
-        ids=list(ids),
-        extra_filter={"lease_owner": token},
-        values={"attempts": F("attempts") + 1, "lease_expires_at": lease_until},
-    )
-    if sum(moved.values()) == len(ids):
+    values = {"attempts": F("attempts") + 1, "lease_expires_at": lease_until}
+    if await _move_leased(blast_id, token, ids, R.PENDING, R.SENDING, values) == len(ids):
         return set(ids)
     rows: list[Any] = await Recipient.filter(
         id__in=list(ids), status=R.SENDING, lease_owner=token
@@ -273,15 +267,7 @@ async def unmark_sending(blast_id: int, token: str, ids: Sequence[int]) -> int:
     """
     if not ids:
         return 0
-    moved = await transitions.move_recipients(
-        blast_id,
-        R.PENDING,
-        sources=[R.SENDING],
-        ids=list(ids),
-        extra_filter={"lease_owner": token},
-        values={"attempts": F("attempts") - 1},
-    )
-    return sum(moved.values())
+    return await _move_leased(blast_id, token, ids, R.SENDING, R.PENDING, {"attempts": F("attempts") - 1})
 
 
 async def release_leases(token: str, ids: Sequence[int]) -> int:
