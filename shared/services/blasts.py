@@ -586,10 +586,13 @@ async def cancel_blast(blast_id: int, *, settings: Settings, actor: str | None =
     """
     actor = actor or current_actor()
     async with in_transaction() as tx:
+        # Recipients first, then the blast row: the order every sender's transaction takes its locks in, so a
+        # cancel racing a running chunk on PostgreSQL waits instead of deadlocking. An invalid cancel raises in
+        # transition_blast and rolls the recipient moves back.
+        moved = await transitions.move_recipients(blast_id, R.CANCELLED, sources=[R.PENDING], conn=tx)
         await transitions.transition_blast(
             blast_id, B.CANCELLED, actor=actor, action="cancel", conn=tx, values={"finished_at": utcnow()}
         )
-        moved = await transitions.move_recipients(blast_id, R.CANCELLED, sources=[R.PENDING], conn=tx)
     await publish(settings, "cancelled", blast_id=blast_id)
     return sum(moved.values())
 
