@@ -159,7 +159,12 @@ async def _migration_lock(database_url: str) -> AsyncIterator[None]:
 
     conn = await asyncpg.connect(database_url.replace("postgres://", "postgresql://", 1))
     try:
-        await conn.execute("SELECT pg_advisory_lock($1)", _PG_LOCK_KEY)
+        # Polled, not waited for in one statement: a waiting statement holds a snapshot, and CREATE INDEX
+        # CONCURRENTLY (migration 0004) in the process that holds the lock waits for every older snapshot.
+        delay = 0.05
+        while not await conn.fetchval("SELECT pg_try_advisory_lock($1)", _PG_LOCK_KEY):
+            await asyncio.sleep(delay)
+            delay = min(0.5, delay * 2)
         yield
     finally:
         with contextlib.suppress(Exception):
