@@ -503,6 +503,9 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
         deltas[plan.blast_id][plan.source] -= 1
         deltas[plan.blast_id][RecipientStatus(plan.values["status"])] += 1
     now = utcnow()
+    if tx.capabilities.dialect == "postgres":
+        await _write_plans_pg(plans, now, tx)
+        groups.clear()
     for (source, items), ids in groups.items():
         for start in range(0, len(ids), 1000):
             part = ids[start : start + 1000]
@@ -521,6 +524,73 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
     return DeliveryResult(
         applied, ignored, unmatched, failed_late, dict(failures), {b: dict(c) for b, c in codes.items()}
     )
+
+
+#: Columns a delivery plan sets to a value (never to NULL): kept as they are where the plan leaves them out.
+_PLAN_VALUE_COLUMNS = ("wamid", "sent_at", "delivered_at", "read_at", "failed_at")
+_PLAN_KEYS = frozenset(
+    (
+        "status",
+        *_PLAN_VALUE_COLUMNS,
+        "error_code",
+        "error_text",
+        "lease_owner",
+        "lease_expires_at",
+        "next_attempt_at",
+    )
+)
+_WRITE_PLANS_PG = """
+UPDATE recipient AS r SET
+    status = v.status,
+    wamid = COALESCE(v.wamid, r.wamid),
+    sent_at = COALESCE(v.sent_at, r.sent_at),
+    delivered_at = COALESCE(v.delivered_at, r.delivered_at),
+    read_at = COALESCE(v.read_at, r.read_at),
+    failed_at = COALESCE(v.failed_at, r.failed_at),
+    error_code = CASE WHEN v.set_error THEN v.error_code ELSE r.error_code END,
+    error_text = CASE WHEN v.set_error THEN v.error_text ELSE r.error_text END,
+    lease_owner = CASE WHEN v.clear_lease THEN NULL ELSE r.lease_owner END,
+    lease_expires_at = CASE WHEN v.clear_lease THEN NULL ELSE r.lease_expires_at END,
+    next_attempt_at = CASE WHEN v.clear_retry THEN NULL ELSE r.next_attempt_at END,
+    updated_at = $14
+FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
+            $7::timestamptz[], $8::timestamptz[], $9::bool[], $10::int[], $11::text[], $12::bool[], $13::bool[])
+    AS v(id, source, status, wamid, sent_at, delivered_at, read_at, failed_at, set_error, error_code, error_text,
+         clear_lease, clear_retry)
+WHERE r.id = v.id AND r.status = v.source
+"""
+
+
+async def _write_plans_pg(plans: Mapping[int, _Plan], now: datetime, tx: BaseDBAsyncClient) -> None:
+    """Write every planned row change in one UPDATE ... FROM unnest(...) (PostgreSQL): one statement, one plan,
+    whatever mix of statuses and timestamps the batch holds. Conditional on each row's planned source status.
+    """
+    ids = sorted(plans)
+    columns: list[list[Any]] = [[] for _ in range(13)]
+    for rid in ids:
+        plan = plans[rid]
+        values = plan.values
+        unexpected = values.keys() - _PLAN_KEYS
+        if unexpected:
+            raise ValueError(f"delivery plan sets unexpected columns: {sorted(unexpected)}")
+        row = (
+            rid,
+            plan.source.value,
+            RecipientStatus(values["status"]).value,
+            *(values.get(c) for c in _PLAN_VALUE_COLUMNS),
+            "error_code" in values or "error_text" in values,
+            values.get("error_code"),
+            values.get("error_text"),
+            "lease_owner" in values or "lease_expires_at" in values,
+            "next_attempt_at" in values,
+        )
+        for column, value in zip(columns, row, strict=True):
+            column.append(value)
+    n, _ = await tx.execute_query(_WRITE_PLANS_PG, [*columns, now])
+    if n != len(ids):
+        raise InvalidTransition(
+            f"{len(ids) - n} recipients changed status while their webhook statuses were applied"
+        )
 
 
 async def get_blast(blast_id: int) -> Blast:
