@@ -308,8 +308,14 @@ async def serve(
             if with_http and settings.BLAST_HTTP_PORT:
                 tg.create_task(_run_http(settings, readiness, stop), name="http")
             # Stored webhook events are applied by every daemon (claims keep them apart), also by one without
-            # an HTTP server, so events received by another daemon are never stranded.
-            tg.create_task(run_applier(stop, settings=settings), name="webhook-applier")
+            # an HTTP server, so events received by another daemon are never stranded; unless this one is
+            # told to leave them to another (BLAST_WEBHOOK_APPLIER=false: a busy host's second instance).
+            if settings.BLAST_WEBHOOK_APPLIER:
+                tg.create_task(run_applier(stop, settings=settings), name="webhook-applier")
+            else:
+                log.info(
+                    "webhook applier off (BLAST_WEBHOOK_APPLIER=false): stored events are left to others"
+                )
     finally:
         with contextlib.suppress(Exception):
             await live.forget_daemon(settings, rt.daemon_id, client=redis)

@@ -116,6 +116,9 @@ class Settings(BaseSettings):
     """Seconds a status matching no recipient is kept (and retried) in case its send result arrives later."""
     BLAST_WEBHOOK_EVENT_RETENTION_S: float = Field(86400.0, ge=0)
     """Seconds a processed raw webhook event is kept for inspection (0: deleted once applied)."""
+    BLAST_WEBHOOK_APPLIER: bool = True
+    """Apply stored webhook events in this daemon. Off: it only stores and acknowledges them, and another
+    daemon on the same database applies them (a second instance on a busy host, see Operations)."""
 
     # --- people --------------------------------------------------------------------------------------
     BLAST_TIMEZONE: str = "UTC"
