@@ -10,6 +10,7 @@ import pytest
 from textual.pilot import Pilot
 
 from console.app import BlastConsole
+from console.screens.base import BaseScreen
 from shared.config import Settings
 from shared.db import close_db, open_db
 from shared.status import BlastStatus
@@ -37,6 +38,13 @@ class SnapshotConsole(BlastConsole):
             return await super().run_async(**kwargs)
         finally:
             await close_db()
+
+
+@pytest.fixture(autouse=True)
+def no_live_refresh(monkeypatch: pytest.MonkeyPatch) -> None:
+    """Screens load once and do not reload every second: on a loaded machine a reload could land while the picture
+    is taken and catch a table being refilled. The live refresh has its own Pilot tests."""
+    monkeypatch.setattr(BaseScreen, "REFRESH_S", 3600.0)
 
 
 @pytest.fixture
