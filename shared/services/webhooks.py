@@ -788,7 +788,7 @@ async def _claim_events(tx: BaseDBAsyncClient, limit: int) -> list[tuple[int, st
         # the only plans left read in id order, and the partial index is the cheapest of them.
         await tx.execute_script("SET LOCAL enable_sort = off")
         _, rows = await tx.execute_query(CLAIM_PG, [limit])
-        await tx.execute_script("SET LOCAL enable_sort = on")
+        await tx.execute_script("SET LOCAL enable_sort TO DEFAULT")
         return [(int(r["id"]), str(r["body"])) for r in rows]
     query = WebhookEvent.filter(processed_at__isnull=True).order_by("id").limit(limit).using_db(tx)
     return [(int(i), str(b)) for i, b in await query.values_list("id", "body")]

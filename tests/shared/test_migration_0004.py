@@ -99,3 +99,14 @@ async def test_an_invalid_index_left_by_an_interrupted_build_is_built_again(empt
         assert rows and rows[0]["indisvalid"] is True
     finally:
         await close_db()
+
+
+@pytest.mark.skipif(not USE_POSTGRES, reason="the planner setting is PostgreSQL's")
+async def test_sorting_is_off_for_the_claim_only(db: object) -> None:
+    """The rest of the applier's transaction (recipient rows in id order, ...) plans with sorting as usual."""
+    await webhooks.insert_events([('{"entry": []}', utcnow())])
+    async with in_transaction() as tx:
+        claimed = await webhooks._claim_events(tx, 10)
+        _, rows = await tx.execute_query("SHOW enable_sort")
+    assert len(claimed) == 1
+    assert rows[0]["enable_sort"] == "on"
