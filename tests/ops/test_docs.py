@@ -32,6 +32,8 @@ def test_quoted_messages_come_from_the_code() -> None:
         "recovery sweep%s: %s SENDING -> UNKNOWN, %s leases released, dead daemons: %s",
         "webhook POST from %s refused: signature %s",
         "webhook verification refused from %s",
+        "webhook applier off (BLAST_WEBHOOK_APPLIER=false): stored events are left to others",
+        "webhook event %s set aside after %s attempts: %s",
         "the database schema is newer than this program (it has ",
         "upgrade blast on this machine before using it with this database",
         "changed in the env files but applied only by a restart: %s",
