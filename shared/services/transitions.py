@@ -496,30 +496,18 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
         if target == R.FAILED:
             failures[row["blast_id"]] += 1
             codes[row["blast_id"]][u.error_code] += 1
-    # … then write them: one UPDATE per (stored status, values) group, conditional on the stored status.
-    groups: dict[tuple[RecipientStatus, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
-    for rid, plan in plans.items():
-        groups[(plan.source, tuple(sorted(plan.values.items())))].append(rid)
+    # … then write them, each row conditional on the stored status it was planned from.
+    for plan in plans.values():
         deltas[plan.blast_id][plan.source] -= 1
         deltas[plan.blast_id][RecipientStatus(plan.values["status"])] += 1
-    now = utcnow()
-    if tx.capabilities.dialect == "postgres":
-        await _write_plans_pg(plans, now, tx)
-        groups.clear()
-    for (source, items), ids in groups.items():
-        for start in range(0, len(ids), 1000):
-            part = ids[start : start + 1000]
-            n = (
-                await Recipient.filter(id__in=part, status=source)
-                .using_db(tx)
-                .update(**dict(items), updated_at=now)
-            )
-            if n != len(part):
-                # Cannot happen while the rows are locked (PostgreSQL) or the database has one writer (SQLite);
-                # rolling back lets the caller retry the whole batch instead of writing wrong counters.
-                raise InvalidTransition(
-                    f"{len(part) - n} recipients changed status while their webhook statuses were applied"
-                )
+    write = _write_plans_pg if tx.capabilities.dialect == "postgres" else _write_plans_grouped
+    written = await write(plans, utcnow(), tx)
+    if written != len(plans):
+        # Cannot happen while the rows are locked (PostgreSQL) or the database has one writer (SQLite); rolling
+        # back lets the caller retry the whole batch instead of writing wrong counters.
+        raise InvalidTransition(
+            f"{len(plans) - written} recipients changed status while their webhook statuses were applied"
+        )
     await apply_counter_deltas(deltas, tx)
     return DeliveryResult(
         applied, ignored, unmatched, failed_late, dict(failures), {b: dict(c) for b, c in codes.items()}
@@ -561,9 +549,23 @@ WHERE r.id = v.id AND r.status = v.source
 """
 
 
-async def _write_plans_pg(plans: Mapping[int, _Plan], now: datetime, tx: BaseDBAsyncClient) -> None:
+async def _write_plans_grouped(plans: Mapping[int, _Plan], now: datetime, tx: BaseDBAsyncClient) -> int:
+    """Write planned row changes with one UPDATE per (stored status, values) group; returns the rows written."""
+    groups: dict[tuple[RecipientStatus, tuple[tuple[str, Any], ...]], list[int]] = defaultdict(list)
+    for rid, plan in plans.items():
+        groups[(plan.source, tuple(sorted(plan.values.items())))].append(rid)
+    written = 0
+    for (source, items), ids in groups.items():
+        for start in range(0, len(ids), 1000):
+            part = ids[start : start + 1000]
+            query = Recipient.filter(id__in=part, status=source).using_db(tx)
+            written += await query.update(**dict(items), updated_at=now)
+    return written
+
+
+async def _write_plans_pg(plans: Mapping[int, _Plan], now: datetime, tx: BaseDBAsyncClient) -> int:
     """Write every planned row change in one UPDATE ... FROM unnest(...) (PostgreSQL): one statement, one plan,
-    whatever mix of statuses and timestamps the batch holds. Conditional on each row's planned source status.
+    whatever mix of statuses and timestamps the batch holds. Returns the rows written.
     """
     ids = sorted(plans)
     columns: list[list[Any]] = [[] for _ in range(13)]
@@ -586,11 +588,8 @@ async def _write_plans_pg(plans: Mapping[int, _Plan], now: datetime, tx: BaseDBA
         )
         for column, value in zip(columns, row, strict=True):
             column.append(value)
-    n, _ = await tx.execute_query(_WRITE_PLANS_PG, [*columns, now])
-    if n != len(ids):
-        raise InvalidTransition(
-            f"{len(ids) - n} recipients changed status while their webhook statuses were applied"
-        )
+    written, _ = await tx.execute_query(_WRITE_PLANS_PG, [*columns, now])
+    return int(written)
 
 
 async def get_blast(blast_id: int) -> Blast:
