@@ -146,19 +146,12 @@ async def page_recipients(
         NotFound: no blast with that id.
     """
     await _require_blast(blast_id)
-    wanted = list(dict.fromkeys(statuses)) if statuses else list(RecipientStatus)
+    wanted = _wanted(statuses)
     if len(wanted) == 1:
         query = Recipient.filter(blast_id=blast_id, status=wanted[0], id__gt=after_id)
     else:
         # Index-only scans for the ids (one per status, merged), then the page's rows by primary key.
-        parts = [
-            await Recipient.filter(blast_id=blast_id, status=status, id__gt=after_id)
-            .order_by("id")
-            .limit(limit + 1)
-            .values_list("id", flat=True)
-            for status in wanted
-        ]
-        ids = [int(cast(int, i)) for i in heapq.merge(*parts)][: limit + 1]
+        ids = await _merged_ids(blast_id, wanted, limit + 1, after_id=after_id)
         query = Recipient.filter(id__in=ids)
     rows = await query.order_by("id").limit(limit + 1).values_list(*_ROW_FIELDS)
     page = [_row(r) for r in rows[:limit]]
@@ -173,16 +166,35 @@ async def page_before(
     limit: int = PAGE_SIZE,
 ) -> int:
     """The `after_id` that shows the page ending just before `before_id` (for paging backwards)."""
-    wanted = list(dict.fromkeys(statuses)) if statuses else list(RecipientStatus)
-    parts = [
-        await Recipient.filter(blast_id=blast_id, status=status, id__lt=before_id)
-        .order_by("-id")
-        .limit(limit + 1)
-        .values_list("id", flat=True)
-        for status in wanted
-    ]
-    ids = [int(cast(int, i)) for i in heapq.merge(*parts, reverse=True)][: limit + 1]
+    ids = await _merged_ids(blast_id, _wanted(statuses), limit + 1, before_id=before_id)
     return ids[limit] if len(ids) > limit else 0
+
+
+def _wanted(statuses: Sequence[RecipientStatus] | None) -> list[RecipientStatus]:
+    """The statuses asked for, each once; all of them when none is given."""
+    return list(dict.fromkeys(statuses)) if statuses else list(RecipientStatus)
+
+
+async def _merged_ids(
+    blast_id: int,
+    statuses: Sequence[RecipientStatus],
+    n: int,
+    *,
+    after_id: int | None = None,
+    before_id: int | None = None,
+) -> list[int]:
+    """The first `n` recipient ids of these statuses after `after_id` (ascending), or before `before_id`
+    (descending): one index range scan per status, merged."""
+    forward = before_id is None
+    bound = {"id__gt": after_id or 0} if forward else {"id__lt": before_id}
+    parts = [
+        await Recipient.filter(blast_id=blast_id, status=status, **bound)
+        .order_by("id" if forward else "-id")
+        .limit(n)
+        .values_list("id", flat=True)
+        for status in statuses
+    ]
+    return [int(cast(int, i)) for i in heapq.merge(*parts, reverse=not forward)][:n]
 
 
 #: errors_by_code looks at most at this many FAILED recipients of a blast (its first ones, in id order).
