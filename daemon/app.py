@@ -25,10 +25,11 @@ from daemon.broker import build_broker, ensure_group
 from daemon.dispatch import CHUNKS_PER_DAEMON, Dispatcher
 from daemon.rate_limit import RateLimiter
 from daemon.recovery import Liveness, run_recovery, sweep
-from daemon.runtime import OutageLog, Runtime
+from daemon.runtime import Runtime
 from daemon.scheduling import Scheduler
 from shared.config import Settings
 from shared.notify import EVENTS_CHANNEL
+from shared.outage import OutageLog
 from shared.services import live
 from shared.services.webhooks import run_applier
 from shared.whatsapp.base import WhatsAppProvider

@@ -21,8 +21,9 @@ from typing import Any
 from redis.exceptions import RedisError
 from taskiq import AsyncBroker
 
-from daemon.runtime import Runtime, is_outage
+from daemon.runtime import Runtime
 from daemon.sender import ChunkReport, ChunkRunner, chunk_size, finish_chunk
+from shared.outage import is_outage
 from shared.services import live, sending
 from shared.status import BlastStatus
 

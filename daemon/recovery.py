@@ -19,7 +19,8 @@ import time
 from redis.exceptions import RedisError
 
 from daemon.dispatch import Dispatcher
-from daemon.runtime import OutageLog, Runtime
+from daemon.runtime import Runtime
+from shared.outage import OutageLog
 from shared.services import live, sending
 
 log = logging.getLogger(__name__)

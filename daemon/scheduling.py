@@ -16,7 +16,8 @@ from datetime import datetime
 from redis.exceptions import RedisError
 
 from daemon.dispatch import Dispatcher
-from daemon.runtime import OutageLog, Runtime
+from daemon.runtime import Runtime
+from shared.outage import OutageLog
 from shared.services import live, sending
 from shared.services.transitions import utcnow
 

@@ -28,9 +28,10 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from daemon.rate_limit import sleep_until
-from daemon.runtime import Runtime, is_outage
+from daemon.runtime import Runtime
 from shared.errors import ValidationFailed
 from shared.notify import publish
+from shared.outage import is_outage
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
 from shared.services import failure_rate, live, sending

@@ -40,6 +40,7 @@ from shared.config import Settings, get_settings
 from shared.errors import InvalidTransition, NotFound
 from shared.models import OrphanStatus, Recipient, Template, WebhookEvent
 from shared.notify import publish
+from shared.outage import OutageLog, is_outage
 from shared.parsing.phones import mask_phone
 from shared.services import failure_rate, suppression, template_sync, transitions
 from shared.services.transitions import DeliveryUpdate, utcnow
@@ -1002,7 +1003,8 @@ async def run_applier(
     """
     settings = settings or get_settings()
     last_orphans = last_purge = 0.0
-    failures_in_row = 0
+    outage = OutageLog(log, "webhook applier", base_s=0.4, cap_s=5.0)
+    wait = idle_s
     log.info("webhook applier started")
     while not stop_event.is_set():
         busy = False
@@ -1021,14 +1023,18 @@ async def run_applier(
                 result = on_batch(report)
                 if inspect.isawaitable(result):
                     await result
-            failures_in_row = 0
+            outage.ok()
+            wait = idle_s
         except Exception as exc:
-            failures_in_row += 1
-            log.warning("webhook applier: %s (retrying)", _reason(exc))
+            # The events are stored: an outage only delays them (logged once); anything else is logged each time.
+            if is_outage(exc):
+                wait = outage.failed(exc)
+            else:
+                log.warning("webhook applier: %s (retrying)", _reason(exc))
+                wait = min(5.0, max(0.4, wait * 2))
         if busy:
             await asyncio.sleep(0)
             continue
-        wait = idle_s if not failures_in_row else min(5.0, 0.2 * 2**failures_in_row)
         with contextlib.suppress(TimeoutError):
             await asyncio.wait_for(stop_event.wait(), wait)
     log.info("webhook applier stopped")

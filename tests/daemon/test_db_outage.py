@@ -108,7 +108,7 @@ async def test_database_outage_mid_blast_then_the_blast_completes(
     assert blast.n_sent == n and blast.n_unknown == 0, blast.counts()
     await assert_counters_exact(blast_id)
     # Each loop said so once, not once per retry.
-    for what in ("scheduler", "recovery"):
+    for what in ("scheduler", "recovery", "webhook applier"):
         warnings = [
             r
             for r in caplog.records

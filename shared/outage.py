@@ -1,0 +1,85 @@
+"""Provides how a long-running loop tells an outage of the database or Redis from a bug, and rides the outage
+out: one WARNING when it starts, one INFO when it ends, a growing backoff in between (the daemon's loops and the
+webhook applier).
+"""
+
+from __future__ import annotations
+
+import logging
+import time
+
+
+def is_outage(exc: BaseException) -> bool:
+    """True for errors that say the database or Redis cannot be reached now (connection refused, reset or
+    terminated, a database not taking connections, SQLite busy), as opposed to bugs: those get a traceback.
+    """
+    from redis.exceptions import ConnectionError as RedisConnectionError
+    from redis.exceptions import TimeoutError as RedisTimeoutError
+    from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
+
+    if isinstance(exc, OSError | RedisConnectionError | RedisTimeoutError | DBConnectionError):
+        return True
+    if isinstance(exc, OperationalError) and not isinstance(exc, IntegrityError):
+        return True
+    try:
+        import asyncpg
+    except ImportError:  # pragma: no cover (installed with the PostgreSQL extra)
+        return False
+    return isinstance(
+        exc,
+        asyncpg.InterfaceError
+        | asyncpg.InternalClientError  # "another operation is in progress" on a connection being torn down
+        | asyncpg.PostgresConnectionError
+        | asyncpg.CannotConnectNowError
+        | asyncpg.AdminShutdownError
+        | asyncpg.ObjectNotInPrerequisiteStateError,
+    )
+
+
+class OutageLog:
+    """Logs a loop's failures once per streak (the first at WARNING, the rest at DEBUG, the recovery at INFO)
+    and gives the backoff before its next try, so that an outage of the database or Redis neither floods the
+    log nor hammers the server.
+
+    Args:
+        logger: where to log.
+        what: the loop's name, e.g. "scheduler".
+        base_s: the first wait; it doubles per failure up to `cap_s`.
+    """
+
+    def __init__(
+        self, logger: logging.Logger, what: str, *, base_s: float = 0.5, cap_s: float = 10.0
+    ) -> None:
+        self.logger = logger
+        self.what = what
+        self.base_s = base_s
+        self.cap_s = cap_s
+        self.failures = 0
+        self._since = 0.0
+
+    def failed(self, exc: BaseException) -> float:
+        """Note a failure; returns how long to wait before trying again."""
+        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        if self.failures == 0:
+            self._since = time.monotonic()
+            self.logger.warning(
+                "%s: %s%s; retrying with backoff (logged once until it works again)",
+                self.what,
+                type(exc).__name__,
+                f": {text}" if text else "",
+            )
+        else:
+            self.logger.debug("%s: still failing (%s)", self.what, text or type(exc).__name__)
+        self.failures += 1
+        return float(min(self.cap_s, self.base_s * 2 ** (self.failures - 1)))
+
+    def ok(self) -> None:
+        """Note a success; logs the end of a streak."""
+        if self.failures:
+            self.logger.info(
+                "%s: working again after %s failed attempts (%.1f s)",
+                self.what,
+                self.failures,
+                time.monotonic() - self._since,
+            )
+            self.failures = 0
