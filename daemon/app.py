@@ -84,7 +84,7 @@ async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness:
             readiness.receiver_running = False
             if stop.is_set():
                 break
-            await _wait(stop, outage.failed(_first_error(exc)))
+            await _wait(stop, outage.failed(exc))  # it names the group's first leaf and its cause
     readiness.receiver_running = False
     log.info("receiver stopped")
 
@@ -186,13 +186,6 @@ async def _wait_for_redis(rt: Runtime, broker: Any, stop: asyncio.Event) -> bool
         except (RedisError, OSError) as exc:
             await _wait(stop, outage.failed(exc))
     return False
-
-
-def _first_error(exc: BaseException) -> BaseException:
-    """The first leaf of an exception group (taskiq's receiver wraps the Redis error in one)."""
-    while isinstance(exc, BaseExceptionGroup) and exc.exceptions:
-        exc = exc.exceptions[0]
-    return exc
 
 
 async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:

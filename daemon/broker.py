@@ -5,6 +5,10 @@ The stream is `{prefix}:taskiq` (what shared.services.live.stream_stats reads), 
 group is created from the stream's start ("0"), so a group re-created after a FLUSHALL or Redis restart still
 gets the messages queued meanwhile; chunks are idempotent, so a redelivery costs nothing. The stream is capped
 at STREAM_MAXLEN entries (approximately); acknowledged chunks are what gets trimmed.
+
+The broker's connections retry a command on a connection error or timeout (on a new connection, after a short
+backoff): after a Redis restart the pool still holds connections to the old server, and the first XADD on one of
+them would fail although Redis is back. A repeated XADD is harmless (the database leases stop double sends).
 """
 
 from __future__ import annotations
@@ -13,7 +17,11 @@ import logging
 from collections.abc import Awaitable, Callable
 
 import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import RedisError, ResponseError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 from taskiq_redis import RedisStreamBroker
 
 from daemon.dispatch import SEND_CHUNK
@@ -27,6 +35,11 @@ STREAM_MAXLEN = 10_000
 # duplicates).
 RECLAIM_MS = 120_000
 XREAD_BLOCK_MS = 1000
+#: Retries of a broker command after a connection error or timeout, each on a new connection after a backoff
+#: growing from RETRY_BASE_S (with jitter, at most RETRY_CAP_S): well under a second in all.
+RETRIES = 3
+RETRY_BASE_S = 0.05
+RETRY_CAP_S = 0.4
 
 
 def stream_name(settings: Settings) -> str:
@@ -75,9 +88,19 @@ def build_broker(settings: Settings, *, consumer_name: str | None = None) -> Red
         socket_connect_timeout=2,
         socket_timeout=10,
         health_check_interval=15,
+        retry=broker_retry(),
     )
     broker.register_task(send_chunk, task_name=SEND_CHUNK)
     return broker
+
+
+def broker_retry() -> Retry:
+    """The retry policy of the broker's connections (each connection copies it)."""
+    return Retry(
+        ExponentialWithJitterBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S),
+        RETRIES,
+        supported_errors=(RedisConnectionError, RedisTimeoutError),
+    )
 
 
 async def ensure_group(settings: Settings, client: aioredis.Redis) -> None:

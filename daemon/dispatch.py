@@ -84,15 +84,32 @@ class Dispatcher:
         if have >= want or not await sending.has_claimable(blast_id):
             return 0
         ids = [secrets.token_hex(4) for _ in range(want)]
-        booked = await self._book(keys=[self.book_key(blast_id)], args=[now, want, BOOKING_TTL_S, *ids])
+        raw_ids = await self._book(keys=[self.book_key(blast_id)], args=[now, want, BOOKING_TTL_S, *ids])
+        booked = [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in raw_ids]
         kicker = self.broker.find_task(SEND_CHUNK)
         assert kicker is not None
-        for raw in booked:
-            chunk_id = raw.decode() if isinstance(raw, bytes) else str(raw)
-            await kicker.kiq(blast_id, chunk_id)
+        for n, chunk_id in enumerate(booked):
+            try:
+                await kicker.kiq(blast_id, chunk_id)
+            except Exception:
+                # Only what was kicked stays booked: a booking whose message never left would count as a chunk
+                # for BOOKING_TTL_S, and the supervisor would queue nothing meanwhile (a blast due just after a
+                # Redis restart started 30 s late). Should the failed XADD have landed after all, its chunk
+                # books itself again when it starts (one chunk too many at worst: the leases keep it harmless).
+                await self._unbook(blast_id, booked[n:])
+                raise
         if booked:
             log.debug("blast %s: %s chunk(s) queued", blast_id, len(booked))
         return len(booked)
+
+    async def _unbook(self, blast_id: int, chunk_ids: list[str]) -> None:
+        """Drop the bookings of chunks that were not queued (best effort: they expire anyway)."""
+        try:
+            await self.rt.redis.zrem(self.book_key(blast_id), *chunk_ids)
+        except (RedisError, OSError) as exc:
+            log.debug("blast %s: bookings of unqueued chunks kept until they expire (%s)", blast_id, exc)
+        else:
+            log.info("blast %s: %s chunk(s) not queued, their bookings dropped", blast_id, len(chunk_ids))
 
     async def refresh_booking(self, blast_id: int, chunk_id: str) -> None:
         await self.rt.redis.zadd(self.book_key(blast_id), {chunk_id: time.time() + BOOKING_TTL_S})

@@ -17,7 +17,7 @@ from redis.exceptions import RedisError
 
 from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
-from shared.outage import OutageLog
+from shared.outage import OutageLog, describe, is_outage
 from shared.services import live, sending
 from shared.services.transitions import utcnow
 
@@ -46,8 +46,13 @@ class Scheduler:
                 started += 1
                 try:
                     await self.dispatcher.ensure_chunks(blast_id, n_pending=outcome.pending)
-                except (RedisError, OSError) as exc:
-                    log.warning("blast %s started but its chunks cannot be queued yet (%s)", blast_id, exc)
+                except Exception as exc:
+                    # Redis, or taskiq's SendTaskError caused by it: the supervisor queues the chunks once it works.
+                    if not is_outage(exc):
+                        raise
+                    log.warning(
+                        "blast %s started but its chunks cannot be queued yet (%s)", blast_id, describe(exc)
+                    )
             with contextlib.suppress(RedisError, OSError):
                 await live.record_lateness(self.rt.settings, outcome.lateness_s, client=self.rt.redis)
             if outcome.kind == "expired":

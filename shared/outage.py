@@ -7,12 +7,55 @@ from __future__ import annotations
 
 import logging
 import time
+from collections.abc import Iterator
+
+#: How many links of an error's `__cause__` chain are looked at (and named in the log).
+_CHAIN_MAX = 4
+
+
+def causes(exc: BaseException) -> Iterator[BaseException]:
+    """The error, then what caused it (`raise … from …`, e.g. taskiq's SendTaskError from redis-py's
+    ConnectionError), and so on; an exception group stands for its first leaf (taskiq's receiver wraps the
+    Redis error in one).
+    """
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen and len(seen) < _CHAIN_MAX:
+        seen.add(id(current))
+        while isinstance(current, BaseExceptionGroup) and current.exceptions:
+            current = current.exceptions[0]
+        yield current
+        current = current.__cause__
+
+
+def _text(exc: BaseException) -> str:
+    text = str(exc).strip()
+    return text.splitlines()[0][:300] if text else ""
+
+
+def describe(exc: BaseException) -> str:
+    """One line naming the error and its causes, e.g. "SendTaskError: Cannot send task to the queue (caused by
+    ConnectionError: Connection closed by server.)"; a cause that only repeats the message is named by its type.
+    """
+    parts: list[str] = []
+    previous = None
+    for link in causes(exc):
+        text = _text(link)
+        parts.append(f"{type(link).__name__}: {text}" if text and text != previous else type(link).__name__)
+        previous = text
+    head, rest = parts[0], parts[1:]
+    return f"{head} (caused by {', caused by '.join(rest)})" if rest else head
 
 
 def is_outage(exc: BaseException) -> bool:
     """True for errors that say the database or Redis cannot be reached now (connection refused, reset or
-    terminated, a database not taking connections, SQLite busy), as opposed to bugs: those get a traceback.
+    terminated, a database not taking connections, SQLite busy), as opposed to bugs: those get a traceback. An
+    error caused by one of those (taskiq's SendTaskError from a ConnectionError) is an outage too.
     """
+    return any(_is_outage_error(link) for link in causes(exc))
+
+
+def _is_outage_error(exc: BaseException) -> bool:
     from redis.exceptions import ConnectionError as RedisConnectionError
     from redis.exceptions import TimeoutError as RedisTimeoutError
     from tortoise.exceptions import DBConnectionError, IntegrityError, OperationalError
@@ -58,18 +101,23 @@ class OutageLog:
         self._since = 0.0
 
     def failed(self, exc: BaseException) -> float:
-        """Note a failure; returns how long to wait before trying again."""
-        text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else ""
+        """Note a failure; returns how long to wait before trying again.
+
+        The log names the error and its causes (`describe`): "SendTaskError: Cannot send task to the queue"
+        alone does not say that Redis went away.
+        """
         if self.failures == 0:
             self._since = time.monotonic()
+            top = next(causes(exc))
+            detail = describe(exc).removeprefix(type(top).__name__)
             self.logger.warning(
                 "%s: %s%s; retrying with backoff (logged once until it works again)",
                 self.what,
-                type(exc).__name__,
-                f": {text}" if text else "",
+                type(top).__name__,
+                detail,
             )
         else:
-            self.logger.debug("%s: still failing (%s)", self.what, text or type(exc).__name__)
+            self.logger.debug("%s: still failing (%s)", self.what, describe(exc))
         self.failures += 1
         return float(min(self.cap_s, self.base_s * 2 ** (self.failures - 1)))
 
