@@ -1,6 +1,8 @@
 """Benchmarks of blast-daemon (not in CI): send rate, scheduling lateness, memory.
 
-Runs the fake Graph API and one `blast-daemon` as subprocesses against PostgreSQL and the local Redis.
+Runs the fake Graph API and `blast-daemon` as subprocesses against a fresh PostgreSQL database (BENCH_PG) and the
+local Redis. `bench/send_bench.py` reuses the Harness below for the send benchmark measured at the fake (rate,
+sliding-window peak, first-send lateness, CPU per 1,000 messages, SQLite or PostgreSQL, several daemons).
 
     .venv/bin/python bench/daemon_bench.py throughput --n 20000 --rate 1000 --latency-ms 50 --jitter-ms 20
     .venv/bin/python bench/daemon_bench.py throughput --n 20000 --rate 1000000          # "unlimited"
@@ -12,16 +14,24 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import contextlib
+import json
 import os
 import signal
 import socket
 import statistics
 import subprocess
 import sys
+import tempfile
+import time
 import uuid
-from datetime import timedelta
+from collections.abc import Callable, Coroutine, Mapping
+from datetime import datetime, timedelta
 from pathlib import Path
+from typing import Any, Literal, TypeVar
+from urllib.parse import urlsplit
 
+import aiohttp
 import asyncpg
 import psutil
 
@@ -31,18 +41,47 @@ sys.path.insert(0, str(ROOT))
 from shared.config import load_settings  # noqa: E402
 from shared.db import close_db, open_db  # noqa: E402
 from shared.models import Blast, Recipient, Template  # noqa: E402
+from shared.notify import EVENTS_CHANNEL, close_redis_clients, publish, redis_client  # noqa: E402
 from shared.services import live  # noqa: E402
 from shared.services.transitions import utcnow  # noqa: E402
 from shared.status import BlastStatus, TemplateStatus  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")
+REDIS_URL = "redis://127.0.0.1:6379/0"
 TEMPLATE = {"type": "BODY", "text": "Hello {{1}}"}
+DbKind = Literal["sqlite", "postgres"]
+FINAL = (BlastStatus.COMPLETED, BlastStatus.FAILED, BlastStatus.CANCELLED)
+T = TypeVar("T")
+
+
+def run_async(main: Coroutine[Any, Any, T]) -> T:
+    """asyncio.run, with SIGTERM handled as Ctrl-C is (the main task is cancelled, so every cleanup runs)."""
+
+    async def wrapper() -> T:
+        task = asyncio.current_task()
+        assert task is not None
+        asyncio.get_running_loop().add_signal_handler(signal.SIGTERM, task.cancel)
+        return await main
+
+    try:
+        return asyncio.run(wrapper())
+    except (KeyboardInterrupt, asyncio.CancelledError):
+        print("interrupted: everything the bench started was stopped and removed", file=sys.stderr)
+        raise SystemExit(130) from None
+    except BenchError as exc:
+        print(f"bench failed: {exc}", file=sys.stderr)
+        raise SystemExit(1) from None
 
 
 def free_port() -> int:
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))
         return int(s.getsockname()[1])
+
+
+def pg_url(dbname: str) -> str:
+    """BENCH_PG with another database name."""
+    return urlsplit(PG_ADMIN)._replace(path=f"/{dbname}").geturl()
 
 
 async def make_db() -> str:
@@ -59,12 +98,10 @@ async def drop_db(name: str) -> None:
     await conn.close()
 
 
-def start_fake(port: int, latency: float, jitter: float) -> subprocess.Popen[bytes]:
-    import json
-    import tempfile
-
+def start_fake(port: int, latency: float, jitter: float, workdir: Path) -> subprocess.Popen[bytes]:
+    """The fake Graph API with the bench template, no throughput or pair-rate limit, the given latency."""
     tpl = {"name": "bench", "language": "en_US", "status": "APPROVED", "components": [TEMPLATE]}
-    path = Path(tempfile.mkdtemp()) / "templates.json"
+    path = workdir / "templates.json"
     path.write_text(json.dumps([tpl]))
     args = [
         sys.executable,
@@ -83,7 +120,29 @@ def start_fake(port: int, latency: float, jitter: float) -> subprocess.Popen[byt
         str(path),
         "--quiet",
     ]
-    return subprocess.Popen(args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    # own process group: a Ctrl-C reaches only the bench, which stops its children in order
+    return subprocess.Popen(
+        args, cwd=ROOT, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL, process_group=0
+    )
+
+
+def stop_process(proc: subprocess.Popen[Any], sig: int = signal.SIGTERM, timeout: float = 10.0) -> None:
+    """Signal a child and wait for it; SIGKILL when it does not exit within the timeout."""
+    if proc.poll() is None:
+        with contextlib.suppress(ProcessLookupError):
+            proc.send_signal(sig)
+    try:
+        proc.wait(timeout)
+    except subprocess.TimeoutExpired:
+        proc.kill()
+        proc.wait()
+
+
+def tail(path: Path, lines: int = 15) -> str:
+    try:
+        return "\n".join(path.read_text(errors="replace").splitlines()[-lines:])
+    except OSError as exc:
+        return f"({exc})"
 
 
 def daemon_env(db_url: str, prefix: str, fake_port: int, rate: float) -> dict[str, str]:
@@ -91,7 +150,7 @@ def daemon_env(db_url: str, prefix: str, fake_port: int, rate: float) -> dict[st
     env.update(
         BLAST_ENV_FILE=os.devnull,
         DATABASE_URL=db_url,
-        REDIS_URL="redis://127.0.0.1:6379/0",
+        REDIS_URL=REDIS_URL,
         BLAST_REDIS_PREFIX=prefix,
         WHATSAPP_PROVIDER="cloud",
         WHATSAPP_API_URL=f"http://127.0.0.1:{fake_port}/v24.0",
@@ -132,59 +191,208 @@ async def create_blast(n: int, *, send_at_s: float = 0.0) -> int:
     return blast.id
 
 
+class BenchError(RuntimeError):
+    """A run that cannot be measured (a daemon died, the blast paused, the deadline passed)."""
+
+
 class Harness:
-    def __init__(self, rate: float, latency: float, jitter: float) -> None:
+    """The fake Graph API and `daemons` daemon processes on a fresh database and Redis key prefix.
+
+    db "postgres" creates a database on BENCH_PG (dropped on exit); "sqlite" a file in a temporary directory
+    (DATABASE_URL=sqlite:///path, shared by the bench and every daemon). `env` is added to every daemon's
+    environment. Leaving the block, also on an error or Ctrl-C (the children run in their own process group, so
+    the bench stops them in order): daemons SIGTERMed and waited (SIGKILL after 40 s), the prefix's Redis keys
+    deleted, the fake terminated, the database closed and dropped, the temporary directory (logs included)
+    removed. Cleanups pushed on `stack` run first.
+    """
+
+    def __init__(
+        self,
+        rate: float,
+        latency: float,
+        jitter: float,
+        *,
+        db: DbKind = "postgres",
+        daemons: int = 1,
+        env: Mapping[str, str] | None = None,
+    ) -> None:
         self.rate, self.latency, self.jitter = rate, latency, jitter
+        self.db, self.n_daemons, self.extra_env = db, daemons, dict(env or {})
         self.prefix = f"bench-{uuid.uuid4().hex[:6]}"
+        self.stack = contextlib.AsyncExitStack()
+        self.daemons: list[subprocess.Popen[bytes]] = []
+        self.logs: list[Path] = []
+        self.dbname: str | None = None
+
+    @property
+    def daemon(self) -> subprocess.Popen[bytes]:
+        return self.daemons[0]
 
     async def __aenter__(self) -> Harness:
-        self.dbname = await make_db()
-        self.db_url = f"postgres://postgres@127.0.0.1:5432/{self.dbname}"
+        try:
+            await self._start()
+        except BaseException:
+            await self.stack.aclose()
+            raise
+        return self
+
+    async def __aexit__(self, *exc: object) -> None:
+        await self.stack.aclose()
+
+    async def _start(self) -> None:
+        self.tmp = Path(self.stack.enter_context(tempfile.TemporaryDirectory(prefix=f"{self.prefix}-")))
+        if self.db == "postgres":
+            self.dbname = await make_db()
+            self.stack.push_async_callback(drop_db, self.dbname)
+            self.db_url = pg_url(self.dbname)
+        else:
+            self.db_url = f"sqlite://{self.tmp / 'blast.db'}"
         self.settings = load_settings(
             DATABASE_URL=self.db_url,
-            REDIS_URL="redis://127.0.0.1:6379/0",
+            REDIS_URL=REDIS_URL,
             BLAST_REDIS_PREFIX=self.prefix,
             WHATSAPP_PROVIDER="sandbox",
         )
         await open_db(self.settings)
+        self.stack.push_async_callback(close_db)
+        self.stack.push_async_callback(close_redis_clients)
+        self.stack.push_async_callback(self._forget_redis_keys)
         self.fake_port = free_port()
-        self.fake = start_fake(self.fake_port, self.latency, self.jitter)
-        log = open(f"/tmp/{self.prefix}.log", "wb")  # noqa: S108, SIM115 (bench log, kept open for the daemon)
-        self.daemon = subprocess.Popen(
-            [sys.executable, "-m", "daemon", "run"],
-            cwd=ROOT,
-            stdout=log,
-            stderr=log,
-            env=daemon_env(self.db_url, self.prefix, self.fake_port, self.rate),
-        )
-        while not [d for d in await live.daemons(self.settings) if d.alive]:
+        self.fake = start_fake(self.fake_port, self.latency, self.jitter, self.tmp)
+        self.stack.callback(stop_process, self.fake)
+        env = daemon_env(self.db_url, self.prefix, self.fake_port, self.rate)
+        env.update(self.extra_env)
+        self.stack.push_async_callback(self._stop_daemons)
+        for i in range(self.n_daemons):
+            self.logs.append(self.tmp / f"daemon-{i + 1}.log")
+            with self.logs[-1].open("wb") as log:
+                self.daemons.append(
+                    subprocess.Popen(
+                        [sys.executable, "-m", "daemon", "run"],
+                        cwd=ROOT,
+                        stdout=log,
+                        stderr=log,
+                        env=env,
+                        process_group=0,
+                    )
+                )
+        await self._wait_ready()
+
+    async def _wait_ready(self, timeout: float = 60.0) -> None:
+        """Every daemon heartbeats and listens to the events channel (so the "scheduled" wake-up reaches it)."""
+        deadline = time.monotonic() + timeout
+        channel = self.settings.key(EVENTS_CHANNEL)
+        while True:
+            self.check_daemons()
+            alive = {d.pid for d in await live.daemons(self.settings) if d.alive}
+            subs = dict(await redis_client(self.settings).pubsub_numsub(channel))
+            listening = int(subs.get(channel.encode(), subs.get(channel, 0)))
+            if alive >= {p.pid for p in self.daemons} and listening >= self.n_daemons:
+                return
+            if time.monotonic() > deadline:
+                raise BenchError(f"daemons not ready after {timeout:.0f} s\n{self.daemon_logs()}")
             await asyncio.sleep(0.1)
-        return self
 
-    async def __aexit__(self, *exc: object) -> None:
-        self.daemon.send_signal(signal.SIGTERM)
-        self.daemon.wait(40)
-        self.fake.terminate()
-        self.fake.wait(10)
-        await close_db()
-        await drop_db(self.dbname)
+    def check_daemons(self) -> None:
+        for i, proc in enumerate(self.daemons):
+            if proc.poll() is not None:
+                raise BenchError(f"daemon {i + 1} exited with {proc.returncode}\n{self.daemon_logs()}")
 
-    async def start_now(self, blast_id: int) -> None:
-        from shared.notify import publish
+    def daemon_logs(self, lines: int = 15) -> str:
+        return "\n".join(
+            f"--- daemon {i + 1} log (last lines):\n{tail(p, lines)}" for i, p in enumerate(self.logs)
+        )
 
-        await Blast.filter(id=blast_id).update(status=BlastStatus.SCHEDULED, send_at=utcnow())
+    async def _stop_daemons(self, timeout: float = 40.0) -> None:
+        for proc in self.daemons:
+            if proc.poll() is None:
+                with contextlib.suppress(ProcessLookupError):
+                    proc.send_signal(signal.SIGTERM)
+        deadline = time.monotonic() + timeout
+        while any(p.poll() is None for p in self.daemons) and time.monotonic() < deadline:
+            await asyncio.sleep(0.05)
+        for proc in self.daemons:
+            if proc.poll() is None:
+                print(f"daemon pid {proc.pid} ignored SIGTERM for {timeout:.0f} s: killed", file=sys.stderr)
+                stop_process(proc, signal.SIGKILL)
+
+    async def _forget_redis_keys(self) -> None:
+        r = redis_client(self.settings)
+        keys = [k async for k in r.scan_iter(match=f"{self.prefix}:*", count=1000)]
+        for i in range(0, len(keys), 1000):
+            await r.delete(*keys[i : i + 1000])
+
+    async def start_now(self, blast_id: int) -> datetime:
+        """Schedule the blast for now and wake the daemons; returns the send time written."""
+        send_at = utcnow()
+        await Blast.filter(id=blast_id).update(status=BlastStatus.SCHEDULED, send_at=send_at)
         await publish(self.settings, "scheduled", blast_id=blast_id)
+        return send_at
+
+    async def wait_finished(
+        self,
+        blast_id: int,
+        timeout: float,
+        *,
+        poll_s: float = 0.05,
+        on_poll: Callable[[], None] | None = None,
+    ) -> Blast:
+        """The blast once COMPLETED, FAILED or CANCELLED; BenchError (after printing what was seen) when it
+        pauses, a daemon dies or `timeout` seconds pass."""
+        deadline = time.monotonic() + timeout
+        while True:
+            b = await Blast.get(id=blast_id)
+            if on_poll is not None:
+                on_poll()
+            status = BlastStatus(b.status)
+            if status in FINAL:
+                return b
+            dead = [i + 1 for i, p in enumerate(self.daemons) if p.poll() is not None]
+            problem = None
+            if status == BlastStatus.PAUSED:
+                problem = f"blast {blast_id} PAUSED: {b.last_error}"
+            elif dead:
+                problem = f"daemon {', '.join(map(str, dead))} exited"
+            elif time.monotonic() > deadline:
+                problem = f"blast {blast_id} not finished after {timeout:.0f} s"
+            if problem is not None:
+                seen = await self.describe(b)
+                print(f"{problem}; {seen}\n{self.daemon_logs()}", file=sys.stderr)
+                raise BenchError(f"{problem}; {seen}")
+            await asyncio.sleep(poll_s)
+
+    async def describe(self, b: Blast) -> str:
+        """What the bench can see of a blast: status, buckets, the fake's count, the daemons' exit codes."""
+        try:
+            arrived: object = len(await self.fake_messages())
+        except (aiohttp.ClientError, OSError) as exc:
+            arrived = f"? ({exc})"
+        rcs = ", ".join(f"{p.pid}: {'running' if p.poll() is None else p.returncode}" for p in self.daemons)
+        return (
+            f"status {BlastStatus(b.status).value}, pending {b.n_pending}, sending {b.n_sending}, sent {b.n_sent},"
+            f" failed {b.n_failed}, unknown {b.n_unknown}, last error {b.last_error!r}; arrived at the fake"
+            f" {arrived}; daemons {rcs}"
+        )
+
+    async def fake_messages(self) -> list[dict[str, Any]]:
+        """Every send request the fake received (GET /_fake/messages)."""
+        url = f"http://127.0.0.1:{self.fake_port}/_fake/messages"
+        timeout = aiohttp.ClientTimeout(total=120)
+        async with aiohttp.ClientSession(timeout=timeout) as session, session.get(url) as resp:
+            resp.raise_for_status()
+            body = await resp.json()
+        data: list[dict[str, Any]] = body["data"]
+        return data
 
     async def wait_done(self, blast_id: int, sample_rss: list[float] | None = None) -> tuple[float, float]:
         """(first sent at, finished at) from the database."""
         proc = psutil.Process(self.daemon.pid)
-        while True:
-            b = await Blast.get(id=blast_id)
+
+        def rss() -> None:
             if sample_rss is not None:
                 sample_rss.append(proc.memory_info().rss / 2**20)
-            if BlastStatus(b.status) in (BlastStatus.COMPLETED, BlastStatus.FAILED):
-                break
-            await asyncio.sleep(0.2)
+
+        await self.wait_finished(blast_id, 3600.0, poll_s=0.2, on_poll=rss)
         first = await Recipient.filter(blast_id=blast_id).order_by("sent_at").first()
         last = await Recipient.filter(blast_id=blast_id).order_by("-sent_at").first()
         assert first and last and first.sent_at and last.sent_at
@@ -211,21 +419,21 @@ async def lateness(args: argparse.Namespace) -> None:
         for _ in range(args.blasts):
             bid = await create_blast(1)
             ids.append(bid)
-        from shared.notify import publish
-
         lates = []
         for bid in ids:
             send_at = utcnow() + timedelta(seconds=0.3)
             await Blast.filter(id=bid).update(status=BlastStatus.SCHEDULED, send_at=send_at)
             await publish(h.settings, "scheduled", blast_id=bid)
-            while BlastStatus((await Blast.get(id=bid)).status) != BlastStatus.COMPLETED:
-                await asyncio.sleep(0.01)
+            await h.wait_finished(bid, 60.0, poll_s=0.01)
             r = await Recipient.get(blast_id=bid)
             assert r.sent_at is not None
             lates.append((r.sent_at - send_at).total_seconds())
         lates.sort()
         claim = sorted(await live.lateness(h.settings))
-        p = lambda xs, q: xs[min(len(xs) - 1, int(q * len(xs)))]  # noqa: E731
+
+        def p(xs: list[float], q: float) -> float:
+            return xs[min(len(xs) - 1, int(q * len(xs)))]
+
         print(
             f"lateness over {len(lates)} blasts, send time -> first message accepted (sent_at): "
             f"p50 {p(lates, 0.5) * 1000:.1f} ms, p99 {p(lates, 0.99) * 1000:.1f} ms, max {lates[-1] * 1000:.1f} ms; "
@@ -254,7 +462,7 @@ def main() -> None:
     parser.add_argument("--jitter-ms", type=float, default=20.0)
     parser.add_argument("--blasts", type=int, default=200)
     args = parser.parse_args()
-    asyncio.run({"throughput": throughput, "lateness": lateness, "rss": rss}[args.mode](args))
+    run_async({"throughput": throughput, "lateness": lateness, "rss": rss}[args.mode](args))
 
 
 if __name__ == "__main__":
