@@ -13,6 +13,7 @@ from console.cli.queue import queue_group
 from console.cli.search import search_cmd
 from console.cli.suppression import suppression_group
 from console.cli.template import template_group
+from console.cli.token import token_group
 
 
 @click.group(invoke_without_command=True, context_settings={"help_option_names": ["-h", "--help"]})
@@ -38,6 +39,7 @@ def cli(ctx: click.Context, read_only: bool, with_daemon: bool) -> None:
 
 cli.add_command(blast_group)
 cli.add_command(template_group)
+cli.add_command(token_group)
 cli.add_command(queue_group)
 cli.add_command(suppression_group)
 cli.add_command(search_cmd)

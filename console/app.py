@@ -28,6 +28,7 @@ from console.screens.jobs import JobsScreen
 from console.screens.search import SearchScreen
 from console.screens.suppression import SuppressionScreen
 from console.screens.templates import TemplatesScreen
+from console.screens.tokens import TokensScreen
 from shared.config import Settings
 from shared.services import blasts, health
 
@@ -44,7 +45,8 @@ def _utcnow() -> datetime:
 
 
 class BlastConsole(App[None]):
-    """The console: dashboard, blasts, templates, jobs, suppression list and phone search, each a mode."""
+    """The console: dashboard, blasts, templates, jobs, suppression list, phone search and API tokens, each a
+    mode."""
 
     TITLE = "blast"
     CSS_PATH = [STYLES / "app.tcss"]
@@ -55,6 +57,7 @@ class BlastConsole(App[None]):
         "jobs": JobsScreen,
         "suppression": SuppressionScreen,
         "search": SearchScreen,
+        "tokens": TokensScreen,
     }
     DEFAULT_MODE = "dashboard"
     BINDINGS = [
@@ -97,6 +100,14 @@ class BlastConsole(App[None]):
             show=False,
             tooltip="A phone number across all blasts",
             id="app.search",
+        ),
+        Binding(
+            "7",
+            "switch_mode('tokens')",
+            "API tokens",
+            show=False,
+            tooltip="The HTTP API's tokens",
+            id="app.tokens",
         ),
         Binding(
             "X",
@@ -347,6 +358,7 @@ class BlastConsole(App[None]):
         yield SystemCommand(
             "Search a phone number", "Across all blasts (6)", lambda: self.switch_mode("search")
         )
+        yield SystemCommand("API tokens", "The HTTP API's tokens (7)", lambda: self.switch_mode("tokens"))
         yield SystemCommand(
             "Freeze / unfreeze refresh", "Stop the live updates (z)", self.action_toggle_freeze
         )

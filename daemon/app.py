@@ -203,10 +203,28 @@ async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> 
     try:
         await site.start()
         log.info(
-            "HTTP server on %s:%s (webhook, healthz, metrics)",
+            "HTTP server on %s:%s (webhook, healthz, metrics%s)",
             settings.BLAST_HTTP_HOST,
             settings.BLAST_HTTP_PORT,
+            ", API /api/v1/" if settings.BLAST_API and not settings.api_has_own_listener else "",
         )
+        await stop.wait()
+    finally:
+        await runner.cleanup()
+
+
+async def _run_api(settings: Settings, stop: asyncio.Event) -> None:
+    """The HTTP API on a listener of its own (BLAST_API_PORT)."""
+    from aiohttp import web
+
+    from daemon.http.api import create_api_server
+
+    runner = web.AppRunner(create_api_server(settings), access_log=None)
+    await runner.setup()
+    site = web.TCPSite(runner, settings.api_host, settings.BLAST_API_PORT)
+    try:
+        await site.start()
+        log.info("HTTP API on %s:%s (/api/v1/)", settings.api_host, settings.BLAST_API_PORT)
         await stop.wait()
     finally:
         await runner.cleanup()
@@ -238,7 +256,8 @@ async def serve(
         settings: the deployment.
         provider: a started WhatsApp provider.
         stop: set it to stop taking chunks; in-flight requests finish and their results are written.
-        with_http: run the webhook/health/metrics server (when BLAST_HTTP_PORT is not 0).
+        with_http: run the webhook/health/metrics server (when BLAST_HTTP_PORT is not 0), and the API's own
+            listener (BLAST_API=1 with BLAST_API_PORT).
         with_template_sync: run the periodic template sync.
         readiness: the /healthz milestones to flip (a new one by default).
         on_start: called with the runtime once it exists (tests use it).
@@ -301,6 +320,12 @@ async def serve(
                 tg.create_task(_run_template_sync(settings, provider, rt, stop), name="template-sync")
             if with_http and settings.BLAST_HTTP_PORT:
                 tg.create_task(_run_http(settings, readiness, stop), name="http")
+            if with_http and settings.api_has_own_listener:
+                tg.create_task(_run_api(settings, stop), name="api")
+            elif settings.BLAST_API and not (with_http and settings.BLAST_HTTP_PORT):
+                log.warning(
+                    "BLAST_API=1 but the HTTP server is off (BLAST_HTTP_PORT=0): the API is not served"
+                )
             # Stored webhook events are applied by every daemon (claims keep them apart), also by one without
             # an HTTP server, so events received by another daemon are never stranded; unless this one is
             # told to leave them to another (BLAST_WEBHOOK_APPLIER=false: a busy host's second instance).

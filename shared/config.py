@@ -103,6 +103,16 @@ class Settings(BaseSettings):
     BLAST_HTTP_PORT: int = Field(8080, ge=0, le=65535)
     """Port of that server (0 disables it)."""
 
+    # --- HTTP API --------------------------------------------------------------------------------------
+    BLAST_API: bool = False
+    """Serve the authenticated HTTP API under /api/v1/ (Bearer tokens from `blast-console token create`)."""
+    BLAST_API_HOST: str | None = None
+    """Address of the API's own listener (default: BLAST_HTTP_HOST); needs BLAST_API_PORT."""
+    BLAST_API_PORT: int | None = Field(None, ge=1, le=65535)
+    """Give the API its own listener on this port (unset: the API shares the webhook server)."""
+    BLAST_API_MAX_UPLOAD_MB: int = Field(200, ge=1)
+    """Largest API request body (a recipients CSV upload or a JSON list), MiB (larger ones get 413)."""
+
     # --- webhooks ------------------------------------------------------------------------------------
     BLAST_WEBHOOK_MAX_BODY: int = Field(1024 * 1024, ge=1024)
     """Largest webhook POST body accepted, bytes (larger ones are refused with 413)."""
@@ -185,7 +195,25 @@ class Settings(BaseSettings):
             self._redis_url = self.REDIS_URL
         return self
 
+    @model_validator(mode="after")
+    def _api_listener(self) -> Settings:
+        if self.BLAST_API_HOST is not None and self.BLAST_API_PORT is None:
+            raise ValueError(
+                "BLAST_API_HOST needs BLAST_API_PORT (without both, the API shares BLAST_HTTP_HOST:BLAST_HTTP_PORT)"
+            )
+        return self
+
     # --- derived -------------------------------------------------------------------------------------
+    @property
+    def api_has_own_listener(self) -> bool:
+        """Whether the API listens on BLAST_API_HOST:BLAST_API_PORT instead of beside the webhook."""
+        return self.BLAST_API and self.BLAST_API_PORT is not None
+
+    @property
+    def api_host(self) -> str:
+        """The address the API's own listener binds to."""
+        return self.BLAST_API_HOST or self.BLAST_HTTP_HOST
+
     @property
     def redis_url(self) -> str:
         """The Redis URL to connect to (may contain the password: never print it)."""

@@ -57,3 +57,9 @@ class ProviderError(BlastError):
 
 class ReadOnlyError(BlastError):
     title = "Read-only"
+
+
+class TooLarge(ValidationFailed):
+    """An upload over its size limit (the HTTP API answers 413)."""
+
+    title = "Too large"

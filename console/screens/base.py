@@ -36,6 +36,8 @@ MUTATING_ACTIONS = frozenset(
         "import_suppression",
         "retry_job",
         "create_blast",
+        "create_token",
+        "revoke_token",
     }
 )
 #: Worker group of the periodic refresh; its failures show in the banner, not as notifications.

@@ -1,4 +1,5 @@
-"""Provides the daemon's one aiohttp application: /webhook (Meta), /healthz and /metrics.
+"""Provides the daemon's one aiohttp application: /webhook (Meta), /healthz, /metrics, and with BLAST_API=1 the
+HTTP API under /api/v1/ (unless BLAST_API_PORT gives it a listener of its own: daemon.http.api).
 
 Deployment: Meta only calls HTTPS URLs, so /webhook is published through a TLS reverse proxy (nginx, Caddy …)
 that forwards to BLAST_HTTP_HOST:BLAST_HTTP_PORT; /metrics and /healthz must not be public (keep them off the
@@ -44,6 +45,8 @@ def create_app(
         settings: the daemon's settings (verify token, app secret, body limit, Redis).
         readiness: the start-up milestones the daemon flips; /healthz reads them.
         writer: the durable webhook inbox (default: a new one).
+
+    The webhook's body limit is the application's; the API reads its bodies itself (BLAST_API_MAX_UPLOAD_MB).
     """
     # aiohttp stops reading a body past the limit (also a chunked one); the handler answers it with 413.
     app = web.Application(client_max_size=settings.BLAST_WEBHOOK_MAX_BODY)
@@ -56,6 +59,10 @@ def create_app(
     app.router.add_post("/webhook", _receive)
     app.router.add_get("/healthz", _healthz)
     app.router.add_get("/metrics", _metrics)
+    if settings.BLAST_API and not settings.api_has_own_listener:
+        from daemon.http.api import mount_api  # deferred: a daemon without the API does not import it
+
+        mount_api(app, settings)
     return app
 
 

@@ -1,9 +1,20 @@
 """Provides the tortoise models (the database is the source of truth)."""
 
+from shared.models.api import ApiIdempotency, ApiToken
 from shared.models.audit import AuditLog
 from shared.models.blast import Blast
 from shared.models.recipient import Recipient, Suppression
 from shared.models.template import Template
 from shared.models.webhook import OrphanStatus, WebhookEvent
 
-__all__ = ["AuditLog", "Blast", "OrphanStatus", "Recipient", "Suppression", "Template", "WebhookEvent"]
+__all__ = [
+    "ApiIdempotency",
+    "ApiToken",
+    "AuditLog",
+    "Blast",
+    "OrphanStatus",
+    "Recipient",
+    "Suppression",
+    "Template",
+    "WebhookEvent",
+]

@@ -87,6 +87,7 @@ class RecipientCsv:
         constants: Mapping[str, str] = _NO_CONSTANTS,
         default_region: str | None,
         template_label: str = "the template",
+        display_name: str | None = None,
     ) -> None:
         """Open the file and check its header and that it has data.
 
@@ -96,6 +97,8 @@ class RecipientCsv:
             constants: values for keys that have no column; a column wins over a constant.
             default_region: ISO region for phone numbers without a country code, or None.
             template_label: how errors name the template, e.g. "template order_update".
+            display_name: how errors name the file (default: its path), e.g. "upload customers.csv" for a
+                file the HTTP API spooled to a temporary path that means nothing to its sender.
 
         Raises:
             CsvError: one line: missing file, not a regular file, empty, header only, no phone column,
@@ -103,6 +106,7 @@ class RecipientCsv:
             ValidationFailed: a constant that cannot be sent (e.g. empty).
         """
         self.path = Path(path)
+        self.display_name = display_name or str(self.path)
         self.required_keys = tuple(required_keys)
         self.default_region = default_region
         self.template_label = template_label
@@ -188,17 +192,17 @@ class RecipientCsv:
     # --- opening -----------------------------------------------------------------------------------------
 
     def _open(self) -> BinaryIO:
-        path = self.path
+        path, shown = self.path, self.display_name
         try:
             if not path.exists():
-                raise CsvError(f"recipients file {path} does not exist")
+                raise CsvError(f"recipients file {shown} does not exist")
             if not path.is_file():
-                raise CsvError(f"recipients file {path} is not a regular file")
+                raise CsvError(f"recipients file {shown} is not a regular file")
             return path.open("rb")
         except PermissionError:
-            raise CsvError(f"cannot read recipients file {path}: permission denied") from None
+            raise CsvError(f"cannot read recipients file {shown}: permission denied") from None
         except OSError as exc:
-            raise CsvError(f"cannot read recipients file {path}: {exc.strerror or exc}") from None
+            raise CsvError(f"cannot read recipients file {shown}: {exc.strerror or exc}") from None
 
     def _read_header(self, raw: BinaryIO) -> tuple[int, str]:
         """Read up to the first non-blank line; returns how many lines that took and the line."""
@@ -270,7 +274,7 @@ class RecipientCsv:
         return False
 
     def _error(self, what: str) -> CsvError:
-        return CsvError(f"recipients file {self.path} {what}")
+        return CsvError(f"recipients file {self.display_name} {what}")
 
     def _decode_error(self, exc: UnicodeDecodeError, line_no: int) -> CsvError:
         data = exc.object if isinstance(exc.object, bytes) else b""

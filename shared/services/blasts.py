@@ -5,12 +5,15 @@ retry, reschedule. Each is a validated transition recorded in the audit log with
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import getpass
 import hashlib
 import json
 import logging
+import os
 import socket
-from collections.abc import Iterator, Mapping, Sequence
+import tempfile
+from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -23,7 +26,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from shared.config import Settings
-from shared.errors import CsvError, InvalidTransition, NotFound, ValidationFailed
+from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, ValidationFailed
 from shared.models import AuditLog, Blast, Recipient, Template
 from shared.notify import publish
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
@@ -78,6 +81,8 @@ class CreateResult:
     rejected: list[Rejected]
     rejected_total: int
     existing: bool = False
+    #: Rows rejected because their number came earlier in the file (counted in rejected_total too).
+    duplicates: int = 0
 
 
 @dataclass(frozen=True, slots=True)
@@ -160,9 +165,15 @@ async def list_blasts(
     limit: int = 500,
     offset: int = 0,
     order: str = "-id",
+    before_id: int | None = None,
 ) -> list[BlastSummary]:
-    """Blasts, newest first by default; filtered by status and by text in the name or template name."""
+    """Blasts, newest first by default; filtered by status and by text in the name or template name.
+
+    `before_id` pages newest-first by keyset (ids below it), which costs the same at any depth.
+    """
     query = Blast.all().select_related("template")
+    if before_id is not None:
+        query = query.filter(id__lt=before_id)
     if statuses:
         query = query.filter(status__in=list(statuses))
     if text:
@@ -230,10 +241,12 @@ class _Bloom:
 class _ImportStats:
     accepted: int = 0
     rejected_total: int = 0
+    duplicates: int = 0
     rejected: list[Rejected] = field(default_factory=list)
 
-    def reject(self, row: int, value: str, reason: str) -> None:
+    def reject(self, row: int, value: str, reason: str, *, duplicate: bool = False) -> None:
         self.rejected_total += 1
+        self.duplicates += duplicate
         if len(self.rejected) < MAX_REJECTED_LISTED:
             self.rejected.append(Rejected(row=row, value=value, reason=reason))
 
@@ -266,7 +279,9 @@ async def _import_rows(
                 stats.reject(item.row, item.value, item.reason)
                 continue
             if item.phone in batch:
-                stats.reject(item.row, item.phone, f"duplicate of row {batch[item.phone].row}")
+                stats.reject(
+                    item.row, item.phone, f"duplicate of row {batch[item.phone].row}", duplicate=True
+                )
                 continue
             if bloom.add_check(item.phone):
                 maybe_dupes.append(item)
@@ -282,7 +297,7 @@ async def _import_rows(
             for item in maybe_dupes:
                 first = earlier.get(item.phone) or (batch[item.phone].row if item.phone in batch else None)
                 if first is not None:
-                    stats.reject(item.row, item.phone, f"duplicate of row {first}")
+                    stats.reject(item.row, item.phone, f"duplicate of row {first}", duplicate=True)
                 else:
                     batch[item.phone] = item
         if batch:
@@ -318,7 +333,11 @@ async def _insert_recipients(blast_id: int, rows: Sequence[AcceptedRow], tx: Bas
 
 
 def _open_csv(
-    path: str | Path, template: Template, constants: Mapping[str, str], settings: Settings
+    path: str | Path,
+    template: Template,
+    constants: Mapping[str, str],
+    settings: Settings,
+    display_name: str | None = None,
 ) -> RecipientCsv:
     keys = param_keys(template.components or [], template.parameter_format)
     if keys.unsupported:
@@ -332,6 +351,7 @@ def _open_csv(
         constants=constants,
         default_region=settings.BLAST_DEFAULT_REGION,
         template_label=f"template {template.name} ({template.language})",
+        display_name=display_name,
     )
 
 
@@ -388,10 +408,12 @@ async def create_blast(
     constants: Mapping[str, str] | None = None,
     draft: bool = False,
     actor: str | None = None,
+    recipients_name: str | None = None,
 ) -> CreateResult:
     """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
+    `recipients_name` is how messages name the file (default: its path).
 
     Raises:
         ValidationFailed: bad name, template, times.
@@ -409,7 +431,8 @@ async def create_blast(
             return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
     tmpl = await _approved_template(template, language)
     when, until = _parse_times(send_at, valid_until, settings)
-    csv = _open_csv(recipients, tmpl, constants or {}, settings)
+    shown = recipients_name or str(recipients)
+    csv = _open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
     status = B.DRAFT if draft else B.SCHEDULED
     try:
         async with in_transaction() as tx:
@@ -427,7 +450,7 @@ async def create_blast(
             stats = await _import_rows(blast.id, csv, _estimate_rows(recipients), tx)
             if stats.accepted == 0:
                 raise CsvError(
-                    f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected"
+                    f"no usable recipients in {shown}: all {stats.rejected_total} rows were rejected"
                     + (
                         f" (row {stats.rejected[0].row}: {stats.rejected[0].reason})"
                         if stats.rejected
@@ -469,7 +492,52 @@ async def create_blast(
     )
     if status == B.SCHEDULED:
         await publish(settings, "scheduled", blast_id=blast.id)
-    return CreateResult(blast.id, status, stats.accepted, stats.rejected, stats.rejected_total)
+    return CreateResult(
+        blast.id, status, stats.accepted, stats.rejected, stats.rejected_total, duplicates=stats.duplicates
+    )
+
+
+#: Bytes gathered before each write of a spooled upload (one thread hop per write, not per network chunk).
+SPOOL_WRITE_BYTES = 1 << 20
+
+
+async def spool_to_file(chunks: AsyncIterable[bytes], *, max_bytes: int, what: str = "upload") -> Path:
+    """Write a stream of bytes to a new temporary file (in TMPDIR) and return its path; memory stays flat.
+
+    This is how a recipients CSV that arrives as a stream (an HTTP upload) reaches `create_blast`: the reader
+    checks the header before it streams the rows, so it reads the start twice, and the same reader then
+    imports it exactly as a file of the CLI (give `recipients_name` so that messages name the upload, not the
+    temporary path). The caller deletes the file. Nothing is kept when the stream fails or passes `max_bytes`.
+
+    Raises:
+        TooLarge: the stream passed `max_bytes` (the file is deleted).
+    """
+    fd, name = tempfile.mkstemp(prefix="blast-upload-", suffix=".csv")
+    path = Path(name)
+    try:
+        with os.fdopen(fd, "wb") as out:
+            size = 0
+            buffer: list[bytes] = []
+            buffered = 0
+            async for chunk in chunks:
+                size += len(chunk)
+                if size > max_bytes:
+                    raise TooLarge(
+                        f"{what} is larger than {max_bytes // (1 << 20)} MiB (BLAST_API_MAX_UPLOAD_MB); "
+                        "split the recipients into several blasts"
+                    )
+                buffer.append(chunk)
+                buffered += len(chunk)
+                if buffered >= SPOOL_WRITE_BYTES:
+                    await asyncio.to_thread(out.write, b"".join(buffer))
+                    buffer, buffered = [], 0
+            if buffer:
+                await asyncio.to_thread(out.write, b"".join(buffer))
+    except BaseException:
+        with contextlib.suppress(OSError):
+            os.unlink(name)
+        raise
+    return path
 
 
 async def edit_blast(
