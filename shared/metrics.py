@@ -74,3 +74,11 @@ BLASTS_PAUSED_BY_ERROR = Counter(
     "Blasts paused by an error every other recipient would hit too.",
     registry=REGISTRY,
 )
+#: Incremented by the webhook applier once per message that became a billable delivery (pricing type regular),
+#: by the category Meta applied and the market of the number in today's rate card ("unknown" without one).
+BILLABLE_MESSAGES = Counter(
+    "blast_billable_messages",
+    "Billable deliveries reported by Meta, by pricing category and market.",
+    ["category", "market"],
+    registry=REGISTRY,
+)

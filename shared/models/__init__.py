@@ -3,6 +3,7 @@
 from shared.models.api import ApiIdempotency, ApiToken
 from shared.models.audit import AuditLog
 from shared.models.blast import Blast
+from shared.models.pricing import PriceCard
 from shared.models.recipient import Recipient, Suppression
 from shared.models.template import Template
 from shared.models.webhook import OrphanStatus, WebhookEvent
@@ -13,6 +14,7 @@ __all__ = [
     "AuditLog",
     "Blast",
     "OrphanStatus",
+    "PriceCard",
     "Recipient",
     "Suppression",
     "Template",

@@ -38,6 +38,12 @@ class Recipient(Model):
     delivered_at = fields.DatetimeField(null=True)
     read_at = fields.DatetimeField(null=True)
     failed_at = fields.DatetimeField(null=True)
+    #: The `pricing` of Meta's status webhooks (category, type, model, billable).
+    #: category: marketing, utility, authentication …; type: regular | free_customer_service | free_entry_point.
+    pricing_category = fields.CharField(max_length=32, null=True)
+    pricing_type = fields.CharField(max_length=32, null=True)
+    pricing_model = fields.CharField(max_length=8, null=True)
+    billable = fields.BooleanField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -39,6 +39,11 @@ class OrphanStatus(Model):
     phone = fields.CharField(max_length=20, null=True)
     error_code = fields.IntField(null=True)
     error_text = fields.TextField(null=True)
+    #: The status's `pricing` (see Recipient), kept until the status is applied.
+    pricing_category = fields.CharField(max_length=32, null=True)
+    pricing_type = fields.CharField(max_length=32, null=True)
+    pricing_model = fields.CharField(max_length=8, null=True)
+    billable = fields.BooleanField(null=True)
     received_at = fields.DatetimeField()
     next_try_at = fields.DatetimeField()
     expires_at = fields.DatetimeField()

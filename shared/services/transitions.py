@@ -290,6 +290,30 @@ _DELIVERY_STATUS = {
 
 
 @dataclass(frozen=True, slots=True)
+class Pricing:
+    """The `pricing` object of a status webhook: what Meta charges (or not) for the message."""
+
+    category: str | None  # marketing | utility | authentication | authentication_international | service …
+    type: str | None  # regular | free_customer_service | free_entry_point
+    model: str | None  # PMP (per message, since July 2025) | CBP (per conversation, before)
+    #: Charged: type "regular" (or, without a type, Meta's deprecated `billable` flag).
+    billable: bool | None
+
+
+#: Recipient columns of a Pricing, in the order of its fields.
+PRICING_COLUMNS = ("pricing_category", "pricing_type", "pricing_model", "billable")
+
+
+def pricing_values(p: Pricing) -> dict[str, Any]:
+    """A Pricing as recipient column values (None where Meta said nothing, so a stored value is kept)."""
+    return {
+        k: v
+        for k, v in zip(PRICING_COLUMNS, (p.category, p.type, p.model, p.billable), strict=True)
+        if v is not None
+    }
+
+
+@dataclass(frozen=True, slots=True)
 class DeliveryUpdate:
     """One status event from Meta for one message."""
 
@@ -300,6 +324,7 @@ class DeliveryUpdate:
     error_code: int | None = None
     error_text: str | None = None
     attempt: int | None = None  # from biz_opaque_callback_data ("try="): which send attempt of the recipient
+    pricing: Pricing | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -312,6 +337,9 @@ class DeliveryResult:
     failures_by_blast: dict[int, int]
     #: blast id -> error code (None if Meta gave none) -> failures applied (tells opt-outs from real failures)
     failure_codes: dict[int, dict[int | None, int]] = field(default_factory=dict)
+    #: (pricing category, phone) of each message that became a billable delivery in this batch (counted once per
+    #: recipient: delivered or read, with a billable pricing, stored now or before).
+    billable: list[tuple[str, str]] = field(default_factory=list)
 
 
 def delivery_target(current: RecipientStatus, event: str) -> RecipientStatus | None:
@@ -347,7 +375,7 @@ async def apply_delivery_updates(
         return await _apply_delivery_updates(updates, tx)
 
 
-_ROW_FIELDS = ("id", "blast_id", "status", "wamid", "attempts")
+_ROW_FIELDS = ("id", "blast_id", "status", "wamid", "attempts", "phone", "pricing_category", "billable")
 
 
 async def _delivery_rows(tx: BaseDBAsyncClient, column: str, keys: Sequence[Any]) -> list[dict[str, Any]]:
@@ -358,8 +386,7 @@ async def _delivery_rows(tx: BaseDBAsyncClient, column: str, keys: Sequence[Any]
         return []
     if tx.capabilities.dialect == "postgres":
         sql = (
-            f"SELECT id, blast_id, status, wamid, attempts FROM recipient WHERE {column} = ANY($1) "
-            "ORDER BY id FOR UPDATE"
+            f"SELECT {', '.join(_ROW_FIELDS)} FROM recipient WHERE {column} = ANY($1) ORDER BY id FOR UPDATE"
         )
         _, rows = await tx.execute_query(sql, [list(keys)])
         return [dict(r) for r in rows]
@@ -421,6 +448,9 @@ class _Plan:
     blast_id: int
     source: RecipientStatus
     values: dict[str, Any]
+    row: dict[
+        str, Any
+    ]  # as stored (status, pricing_category, billable …), for what the plan newly makes billable
 
 
 async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBAsyncClient) -> DeliveryResult:
@@ -459,6 +489,11 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
         target = delivery_target(current, u.status)
         if target is None and proven and current == R.PENDING:
             target = _DELIVERY_STATUS.get(u.status)  # re-queued, but an earlier attempt went out: not again
+        if target is None and u.pricing is not None and row["pricing_category"] is None:
+            # A repeated or overtaken status (delivered after read) still brings the pricing the applied one
+            # lacked: stored without a status change (a plan from the current status to itself).
+            _plan_for(plans, row, current).values.update(status=current, **pricing_values(u.pricing))
+            row["pricing_category"] = u.pricing.category
         if target is None:
             if u.status == "failed" and current in (R.DELIVERED, R.READ):
                 failed_late += 1
@@ -485,10 +520,10 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
             values.update(lease_owner=None, lease_expires_at=None)
         elif current == R.PENDING:
             values.update(lease_owner=None, lease_expires_at=None, next_attempt_at=None)
-        plan = plans.get(row["id"])
-        if plan is None:
-            plan = plans[row["id"]] = _Plan(row["blast_id"], current, {})
-        plan.values.update(values)
+        if u.pricing is not None:
+            values.update(pricing_values(u.pricing))
+            row["pricing_category"] = u.pricing.category or row["pricing_category"]
+        _plan_for(plans, row, current).values.update(values)
         applied += 1
         row["status"] = target.value
         row["wamid"] = u.wamid
@@ -497,9 +532,13 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
             failures[row["blast_id"]] += 1
             codes[row["blast_id"]][u.error_code] += 1
     # … then write them, each row conditional on the stored status it was planned from.
+    billable: list[tuple[str, str]] = []
     for plan in plans.values():
         deltas[plan.blast_id][plan.source] -= 1
         deltas[plan.blast_id][RecipientStatus(plan.values["status"])] += 1
+        if _newly_billable(plan):
+            category = plan.values.get("pricing_category") or plan.row["stored_category"]
+            billable.append((str(category or "unknown"), str(plan.row["phone"])))
     write = _write_plans_pg if tx.capabilities.dialect == "postgres" else _write_plans_grouped
     written = await write(plans, utcnow(), tx)
     if written != len(plans):
@@ -510,12 +549,41 @@ async def _apply_delivery_updates(updates: Sequence[DeliveryUpdate], tx: BaseDBA
         )
     await apply_counter_deltas(deltas, tx)
     return DeliveryResult(
-        applied, ignored, unmatched, failed_late, dict(failures), {b: dict(c) for b, c in codes.items()}
+        applied,
+        ignored,
+        unmatched,
+        failed_late,
+        dict(failures),
+        {b: dict(c) for b, c in codes.items()},
+        billable,
     )
 
 
+_DELIVERED = frozenset((R.DELIVERED, R.READ))
+
+
+def _plan_for(plans: dict[int, _Plan], row: dict[str, Any], current: RecipientStatus) -> _Plan:
+    plan = plans.get(row["id"])
+    if plan is None:
+        stored = {
+            "status": current,
+            "phone": row["phone"],
+            "stored_category": row["pricing_category"],
+            "stored_billable": row["billable"],
+        }
+        plan = plans[row["id"]] = _Plan(row["blast_id"], current, {}, stored)
+    return plan
+
+
+def _newly_billable(plan: _Plan) -> bool:
+    """Whether the plan makes its row a billable delivery it was not before (so each one is counted once)."""
+    was = plan.row["status"] in _DELIVERED and bool(plan.row["stored_billable"])
+    billable = plan.values.get("billable", plan.row["stored_billable"])
+    return not was and RecipientStatus(plan.values["status"]) in _DELIVERED and bool(billable)
+
+
 #: Columns a delivery plan sets to a value (never to NULL): kept as they are where the plan leaves them out.
-_PLAN_VALUE_COLUMNS = ("wamid", "sent_at", "delivered_at", "read_at", "failed_at")
+_PLAN_VALUE_COLUMNS = ("wamid", "sent_at", "delivered_at", "read_at", "failed_at", *PRICING_COLUMNS)
 _PLAN_KEYS = frozenset(
     (
         "status",
@@ -535,16 +603,21 @@ UPDATE recipient AS r SET
     delivered_at = COALESCE(v.delivered_at, r.delivered_at),
     read_at = COALESCE(v.read_at, r.read_at),
     failed_at = COALESCE(v.failed_at, r.failed_at),
+    pricing_category = COALESCE(v.pricing_category, r.pricing_category),
+    pricing_type = COALESCE(v.pricing_type, r.pricing_type),
+    pricing_model = COALESCE(v.pricing_model, r.pricing_model),
+    billable = COALESCE(v.billable, r.billable),
     error_code = CASE WHEN v.set_error THEN v.error_code ELSE r.error_code END,
     error_text = CASE WHEN v.set_error THEN v.error_text ELSE r.error_text END,
     lease_owner = CASE WHEN v.clear_lease THEN NULL ELSE r.lease_owner END,
     lease_expires_at = CASE WHEN v.clear_lease THEN NULL ELSE r.lease_expires_at END,
     next_attempt_at = CASE WHEN v.clear_retry THEN NULL ELSE r.next_attempt_at END,
-    updated_at = $14
+    updated_at = $18
 FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::timestamptz[], $6::timestamptz[],
-            $7::timestamptz[], $8::timestamptz[], $9::bool[], $10::int[], $11::text[], $12::bool[], $13::bool[])
-    AS v(id, source, status, wamid, sent_at, delivered_at, read_at, failed_at, set_error, error_code, error_text,
-         clear_lease, clear_retry)
+            $7::timestamptz[], $8::timestamptz[], $9::text[], $10::text[], $11::text[], $12::bool[],
+            $13::bool[], $14::int[], $15::text[], $16::bool[], $17::bool[])
+    AS v(id, source, status, wamid, sent_at, delivered_at, read_at, failed_at, pricing_category, pricing_type,
+         pricing_model, billable, set_error, error_code, error_text, clear_lease, clear_retry)
 WHERE r.id = v.id AND r.status = v.source
 """
 
@@ -568,7 +641,7 @@ async def _write_plans_pg(plans: Mapping[int, _Plan], now: datetime, tx: BaseDBA
     whatever mix of statuses and timestamps the batch holds. Returns the rows written.
     """
     ids = sorted(plans)
-    columns: list[list[Any]] = [[] for _ in range(13)]
+    columns: list[list[Any]] = [[] for _ in range(17)]
     for rid in ids:
         plan = plans[rid]
         values = plan.values

@@ -42,8 +42,8 @@ from shared.models import OrphanStatus, Recipient, Template, WebhookEvent
 from shared.notify import publish
 from shared.outage import OutageLog, is_outage
 from shared.parsing.phones import mask_phone
-from shared.services import failure_rate, suppression, template_sync, transitions
-from shared.services.transitions import DeliveryUpdate, utcnow
+from shared.services import failure_rate, pricing, suppression, template_sync, transitions
+from shared.services.transitions import DeliveryUpdate, Pricing, utcnow
 from shared.status import BlastStatus
 from shared.whatsapp.errors import classify_webhook_error, rule_for
 
@@ -335,8 +335,28 @@ def _parse_status(item: Any) -> StatusItem | None:
         attempt=ref.attempt if ref is not None else None,
         error_code=code,
         error_text=text,
+        pricing=parse_pricing(item.get("pricing")),
     )
     return StatusItem(update, suppression.wa_id_to_phone(str(item.get("recipient_id") or "")), opted_out)
+
+
+def parse_pricing(value: Any) -> Pricing | None:
+    """A status's `pricing` object; None when it has none. Billable means charged: type "regular" (or, without
+    a type, Meta's deprecated `billable` flag).
+    """
+    if not isinstance(value, dict):
+        return None
+
+    def word(key: str, limit: int) -> str | None:
+        text = _str(value.get(key), limit)
+        return text.strip().lower() or None if text is not None else None
+
+    category, kind, model = word("category", 32), word("type", 32), word("pricing_model", 8)
+    flag = value.get("billable")
+    billable = kind == "regular" if kind is not None else flag if isinstance(flag, bool) else None
+    if category is None and kind is None and model is None and billable is None:
+        return None
+    return Pricing(category, kind, model.upper() if model else None, billable)
 
 
 def _parse_preferences(value: dict[str, Any], out: Parsed) -> None:
@@ -605,6 +625,8 @@ class ApplyReport:
     failed_events: int = 0
     failures_by_blast: dict[int, int] = field(default_factory=dict)
     paused_blasts: list[int] = field(default_factory=list)
+    #: (pricing category, phone) of the billable deliveries applied (for blast_billable_messages_total).
+    billable: list[tuple[str, str]] = field(default_factory=list)
 
 
 @dataclass(frozen=True, slots=True)
@@ -644,6 +666,7 @@ async def _apply_statuses(
     report.statuses += len(items)
     report.applied += result.applied
     report.ignored += result.ignored
+    report.billable.extend(result.billable)
     for blast_id, n in _counted_failures(result).items():
         report.failures_by_blast[blast_id] = report.failures_by_blast.get(blast_id, 0) + n
     opted = [i for i in items if i.opted_out]
@@ -693,6 +716,7 @@ async def _park_orphans(
                 phone=phones.get(u.wamid),
                 error_code=u.error_code,
                 error_text=u.error_text,
+                **(transitions.pricing_values(u.pricing) if u.pricing is not None else {}),
                 received_at=now,
                 next_try_at=now + timedelta(seconds=1),
                 expires_at=now + timedelta(seconds=retention_s),
@@ -884,6 +908,7 @@ def _merge(total: ApplyReport, report: ApplyReport) -> None:
     for b, n in report.failures_by_blast.items():
         total.failures_by_blast[b] = total.failures_by_blast.get(b, 0) + n
     total.paused_blasts.extend(report.paused_blasts)
+    total.billable.extend(report.billable)
 
 
 async def _after_commit(
@@ -897,6 +922,11 @@ async def _after_commit(
     """
     if report.orphaned:
         metrics.WEBHOOK_ORPHANS.labels("unmatched").inc(report.orphaned)
+    if report.billable:
+        try:
+            await pricing.count_billable(report.billable)
+        except Exception as exc:
+            log.warning("billable messages not counted in the metrics: %s", _reason(exc))
     if report.failures_by_blast:
         metrics.MESSAGES.labels("failed_webhook").inc(sum(report.failures_by_blast.values()))
     if report.failures_by_blast:
@@ -914,6 +944,11 @@ async def _after_commit(
             await apply_quality_event(value)
         except Exception as exc:
             log.warning("template quality event not applied: %s", _reason(exc))
+
+
+def _stored_pricing(o: OrphanStatus) -> Pricing | None:
+    values = (o.pricing_category, o.pricing_type, o.pricing_model, o.billable)
+    return None if all(v is None for v in values) else Pricing(*values)
 
 
 async def retry_orphans(settings: Settings, *, limit: int = ORPHAN_BATCH) -> ApplyReport:
@@ -940,6 +975,7 @@ async def retry_orphans(settings: Settings, *, limit: int = ORPHAN_BATCH) -> App
                         recipient_id=o.recipient_id,
                         error_code=o.error_code,
                         error_text=o.error_text,
+                        pricing=_stored_pricing(o),
                     ),
                     o.phone,
                     opted_out=o.error_code is not None and rule_for(o.error_code, None).opted_out,

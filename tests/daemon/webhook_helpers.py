@@ -48,7 +48,7 @@ class WebhookEnv:
 async def truncate_webhook_tables() -> None:
     if USE_POSTGRES:
         await connections.get("default").execute_script(
-            "TRUNCATE webhook_event, orphan_status, audit_log, recipient, blast, template, suppression "
+            "TRUNCATE webhook_event, orphan_status, audit_log, recipient, blast, template, suppression, price_card "
             "RESTART IDENTITY CASCADE"
         )
 
@@ -127,8 +127,11 @@ def status_payload(
     recipient: str = "6281234567890",
     callback: str | None = None,
     error_code: int | None = None,
+    pricing: dict[str, Any] | None = None,
 ) -> dict[str, Any]:
     item: dict[str, Any] = {"id": wamid, "status": status, "timestamp": str(ts), "recipient_id": recipient}
+    if pricing is not None:
+        item["pricing"] = pricing
     if callback is not None:
         item["biz_opaque_callback_data"] = callback
     if error_code is not None:
