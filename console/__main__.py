@@ -9,6 +9,7 @@ import click
 from console.cli.blast import blast_group
 from console.cli.common import CliState
 from console.cli.ops import resume_all_cmd, stop_all_cmd
+from console.cli.pricing import pricing_group
 from console.cli.queue import queue_group
 from console.cli.search import search_cmd
 from console.cli.suppression import suppression_group
@@ -42,6 +43,7 @@ cli.add_command(template_group)
 cli.add_command(token_group)
 cli.add_command(queue_group)
 cli.add_command(suppression_group)
+cli.add_command(pricing_group)
 cli.add_command(search_cmd)
 cli.add_command(stop_all_cmd)
 cli.add_command(resume_all_cmd)

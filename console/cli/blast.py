@@ -8,7 +8,7 @@ import click
 
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
-from shared.services import blasts
+from shared.services import blasts, pricing
 from shared.status import BlastStatus
 
 COUNT_KEYS = ("pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown")
@@ -24,18 +24,24 @@ def _parse_consts(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _create_json(result: blasts.CreateResult) -> dict[str, Any]:
+def _create_json(result: blasts.CreateResult, estimate: pricing.Cost) -> dict[str, Any]:
     return {
         "id": result.id,
         "status": result.status.value,
         "recipients": result.recipients,
         "rejected": [{"row": r.row, "value": r.value, "reason": r.reason} for r in result.rejected],
+        "cost": {"estimate": estimate.to_json()},
     }
 
 
-def _print_create(result: blasts.CreateResult, verb: str) -> None:
+async def _with_estimate(result: blasts.CreateResult) -> tuple[blasts.CreateResult, pricing.Cost]:
+    return result, await pricing.estimate_blast(result.id)
+
+
+def _print_create(done: tuple[blasts.CreateResult, pricing.Cost], verb: str) -> None:
+    result, estimate = done
     if state().json:
-        emit_json(_create_json(result))
+        emit_json(_create_json(result, estimate))
         return
     if result.existing:
         click.echo(
@@ -50,6 +56,8 @@ def _print_create(result: blasts.CreateResult, verb: str) -> None:
         click.echo(f"  row {r.row}: {r.value!r}: {r.reason}")
     if result.rejected_total > 20:
         click.echo(f"  … and {result.rejected_total - 20} more (use --json for all)")
+    for line in pricing.summary_lines(estimate):
+        click.echo(line)
 
 
 @click.group("blast")
@@ -87,8 +95,8 @@ def create_cmd(
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
 
-    async def work(settings: Settings) -> blasts.CreateResult:
-        return await blasts.create_blast(
+    async def work(settings: Settings) -> tuple[blasts.CreateResult, pricing.Cost]:
+        created = await blasts.create_blast(
             settings=settings,
             name=name,
             template=template,
@@ -100,6 +108,7 @@ def create_cmd(
             constants=constants,
             draft=draft,
         )
+        return await _with_estimate(created)
 
     _print_create(run(work, mutating=True), "created")
 
@@ -154,7 +163,7 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
     )
 
 
-def _detail_json(d: blasts.BlastDetail) -> dict[str, Any]:
+def _detail_json(d: blasts.BlastDetail, cost: pricing.BlastCost) -> dict[str, Any]:
     return {
         "id": d.id,
         "name": d.name,
@@ -167,20 +176,21 @@ def _detail_json(d: blasts.BlastDetail) -> dict[str, Any]:
         "finished_at": d.finished_at,
         "error": d.error,
         "counts": {k: d.counts[k] for k in COUNT_KEYS},
+        "cost": {"estimate": cost.estimate.to_json(), "actual": cost.actual.to_json()},
     }
 
 
 @blast_group.command("show")
 @click.argument("blast_id", type=int)
 def show_cmd(blast_id: int) -> None:
-    """Show one blast and its counts per status."""
+    """Show one blast, its counts per status, and its cost (estimate and actual)."""
 
-    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings]:
-        return await blasts.show_blast(blast_id), settings
+    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings, pricing.BlastCost]:
+        return await blasts.show_blast(blast_id), settings, await pricing.blast_cost(blast_id)
 
-    d, settings = run(work)
+    d, settings, cost = run(work)
     if state().json:
-        emit_json(_detail_json(d))
+        emit_json(_detail_json(d, cost))
         return
     click.echo(f"blast {d.id}: {d.name}")
     click.echo(f"  template   {d.template} ({d.language})")
@@ -193,6 +203,8 @@ def show_cmd(blast_id: int) -> None:
     click.echo(f"  total      {d.total}")
     for key in COUNT_KEYS:
         click.echo(f"    {key:<10} {d.counts[key]}")
+    for line in [*pricing.summary_lines(cost.estimate), *pricing.summary_lines(cost.actual)]:
+        click.echo(f"  {line}")
 
 
 @blast_group.command("edit")
@@ -214,8 +226,8 @@ def edit_cmd(
 ) -> None:
     """Edit a DRAFT or SCHEDULED blast."""
 
-    async def work(settings: Settings) -> blasts.CreateResult:
-        return await blasts.edit_blast(
+    async def work(settings: Settings) -> tuple[blasts.CreateResult, pricing.Cost]:
+        edited = await blasts.edit_blast(
             blast_id,
             settings=settings,
             name=name,
@@ -225,6 +237,7 @@ def edit_cmd(
             send_at=send_at,
             valid_until=valid_until,
         )
+        return await _with_estimate(edited)
 
     _print_create(run(work, mutating=True), "updated")
 

@@ -40,6 +40,10 @@ class RecipientRow:
     delivered_at: datetime | None
     read_at: datetime | None
     failed_at: datetime | None
+    #: Meta's pricing of the message (status webhooks): category, type, and whether it is billable.
+    pricing_category: str | None = None
+    pricing_type: str | None = None
+    billable: bool | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -89,6 +93,9 @@ EXPORT_FIELDS = (
     "delivered_at",
     "read_at",
     "failed_at",
+    "pricing_category",
+    "pricing_type",
+    "billable",
 )
 _ROW_FIELDS = ("id", *EXPORT_FIELDS)
 
@@ -102,12 +109,30 @@ def export_values(r: RecipientRow) -> list[object]:
             value = value.value
         elif isinstance(value, datetime):
             value = value.isoformat()
+        elif isinstance(value, bool):
+            value = "true" if value else "false"
         out.append("" if value is None else value)
     return out
 
 
 def _row(values: Sequence[Any]) -> RecipientRow:
-    (rid, row, phone, status, attempts, wamid, code, text, sent, delivered, read, failed) = values
+    (
+        rid,
+        row,
+        phone,
+        status,
+        attempts,
+        wamid,
+        code,
+        text,
+        sent,
+        delivered,
+        read,
+        failed,
+        category,
+        kind,
+        billable,
+    ) = values
     return RecipientRow(
         id=int(rid),
         row=int(row),
@@ -121,6 +146,9 @@ def _row(values: Sequence[Any]) -> RecipientRow:
         delivered_at=delivered,
         read_at=read,
         failed_at=failed,
+        pricing_category=category,
+        pricing_type=kind,
+        billable=None if billable is None else bool(billable),
     )
 
 

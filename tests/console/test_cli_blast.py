@@ -39,7 +39,7 @@ def test_create_list_show_shapes(
     r = run_cli(capsys, "--json", *create_args(csv_file, name="Promo", send_at="+1h"))
     assert r.code == 0, r.err
     created = r.json()
-    assert set(created) == {"id", "status", "recipients", "rejected"}
+    assert set(created) == {"id", "status", "recipients", "rejected", "cost"}
     assert created["status"] == "SCHEDULED" and created["recipients"] == 2
     assert created["rejected"] == [{"row": 2, "value": "bad", "reason": created["rejected"][0]["reason"]}]
 
@@ -63,6 +63,7 @@ def test_create_list_show_shapes(
         "finished_at",
         "error",
         "counts",
+        "cost",
     }
     assert shown["counts"]["pending"] == 2 and sum(shown["counts"].values()) == 2
     assert shown["send_at"].endswith("+00:00")
