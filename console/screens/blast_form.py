@@ -19,7 +19,8 @@ from console.widgets.footer import ConsoleFooter
 from console.widgets.template_select import TemplateSelect
 from shared.config import Settings
 from shared.errors import BlastError
-from shared.services import blasts, messaging, preview, templates
+from shared.services import blasts, messaging, preview, pricing, templates
+from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
 
 
@@ -31,9 +32,12 @@ async def read_preview(settings: Settings, template: str, language: str, path: s
     try:
         result = await preview.preview_csv(settings=settings, template=template, language=language, path=path)
         estimate = await messaging.estimate(settings, result.accepted)
+        cost = await pricing.estimate_numbers(
+            category=result.category, numbers=result.prefixes, on=utcnow().date()
+        )
     except BlastError as exc:
         return PreviewReady(None, None, exc.message)
-    return PreviewReady(result, estimate, None)
+    return PreviewReady(result, estimate, None, cost)
 
 
 class BlastFormScreen(BaseScreen):
@@ -49,6 +53,7 @@ class BlastFormScreen(BaseScreen):
         super().__init__()
         self.preview: preview.CsvPreview | None = None
         self.estimate: messaging.SendEstimate | None = None
+        self.cost: pricing.Cost | None = None
 
     def compose(self) -> ComposeResult:
         zone = self.console.settings.BLAST_TIMEZONE
@@ -106,7 +111,7 @@ class BlastFormScreen(BaseScreen):
         self.post_message(await read_preview(self.console.settings, template, language, path))
 
     def on_preview_ready(self, m: PreviewReady) -> None:
-        self.preview, self.estimate = m.preview, m.estimate
+        self.preview, self.estimate, self.cost = m.preview, m.estimate, m.cost
         self.query_one(CsvPreviewBox).show_result(m)
 
     def on_button_pressed(self, event: Button.Pressed) -> None:
@@ -132,6 +137,7 @@ class BlastFormScreen(BaseScreen):
         count = f"{self.preview.accepted:,} recipients" if self.preview else "the recipients in the file"
         when = "now" if send_at == "now" else f"at {send_at} ({self.console.settings.BLAST_TIMEZONE})"
         warn = f"\n\nWARNING: {self.estimate.warning}" if self.estimate and self.estimate.warning else ""
+        cost = "\n\n" + "\n".join(pricing.summary_lines(self.cost, limit=5)) if self.cost is not None else ""
 
         def answered(yes: bool | None) -> None:
             if yes:
@@ -140,7 +146,7 @@ class BlastFormScreen(BaseScreen):
         self.app.push_screen(
             ConfirmModal(
                 "Create blast",
-                f"Send {template[0]} ({template[1]}) to {count} {when}?" + warn,
+                f"Send {template[0]} ({template[1]}) to {count} {when}?" + warn + cost,
                 confirm_label="Create",
             ),
             answered,

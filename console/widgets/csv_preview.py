@@ -5,7 +5,7 @@ and the edit dialog alike. It only renders; the screen reads the file (off the U
 
 from __future__ import annotations
 
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 from rich.console import Group
 from rich.text import Text
@@ -13,6 +13,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from console.format import duration
+from shared.services import pricing
 from shared.services.messaging import SendEstimate
 from shared.services.preview import CsvPreview
 
@@ -27,6 +28,8 @@ class PreviewReady(Message):
     preview: CsvPreview | None
     estimate: SendEstimate | None
     error: str | None
+    #: What it would cost (None when the file could not be read).
+    cost: pricing.Cost | None = field(default=None)
 
 
 class CsvPreviewBox(Static):
@@ -58,4 +61,8 @@ class CsvPreviewBox(Static):
         parts.append(Text(f"takes about {duration(e.duration_s)} at {e.rate_limit:g} messages/s"))
         if e.warning:
             parts.append(Text("WARNING: " + e.warning, style="bold yellow"))
+        if p.suppressed:
+            parts.append(Text(f"{p.suppressed:,} on the suppression list: not sent, not counted in the cost"))
+        if result.cost is not None:
+            parts.append(Text("\n".join(pricing.summary_lines(result.cost))))
         self.update(Group(*parts))

@@ -5,10 +5,12 @@ into the template, the rejected rows with their reasons, and the counts. Parsing
 from __future__ import annotations
 
 import asyncio
-from dataclasses import dataclass
+from collections import Counter
+from dataclasses import dataclass, field
 from pathlib import Path
 
 from shared.config import Settings
+from shared.models import Suppression
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.template_params import render_preview
 from shared.services.blasts import Rejected, _approved_template, _open_csv
@@ -32,6 +34,16 @@ class CsvPreview:
     rejected_total: int
     #: Numbers that appear more than once (the later rows are rejected on create).
     duplicates: int
+    #: Accepted numbers on the suppression list (imported, then skipped when sent).
+    suppressed: int = 0
+    #: The template's category (MARKETING, UTILITY, AUTHENTICATION).
+    category: str = "UTILITY"
+    #: The first PREFIX_DIGITS digits of the accepted, unsuppressed numbers -> count (to find their markets).
+    prefixes: dict[str, int] = field(default_factory=dict)
+
+
+#: Digits of a number kept for its market (the longest calling-code prefix of a rate card is shorter).
+PREFIX_DIGITS = 6
 
 
 async def preview_csv(
@@ -46,13 +58,31 @@ async def preview_csv(
     tmpl = await _approved_template(template, language)
     csv = await asyncio.to_thread(_open_csv, path, tmpl, {}, settings)
     components = list(tmpl.components or [])
-    return await asyncio.to_thread(_scan, csv, components, rows)
+    phones: list[str] = await Suppression.all().values_list("phone", flat=True)  # type: ignore[assignment]  # flat: one column
+    suppressed = frozenset(phones)
+    result = await asyncio.to_thread(_scan, csv, components, rows, suppressed)
+    return CsvPreview(
+        rendered=result.rendered,
+        rejected=result.rejected,
+        accepted=result.accepted,
+        rejected_total=result.rejected_total,
+        duplicates=result.duplicates,
+        suppressed=result.suppressed,
+        category=tmpl.category,
+        prefixes=result.prefixes,
+    )
 
 
-def _scan(csv: RecipientCsv, components: list[dict[str, object]], rows: int) -> CsvPreview:
+def _scan(
+    csv: RecipientCsv,
+    components: list[dict[str, object]],
+    rows: int,
+    suppressed: frozenset[str] = frozenset(),
+) -> CsvPreview:
     rendered: list[RenderedRow] = []
     rejected: list[Rejected] = []
-    accepted = rejected_total = duplicates = 0
+    accepted = rejected_total = duplicates = n_suppressed = 0
+    prefixes: Counter[str] = Counter()
     seen: set[int] = set()  # hashes, not numbers: a million rows stay a few tens of MB
     for item in csv:
         if isinstance(item, RejectedRow):
@@ -67,6 +97,10 @@ def _scan(csv: RecipientCsv, components: list[dict[str, object]], rows: int) -> 
             continue
         seen.add(key)
         accepted += 1
+        if item.phone in suppressed:
+            n_suppressed += 1
+        else:
+            prefixes[item.phone.lstrip("+")[:PREFIX_DIGITS]] += 1
         if len(rendered) < rows:
             rendered.append(RenderedRow(item.row, item.phone, render_preview(components, item.params)))
     return CsvPreview(
@@ -75,4 +109,6 @@ def _scan(csv: RecipientCsv, components: list[dict[str, object]], rows: int) -> 
         accepted=accepted,
         rejected_total=rejected_total,
         duplicates=duplicates,
+        suppressed=n_suppressed,
+        prefixes=dict(prefixes),
     )

@@ -798,7 +798,7 @@ def summary_lines(cost: Cost, *, limit: int = 10) -> list[str]:
     for line in cost.lines[:limit]:
         each = "tiered" if line.tiered else cost.fmt(line.price) if line.price is not None else "no price"
         what = f"{line.market} ({line.category})" if cost.kind == "actual" else line.market
-        out.append(f"  {what:<32} {line.messages:>9,} x {each:<16} {cost.fmt(line.amount)}")
+        out.append(f"  {what}: {line.messages:,} x {each} = {cost.fmt(line.amount)}")
     if len(cost.lines) > limit:
         out.append(f"  … and {len(cost.lines) - limit} more markets")
     if cost.unpriced:
