@@ -14,8 +14,9 @@ from typing import Any
 
 from shared.config import Settings, load_settings
 from shared.db import database
+from shared.models import PriceCard
 from shared.notify import close_redis_clients
-from shared.services import blasts
+from shared.services import blasts, pricing
 from shared.services.messaging import provider_session
 from shared.services.template_sync import sync_templates
 from shared.whatsapp.sandbox import DEMO_TEMPLATES, TEMPLATES_FILE, sandbox_dir
@@ -35,6 +36,8 @@ PENDING_TEMPLATE: dict[str, Any] = {
         },
     ],
 }
+#: The SAMPLE rate card of the tests (invented IDR prices, not Meta's), imported for the demo's cost estimates.
+SAMPLE_CARD_DIR = Path(__file__).resolve().parents[1] / "tests" / "data" / "pricing"
 APPROVE_AFTER_S = 60.0
 DEMO_KEY = "demo-order-updates"
 
@@ -57,9 +60,26 @@ def write_sandbox_templates(settings: Settings, *, now: float | None = None) -> 
     return path
 
 
+async def import_sample_card() -> str:
+    """Import the SAMPLE rate card when the demo has none (and the repository's tests/data is there)."""
+    rates = SAMPLE_CARD_DIR / "sample-rates-idr.csv"
+    if await PriceCard.exists() or not rates.exists():
+        return ""
+    await pricing.import_card(
+        rates=rates,
+        markets=SAMPLE_CARD_DIR / "sample-markets.csv",
+        tiers=SAMPLE_CARD_DIR / "sample-tiers-idr.csv",
+        currency="IDR",
+        effective="2000-01-01",
+        actor="demo",
+    )
+    return "; the SAMPLE rate card (invented IDR prices, not Meta's) imported"
+
+
 async def seed(settings: Settings) -> str:
     """Seed the open database for the demo; returns what was done, in one line."""
     write_sandbox_templates(settings)
+    card = await import_sample_card()
     async with provider_session(settings) as provider:
         report = await sync_templates(settings, provider, actor="demo")
     result = await blasts.create_blast(
@@ -73,10 +93,10 @@ async def seed(settings: Settings) -> str:
         actor="demo",
     )
     if result.existing:
-        return f"demo already seeded (blast {result.id} is {result.status.value})"
+        return f"demo already seeded (blast {result.id} is {result.status.value}){card}"
     return (
         f"{report.listed} templates synced; blast {result.id} scheduled in 20 s with {result.recipients} "
-        f"recipients ({result.rejected_total} rejected row to show how rejects look)"
+        f"recipients ({result.rejected_total} rejected row to show how rejects look){card}"
     )
 
 

@@ -1,5 +1,5 @@
 """Provides the blast detail screen: live counts, rate and ETA; failures grouped by Meta code; the recipients
-page by page (filterable by status); the audit trail. All reads are bounded (counters, keyset pages).
+page by page (filterable by status); the cost (estimate beside the actual); the audit trail. All reads are bounded (counters, keyset pages).
 """
 
 from __future__ import annotations
@@ -8,6 +8,7 @@ import contextlib
 from dataclasses import dataclass
 from typing import Any, ClassVar
 
+from rich.table import Table
 from rich.text import Text
 from textual import on, work
 from textual.app import ComposeResult
@@ -24,7 +25,7 @@ from console.widgets.progress_panel import ProgressPanel
 from console.widgets.status_badge import status_text
 from console.widgets.table_rows import show_rows
 from shared.models import AuditLog
-from shared.services import blasts, live, recipients
+from shared.services import blasts, live, pricing, recipients
 from shared.status import BlastStatus, RecipientStatus
 
 R = RecipientStatus
@@ -39,7 +40,7 @@ RECIPIENT_FILTERS: tuple[tuple[str, tuple[RecipientStatus, ...]], ...] = (
     ("SKIPPED", (R.SKIPPED,)),
     ("CANCELLED", (R.CANCELLED,)),
 )
-TABS = ("recipients", "errors", "audit")
+TABS = ("recipients", "errors", "audit", "cost")
 #: Tables composed only when their tab is first shown: pane id -> (table id, columns).
 LAZY_TABLES: dict[str, tuple[str, tuple[str, ...]]] = {
     "errors": ("error-table", ("Code", "Count", "Meaning", "Meta's text")),
@@ -56,6 +57,7 @@ class DetailLoaded(Message):
     page: recipients.RecipientPage
     errors: list[recipients.ErrorGroup] | None
     audit: list[AuditLog] | None
+    cost: pricing.BlastCost | None = None
 
 
 class BlastDetailScreen(BlastActionScreen):
@@ -106,6 +108,8 @@ class BlastDetailScreen(BlastActionScreen):
             # The other tabs get their table when first shown (fewer widgets to style while the screen opens).
             yield TabPane("Errors by code", id="errors")
             yield TabPane("Audit", id="audit")
+            with TabPane("Cost", id="cost"):
+                yield Static("", id="cost-text")
         yield Static("", id="detail-status", classes="status-line")
         yield ConsoleFooter()
 
@@ -142,11 +146,12 @@ class BlastDetailScreen(BlastActionScreen):
         )
         errors = await recipients.errors_by_code(self.blast_id) if slow and tab == "errors" else None
         audit = await blasts.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
+        cost = await pricing.blast_cost(self.blast_id) if slow and tab == "cost" else None
         rate = 0.0
         # Redis down: the banner says so; the database view still works.
         with contextlib.suppress(Exception):
             rate = (await live.rates(self.console.settings)).by_blast.get(self.blast_id, 0.0)
-        self.post_message(DetailLoaded(detail, rate, page, errors, audit))
+        self.post_message(DetailLoaded(detail, rate, page, errors, audit, cost))
 
     @on(TabbedContent.TabActivated, "#detail-tabs")
     def tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -216,6 +221,8 @@ class BlastDetailScreen(BlastActionScreen):
                     for a in message.audit
                 ],
             )
+        if message.cost is not None:
+            self.query_one("#cost-text", Static).update(cost_table(message.cost))
         page_no = len(self.pages)
         more = "more →" if self.next_after is not None else "last page"
         status = (
@@ -259,6 +266,18 @@ class BlastDetailScreen(BlastActionScreen):
 
     def actions_done(self, ids: list[int]) -> None:
         self.reload()
+
+
+def cost_table(cost: pricing.BlastCost) -> Table:
+    """The estimate and the actual cost side by side."""
+    grid = Table.grid(padding=(0, 4))
+    grid.add_column()
+    grid.add_column()
+    grid.add_row(
+        "\n".join(pricing.summary_lines(cost.estimate, limit=20)),
+        "\n".join(pricing.summary_lines(cost.actual, limit=20)),
+    )
+    return grid
 
 
 def _detail_text(detail: object) -> str:

@@ -5,7 +5,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from textual.widgets import Input
+from textual.widgets import Input, Static
 
 from console.modals.confirm import ConfirmModal
 from console.screens.blast_form import BlastFormScreen
@@ -89,3 +89,55 @@ async def test_confirm_says_when_no_rate_card_is_imported(
     assert "estimated cost: no rate card imported" in preview
     assert "estimated cost: no rate card imported" in question
     assert await Blast.all().count() == 0
+
+
+async def test_demo_imports_the_sample_card_once(db: Settings) -> None:
+    from console.demo import import_sample_card
+
+    assert "SAMPLE rate card" in await import_sample_card()
+    assert await import_sample_card() == ""
+    (card,) = await pricing.list_cards()
+    assert card.currency == "IDR" and "sample-rates-idr.csv" in card.source
+
+
+async def test_detail_shows_the_actual_cost_beside_the_estimate(db: Settings, make_app: AppFactory) -> None:
+    from console.screens.blast_detail import BlastDetailScreen
+    from shared.models import Recipient
+    from shared.status import BlastStatus, RecipientStatus
+
+    await pricing.import_card(
+        rates=DATA / "sample-rates-idr.csv",
+        markets=DATA / "sample-markets.csv",
+        currency="IDR",
+        effective="2000-01-01",
+        actor="tester",
+    )
+    t = await seed_template()
+    blast = await Blast.create(
+        name="b", template=t, status=BlastStatus.PROCESSING, total=3, n_pending=1, n_read=2
+    )
+    await Recipient.bulk_create(
+        [
+            Recipient(blast_id=blast.id, phone="+6281234567890", row=1),
+            Recipient(
+                blast_id=blast.id, phone="+6281234567891", row=2, status=RecipientStatus.READ,
+                billable=True, pricing_category="marketing", pricing_type="regular",
+            ),
+            Recipient(
+                blast_id=blast.id, phone="+18095550100", row=3, status=RecipientStatus.READ,
+                billable=True, pricing_category="utility", pricing_type="regular",
+            ),
+        ]
+    )  # fmt: skip
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        screen = BlastDetailScreen(blast.id)
+        await app.push_screen(screen)
+        await settle(pilot)
+        for _ in range(3):
+            await pilot.press("v")
+            await settle(pilot)
+        text = text_of(screen.query_one("#cost-text", Static))
+    assert "estimated cost: IDR 893.30 for 3 messages" in text
+    assert "actual cost: IDR 766.33 for 2 messages" in text  # 586.33 marketing + 180.00 utility
+    assert "Indonesia (marketing): 1 x IDR 586.33 = IDR 586.33" in text
