@@ -35,7 +35,7 @@ SCHEDULE_LATENESS = Histogram(
     registry=REGISTRY,
 )
 #: Webhook content by type: status_sent | status_delivered | status_read | status_failed | status_other |
-#: message_inbound | template_status | template_quality | user_preferences | other | malformed.
+#: message_inbound | template_status | template_quality | template_category | user_preferences | other | malformed.
 WEBHOOK_EVENTS = Counter(
     "blast_webhook_events", "Webhook items received, by type.", ["type"], registry=REGISTRY
 )

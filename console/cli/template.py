@@ -45,14 +45,23 @@ def list_cmd(statuses: tuple[str, ...]) -> None:
     if state().json:
         emit_json(
             [
-                {"name": t.name, "language": t.language, "category": t.category, "status": t.status.value}
+                {
+                    "name": t.name,
+                    "language": t.language,
+                    "category": t.category,
+                    "previous_category": t.previous_category,
+                    "status": t.status.value,
+                }
                 for t in items
             ]
         )
         return
     table(
         ["NAME", "LANGUAGE", "CATEGORY", "STATUS", "PARAMETERS"],
-        [[t.name, t.language, t.category, t.status.value, ", ".join(t.parameters) or "-"] for t in items],
+        [
+            [t.name, t.language, t.category_shown, t.status.value, ", ".join(t.parameters) or "-"]
+            for t in items
+        ],
     )
 
 

@@ -79,7 +79,7 @@ class TemplatesScreen(BaseScreen):
                 t.name,
                 t.language,
                 status_text(t.status.value),
-                t.category,
+                t.category_shown,
                 ", ".join(t.parameters) or "-",
                 local_time(t.last_synced_at, zone),
                 t.rejection_reason or "",

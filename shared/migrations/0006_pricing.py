@@ -55,7 +55,7 @@ class Migration(migrations.Migration):
         ops.AddField(
             model_name='Recipient',
             name='pricing_category',
-            field=fields.CharField(null=True, description="The `pricing` of Meta's status webhooks (category, type, model, billable).", max_length=32),
+            field=fields.CharField(null=True, max_length=32),
         ),
         ops.AddField(
             model_name='Recipient',
@@ -66,5 +66,15 @@ class Migration(migrations.Migration):
             model_name='Recipient',
             name='pricing_type',
             field=fields.CharField(null=True, max_length=32),
+        ),
+        ops.AddField(
+            model_name='Template',
+            name='category_changed_at',
+            field=fields.DatetimeField(null=True, auto_now=False, auto_now_add=False),
+        ),
+        ops.AddField(
+            model_name='Template',
+            name='previous_category',
+            field=fields.CharField(null=True, description='The category before Meta last changed it (sync or template_category_update webhook), and when.', max_length=32),
         ),
     ]

@@ -16,6 +16,9 @@ class Template(Model):
     name = fields.CharField(max_length=512)
     language = fields.CharField(max_length=16)
     category = fields.CharField(max_length=32, default="UTILITY")
+    #: The category before Meta last changed it (sync or template_category_update webhook), and when.
+    previous_category = fields.CharField(max_length=32, null=True)
+    category_changed_at = fields.DatetimeField(null=True)
     status = fields.CharEnumField(TemplateStatus, max_length=24, default=TemplateStatus.SUBMITTED)
     parameter_format = fields.CharField(max_length=16, default="POSITIONAL")
     components: Any = fields.JSONField(default=list)

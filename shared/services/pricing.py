@@ -16,7 +16,7 @@ import re
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from datetime import UTC, date, datetime
 from decimal import ROUND_HALF_UP, Decimal, InvalidOperation
 from pathlib import Path
@@ -29,7 +29,7 @@ from shared import metrics
 from shared.errors import NotFound, ValidationFailed
 from shared.models import Blast, PriceCard
 from shared.services import transitions
-from shared.status import RecipientStatus
+from shared.status import BLAST_TERMINAL, BlastStatus, RecipientStatus
 
 log = logging.getLogger(__name__)
 R = RecipientStatus
@@ -696,7 +696,8 @@ async def estimate_blast(blast_id: int) -> Cost:
         raise NotFound(f"blast {blast_id} does not exist")
     on = (blast.send_at or blast.created_at or transitions.utcnow()).astimezone(UTC).date()
     card = await card_for(on)
-    category = _category_of(blast.template.category)
+    template = blast.template
+    category = _category_of(template.category)
     pg = connections.get("default").capabilities.dialect == "postgres"
     marks = ", ".join(_mark(pg, i + 2) for i in range(len(ESTIMATED)))
     where = (
@@ -707,7 +708,12 @@ async def estimate_blast(blast_id: int) -> Cost:
     rows = await _prefix_counts(where, params, card.prefix_len if card is not None else 1)
     counts = _by_market(card, rows, category)
     already = await month_to_date(card, category, on) if card is not None else None
-    return price_counts(card, counts, kind="estimate", category=category, already=already, note=ASSUMPTIONS)
+    cost = price_counts(card, counts, kind="estimate", category=category, already=already, note=ASSUMPTIONS)
+    if template.previous_category and BlastStatus(blast.status) not in BLAST_TERMINAL:
+        changed = template.category_changed_at
+        when = f" on {changed.astimezone(UTC).date().isoformat()}" if changed else ""
+        cost = replace(cost, category_change=f"{template.previous_category} -> {template.category}{when}")
+    return cost
 
 
 async def estimate_numbers(*, category: str, numbers: Mapping[str, int], on: date) -> Cost:

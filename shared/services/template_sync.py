@@ -305,6 +305,7 @@ async def _write_listed(
             log.info("template %s created from Meta: %s", _label(info.name, info.language), status.value)
             return created.id
     old = TemplateStatus(row.status)
+    values.update(category_change(row.category, values["category"], observed_at))
     if old != status:
         values["rejection_reason"] = reason
     elif reason is not None:
@@ -485,6 +486,40 @@ def _event_reason(value: Mapping[str, Any]) -> str | None:
     return "; ".join(parts)[:2000] or None
 
 
+def category_change(old: str | None, new: str, at: datetime) -> dict[str, Any]:
+    """Column values writing `new` as a template's category: a change Meta made to a known category is kept
+    (previous_category, category_changed_at), so estimates and the template list can show it."""
+    new = new.upper()[:32]
+    if old and old.upper() != new:
+        return {"category": new, "previous_category": old.upper()[:32], "category_changed_at": at}
+    return {"category": new}
+
+
+async def apply_category_event(value: Mapping[str, Any]) -> bool:
+    """Apply one `template_category_update` webhook value (new_category, previous_category, the template's id or
+    name and language). Returns whether a known template's category changed; malformed values are ignored."""
+    new = value.get("new_category")
+    meta_id = value.get("message_template_id")
+    name = str(value.get("message_template_name") or "")
+    language = str(value.get("message_template_language") or "")
+    if not isinstance(new, str) or not new.strip():
+        return False
+    row = await Template.get_or_none(meta_id=str(meta_id)) if meta_id is not None else None
+    if row is None and name and language:
+        row = await Template.get_or_none(name=name, language=language)
+    if row is None:
+        log.info(
+            "template category update for %s (id %s): not known here yet", _label(name, language), meta_id
+        )
+        return False
+    values = category_change(row.category, new.strip(), utcnow())
+    if "previous_category" not in values:
+        return False
+    await Template.filter(id=row.id, category=row.category).update(**values, updated_at=utcnow())
+    log.info("template %s category %s -> %s by Meta", row, row.category, values["category"])
+    return True
+
+
 async def apply_template_event(
     value: Mapping[str, Any], *, settings: Settings, actor: str | None = None
 ) -> TemplateEventResult | None:
@@ -534,7 +569,7 @@ async def apply_template_event(
         values["meta_id"] = meta_id_text
     category = value.get("message_template_category")
     if isinstance(category, str) and category:
-        values["category"] = category.upper()[:32]
+        values.update(category_change(row.category, category, utcnow()))
     await Template.filter(id=row.id).update(**values)
     if old != status:
         log.info(

@@ -23,6 +23,13 @@ class TemplateSummary:
     parameters: tuple[str, ...]
     rejection_reason: str | None
     last_synced_at: datetime | None
+    #: The category before Meta changed it, when it did.
+    previous_category: str | None = None
+
+    @property
+    def category_shown(self) -> str:
+        """The category, with the change Meta made: "MARKETING (was UTILITY)"."""
+        return f"{self.category} (was {self.previous_category})" if self.previous_category else self.category
 
 
 def summarize(t: Template) -> TemplateSummary:
@@ -37,6 +44,7 @@ def summarize(t: Template) -> TemplateSummary:
         parameters=tuple(keys.all_keys),
         rejection_reason=t.rejection_reason,
         last_synced_at=t.last_synced_at,
+        previous_category=t.previous_category,
     )
 
 

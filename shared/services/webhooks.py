@@ -191,6 +191,7 @@ class Parsed:
     opt_ins: list[str] = field(default_factory=list)
     template_events: list[dict[str, Any]] = field(default_factory=list)
     quality_events: list[dict[str, Any]] = field(default_factory=list)
+    category_events: list[dict[str, Any]] = field(default_factory=list)
     kinds: TallyCounter[str] = field(default_factory=TallyCounter)
     problems: list[str] = field(default_factory=list)
 
@@ -266,6 +267,9 @@ def _parse_object(obj: Any, out: Parsed, keywords: frozenset[str], payloads: fro
             elif kind == "message_template_quality_update":
                 out.kinds["template_quality"] += 1
                 out.quality_events.append(value)
+            elif kind == "template_category_update":
+                out.kinds["template_category"] += 1
+                out.category_events.append(value)
             elif kind == "user_preferences":
                 _parse_preferences(value, out)
             else:
@@ -760,6 +764,7 @@ async def apply_pending(settings: Settings, *, limit: int = APPLY_BATCH) -> Appl
     actor = daemon_actor()
     template_events: list[dict[str, Any]] = []
     quality_events: list[dict[str, Any]] = []
+    category_events: list[dict[str, Any]] = []
     events: list[tuple[int, str]] = []
     parsed: list[Parsed] = []
     try:
@@ -790,9 +795,10 @@ async def apply_pending(settings: Settings, *, limit: int = APPLY_BATCH) -> Appl
         kinds.update(p.kinds)
         template_events.extend(p.template_events)
         quality_events.extend(p.quality_events)
+        category_events.extend(p.category_events)
     for kind, n in kinds.items():
         metrics.WEBHOOK_EVENTS.labels(kind).inc(n)
-    await _after_commit(settings, report, template_events, quality_events)
+    await _after_commit(settings, report, template_events, quality_events, category_events)
     return report
 
 
@@ -878,7 +884,9 @@ async def _apply_one_by_one(ids: Sequence[int], settings: Settings) -> ApplyRepo
         report.events = 1
         for kind, n in parsed.kinds.items():
             metrics.WEBHOOK_EVENTS.labels(kind).inc(n)
-        await _after_commit(settings, report, parsed.template_events, parsed.quality_events)
+        await _after_commit(
+            settings, report, parsed.template_events, parsed.quality_events, parsed.category_events
+        )
         _merge(total, report)
     return total
 
@@ -916,6 +924,7 @@ async def _after_commit(
     report: ApplyReport,
     template_events: Sequence[dict[str, Any]],
     quality_events: Sequence[dict[str, Any]],
+    category_events: Sequence[dict[str, Any]] = (),
 ) -> None:
     """Side effects outside the transaction: Redis counters, metrics, template changes (rare; a missed one is
     caught by the periodic template sync).
@@ -944,6 +953,11 @@ async def _after_commit(
             await apply_quality_event(value)
         except Exception as exc:
             log.warning("template quality event not applied: %s", _reason(exc))
+    for value in category_events:
+        try:
+            await template_sync.apply_category_event(value)
+        except Exception as exc:
+            log.warning("template category event not applied (%s); the next sync will catch up", _reason(exc))
 
 
 def _stored_pricing(o: OrphanStatus) -> Pricing | None:

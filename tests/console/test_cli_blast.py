@@ -70,7 +70,13 @@ def test_create_list_show_shapes(
 
     r = run_cli(capsys, "template", "list", "--json")
     assert r.json() == [
-        {"name": "order_update", "language": "en_US", "category": "UTILITY", "status": "APPROVED"}
+        {
+            "name": "order_update",
+            "language": "en_US",
+            "category": "UTILITY",
+            "previous_category": None,
+            "status": "APPROVED",
+        }
     ]
 
 

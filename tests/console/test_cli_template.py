@@ -119,7 +119,13 @@ def test_sync_prints_changes_and_works_without_a_daemon(
 
     r = run_cli(capsys, "--json", "template", "list")
     assert r.json() == [
-        {"name": "order_update", "language": "en_US", "category": "UTILITY", "status": "PAUSED"}
+        {
+            "name": "order_update",
+            "language": "en_US",
+            "category": "UTILITY",
+            "previous_category": None,
+            "status": "PAUSED",
+        }
     ]
 
 

@@ -1,5 +1,5 @@
-"""Migration 0006_pricing: a database at 0005 holding recipients and an orphan status is upgraded to head with its
-data intact, the pricing columns empty, and the price_card table usable."""
+"""Migration 0006_pricing: a database at 0005 holding a template, a blast and a recipient is upgraded to head with
+its data intact, the pricing and category-change columns empty, and the price_card table usable."""
 
 from __future__ import annotations
 
@@ -25,10 +25,33 @@ async def test_database_at_0005_is_upgraded_intact(empty_database_url: str) -> N
         applied, missing, _ = await schema_state()
         assert applied[-1] == "0005_api" and "0006_pricing" in missing
         conn = connections.get("default")
-        template = await Template.create(name="promo", language="id", status=TemplateStatus.APPROVED)
-        blast = await Blast.create(name="old", template=template, status=BlastStatus.COMPLETED, total=1)
         # raw inserts: the models already have the new columns, the tables do not
         pg = conn.capabilities.dialect == "postgres"
+
+        async def insert(table: str, values: dict[str, object]) -> None:
+            marks = ", ".join(f"${i}" if pg else "?" for i in range(1, len(values) + 1))
+            await conn.execute_query(
+                f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", list(values.values())
+            )
+
+        await insert(
+            "template",
+            {
+                "name": "promo",
+                "language": "id",
+                "category": "UTILITY",
+                "status": TemplateStatus.APPROVED.value,
+                "parameter_format": "POSITIONAL",
+                "components": "[]",
+                "parameter_names": "[]",
+                "parameter_count": 0,
+                "created_at": AT,
+                "updated_at": AT,
+            },
+        )
+        template = await Template.filter(name="promo").only("id").first()
+        assert template is not None
+        blast = await Blast.create(name="old", template_id=template.id, status=BlastStatus.COMPLETED, total=1)
         values = {
             "blast_id": blast.id,
             "phone": "+6281234567890",
@@ -41,10 +64,7 @@ async def test_database_at_0005_is_upgraded_intact(empty_database_url: str) -> N
             "created_at": AT,
             "updated_at": AT,
         }
-        marks = ", ".join(f"${i}" if pg else "?" for i in range(1, len(values) + 1))
-        await conn.execute_query(
-            f"INSERT INTO recipient ({', '.join(values)}) VALUES ({marks})", list(values.values())
-        )
+        await insert("recipient", values)
     finally:
         await close_db()
 
@@ -61,6 +81,8 @@ async def test_database_at_0005_is_upgraded_intact(empty_database_url: str) -> N
         assert (row.pricing_category, row.pricing_type, row.pricing_model, row.billable) == (None,) * 4
         await Recipient.filter(id=row.id).update(pricing_category="marketing", billable=True)
         assert (await Recipient.get(id=row.id)).billable is True
+        promo = await Template.get(name="promo")
+        assert (promo.category, promo.previous_category, promo.category_changed_at) == ("UTILITY", None, None)
         orphan = await OrphanStatus.create(
             wamid="w.2",
             status="delivered",
