@@ -10,9 +10,10 @@ from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
 from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
-from shared.models import Blast, Recipient, Template
+from shared.models import Blast, Recipient
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.conftest import USE_POSTGRES
+from tests.shared.old_schema import old_recipient, old_template
 
 SENT_AT = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -35,12 +36,10 @@ async def test_database_at_0002_with_recipients_is_upgraded_intact(empty_databas
         applied, missing, _ = await schema_state()
         assert applied[-1] == "0002_webhooks" and "0003_recipient_sent_at" in missing
         assert "recipient_sent_at" not in await _recipient_indexes()
-        template = await Template.create(name="promo", language="id", status=TemplateStatus.APPROVED)
-        blast = await Blast.create(name="old", template=template, status=BlastStatus.COMPLETED, total=2)
-        await Recipient.create(
-            blast=blast, phone="+6281234567890", status=RecipientStatus.SENT, sent_at=SENT_AT, wamid="w.1"
-        )
-        await Recipient.create(blast=blast, phone="+6281234567891", status=RecipientStatus.PENDING)
+        template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
+        blast = await Blast.create(name="old", template_id=template_id, status=BlastStatus.COMPLETED, total=2)
+        await old_recipient(blast.id, "+6281234567890", RecipientStatus.SENT, sent_at=SENT_AT, wamid="w.1")
+        await old_recipient(blast.id, "+6281234567891", RecipientStatus.PENDING)
     finally:
         await close_db()
 

@@ -10,10 +10,11 @@ from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
 from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
-from shared.models import ApiIdempotency, ApiToken, Blast, Template
+from shared.models import ApiIdempotency, ApiToken, Blast
 from shared.services import tokens
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
+from tests.shared.old_schema import old_template
 
 
 async def test_database_at_0004_with_blasts_is_upgraded_intact(empty_database_url: str) -> None:
@@ -24,8 +25,10 @@ async def test_database_at_0004_with_blasts_is_upgraded_intact(empty_database_ur
         await executor.migrate([MigrationTarget(APP, "0004_webhook_pending_index")])
         applied, missing, _ = await schema_state()
         assert applied[-1] == "0004_webhook_pending_index" and "0005_api" in missing
-        template = await Template.create(name="promo", language="id", status=TemplateStatus.APPROVED)
-        await Blast.create(name="old", template=template, status=BlastStatus.SCHEDULED, client_key="k-1")
+        template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
+        await Blast.create(
+            name="old", template_id=template_id, status=BlastStatus.SCHEDULED, client_key="k-1"
+        )
     finally:
         await close_db()
 

@@ -12,6 +12,7 @@ from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
 from shared.models import Blast, OrphanStatus, PriceCard, Recipient, Template
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
+from tests.shared.old_schema import old_recipient, old_template
 
 AT = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -24,47 +25,11 @@ async def test_database_at_0005_is_upgraded_intact(empty_database_url: str) -> N
         await executor.migrate([MigrationTarget(APP, "0005_api")])
         applied, missing, _ = await schema_state()
         assert applied[-1] == "0005_api" and "0006_pricing" in missing
-        conn = connections.get("default")
-        # raw inserts: the models already have the new columns, the tables do not
-        pg = conn.capabilities.dialect == "postgres"
-
-        async def insert(table: str, values: dict[str, object]) -> None:
-            marks = ", ".join(f"${i}" if pg else "?" for i in range(1, len(values) + 1))
-            await conn.execute_query(
-                f"INSERT INTO {table} ({', '.join(values)}) VALUES ({marks})", list(values.values())
-            )
-
-        await insert(
-            "template",
-            {
-                "name": "promo",
-                "language": "id",
-                "category": "UTILITY",
-                "status": TemplateStatus.APPROVED.value,
-                "parameter_format": "POSITIONAL",
-                "components": "[]",
-                "parameter_names": "[]",
-                "parameter_count": 0,
-                "created_at": AT,
-                "updated_at": AT,
-            },
+        template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
+        blast = await Blast.create(name="old", template_id=template_id, status=BlastStatus.COMPLETED, total=1)
+        await old_recipient(
+            blast.id, "+6281234567890", RecipientStatus.DELIVERED, attempts=1, wamid="w.1", delivered_at=AT
         )
-        template = await Template.filter(name="promo").only("id").first()
-        assert template is not None
-        blast = await Blast.create(name="old", template_id=template.id, status=BlastStatus.COMPLETED, total=1)
-        values = {
-            "blast_id": blast.id,
-            "phone": "+6281234567890",
-            "params": "{}",
-            "row": 1,
-            "status": RecipientStatus.DELIVERED.value,
-            "attempts": 1,
-            "wamid": "w.1",
-            "delivered_at": AT,
-            "created_at": AT,
-            "updated_at": AT,
-        }
-        await insert("recipient", values)
     finally:
         await close_db()
 
