@@ -729,10 +729,7 @@ async def estimate_numbers(*, category: str, numbers: Mapping[str, int], on: dat
     return price_counts(card, counts, kind="estimate", category=cat, already=already, note=ASSUMPTIONS)
 
 
-ACTUAL_NOTE = (
-    "billable deliveries reported by Meta, at the card's base rates (volume tier discounts and Meta's invoice "
-    "may differ)"
-)
+ACTUAL_NOTE = "billable deliveries reported by Meta, at the card's base rates; tier discounts and Meta's invoice may differ"
 
 
 async def actual_cost(blast_id: int) -> Cost:
@@ -802,13 +799,18 @@ def summary_lines(cost: Cost, *, limit: int = 10) -> list[str]:
         return [f"{title}: {NO_CARD} (blast-console pricing import)"]
     out = [f"{title}: {cost.fmt(cost.total)} for {cost.messages:,} messages (rate card {cost.card_id})"]
     for line in cost.lines[:limit]:
-        each = "tiered" if line.tiered else cost.fmt(line.price) if line.price is not None else "no price"
         what = f"{line.market} ({line.category})" if cost.kind == "actual" else line.market
+        if line.amount is None:
+            out.append(f"  {what}: {line.messages:,} (no price)")
+            continue
+        each = "tiered prices" if line.tiered else cost.fmt(line.price)
         out.append(f"  {what}: {line.messages:,} x {each} = {cost.fmt(line.amount)}")
     if len(cost.lines) > limit:
         out.append(f"  … and {len(cost.lines) - limit} more markets")
     if cost.unpriced:
-        out.append(f"  {cost.unpriced:,} messages have no price in the card (market unknown or not offered)")
+        out.append(
+            f"  {cost.unpriced:,} without a price: market not in the card, or category not offered there"
+        )
     if cost.category_change:
         out.append(f"  template category changed by Meta: {cost.category_change}")
     out.append(f"  ({cost.note})")
