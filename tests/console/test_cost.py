@@ -141,3 +141,21 @@ async def test_detail_shows_the_actual_cost_beside_the_estimate(db: Settings, ma
     assert "estimated cost: IDR 893.30 for 3 messages" in text
     assert "actual cost: IDR 766.33 for 2 messages" in text  # 586.33 marketing + 180.00 utility
     assert "Indonesia (marketing): 1 x IDR 586.33 = IDR 586.33" in text
+
+
+async def test_template_list_shows_a_category_meta_changed(db: Settings, make_app: AppFactory) -> None:
+    from textual.widgets import DataTable
+
+    from shared.models import Template
+    from shared.services.transitions import utcnow
+
+    t = await seed_template()
+    await Template.filter(id=t.id).update(
+        category="MARKETING", previous_category="UTILITY", category_changed_at=utcnow()
+    )
+    app = make_app()
+    async with app.run_test(size=(160, 40)) as pilot:
+        await pilot.press("3")
+        await settle(pilot)
+        table = app.screen.query_one("#template-table", DataTable)
+        assert "MARKETING (was UTILITY)" in [str(cell) for cell in table.get_row_at(0)]
