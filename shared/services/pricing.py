@@ -618,6 +618,7 @@ def price_counts(
         else:
             lines.append(CostLine(market, cat, n, None, None))
             unpriced += n
+    total = card.round(total)  # a sum of rounded amounts: only the exponent of an empty sum changes
     return Cost(
         kind, card.id, card.currency, category, lines, messages, total, unpriced, note, None, card.minor_unit
     )

@@ -349,3 +349,10 @@ async def test_estimate_of_numbers_before_import(db: object) -> None:
     assert cost.total == Decimal("356.65") * 2 + Decimal("165.00")
     none = await pricing.estimate_numbers(category="MARKETING", numbers={"62": 1}, on=date(2025, 1, 1))
     assert (none.card_id, none.total, none.unpriced, none.note) == (None, None, 1, pricing.NO_CARD)
+
+
+async def test_an_empty_cost_is_zero_in_the_minor_unit(db: object) -> None:
+    await import_sample("2026-01-01")
+    blast = await make_blast(await make_template(category="MARKETING"), n=0)
+    cost = await pricing.estimate_blast(blast.id)
+    assert (cost.messages, cost.to_json()["total"], cost.lines) == (0, "0.00", [])
