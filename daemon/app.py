@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from taskiq.receiver import Receiver
 
@@ -30,6 +29,7 @@ from daemon.scheduling import Scheduler
 from shared.config import Settings
 from shared.notify import EVENTS_CHANNEL
 from shared.outage import OutageLog
+from shared.redis_conn import EVICTING_POLICIES, describe_server, eviction_warning, make_client
 from shared.services import live
 from shared.services.webhooks import run_applier
 from shared.whatsapp.base import WhatsAppProvider
@@ -116,9 +116,7 @@ async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, 
     outage = OutageLog(log, "event channel", cap_s=5.0)
     pending: set[asyncio.Task[Any]] = set()
     while not stop.is_set():
-        client = aioredis.Redis.from_url(
-            rt.settings.redis_url, socket_connect_timeout=2, health_check_interval=10
-        )
+        client = make_client(rt.settings, socket_connect_timeout=2, health_check_interval=10)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
@@ -182,10 +180,23 @@ async def _wait_for_redis(rt: Runtime, broker: Any, stop: asyncio.Event) -> bool
             await broker.startup()
             await ensure_group(rt.settings, rt.redis)
             outage.ok()
+            await _log_redis_server(rt)
             return True
         except (RedisError, OSError) as exc:
             await _wait(stop, outage.failed(exc))
     return False
+
+
+async def _log_redis_server(rt: Runtime) -> None:
+    """Say which Redis the daemon uses, and warn when its eviction policy may drop keys the daemon needs."""
+    try:
+        server = await describe_server(rt.settings, rt.redis)
+    except (RedisError, OSError) as exc:
+        log.debug("Redis server not described: %s", exc)
+        return
+    log.info("Redis: %s, Redis %s", server.text(), server.version)
+    if server.maxmemory_policy in EVICTING_POLICIES:
+        log.warning("Redis: %s", eviction_warning(server.maxmemory_policy))
 
 
 async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:
@@ -267,9 +278,7 @@ async def serve(
     """
     readiness = readiness if readiness is not None else _new_readiness()
     readiness.schema_migrated = True
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
-    )
+    redis = make_client(settings, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15)
     limiter = RateLimiter.for_sender(settings, redis, settings.WHATSAPP_PHONE_NUMBER_ID)
     rt = Runtime(settings=settings, provider=provider, redis=redis, limiter=limiter, stopping=stop)
     broker = build_broker(settings, consumer_name=rt.daemon_id)

@@ -62,6 +62,13 @@ def _is_outage_error(exc: BaseException) -> bool:
 
     if isinstance(exc, OSError | RedisConnectionError | RedisTimeoutError | DBConnectionError):
         return True
+    from redis.exceptions import ReadOnlyError
+
+    from shared.redis_conn import is_redis_full
+
+    # A full Redis (noeviction) and a master just demoted to replica refuse writes until they take them again.
+    if isinstance(exc, ReadOnlyError) or is_redis_full(exc):
+        return True
     if isinstance(exc, OperationalError) and not isinstance(exc, IntegrityError):
         return True
     try:
@@ -77,6 +84,17 @@ def _is_outage_error(exc: BaseException) -> bool:
         | asyncpg.AdminShutdownError
         | asyncpg.ObjectNotInPrerequisiteStateError,
     )
+
+
+def _fix(exc: BaseException) -> str:
+    """ "; <what to do>" for a Redis error that names a configuration or capacity problem, else ""."""
+    from shared.redis_conn import redis_hint
+
+    for link in causes(exc):
+        hint = redis_hint(link)
+        if hint:
+            return "; " + hint
+    return ""
 
 
 class OutageLog:
@@ -109,7 +127,7 @@ class OutageLog:
         if self.failures == 0:
             self._since = time.monotonic()
             top = next(causes(exc))
-            detail = describe(exc).removeprefix(type(top).__name__)
+            detail = describe(exc).removeprefix(type(top).__name__) + _fix(exc)
             self.logger.warning(
                 "%s: %s%s; retrying with backoff (logged once until it works again)",
                 self.what,

@@ -11,6 +11,7 @@ from tortoise import connections
 from shared.config import Settings
 from shared.db import is_sqlite, sqlite_path
 from shared.notify import redis_client
+from shared.redis_conn import redis_reason
 
 PING_TIMEOUT_S = 2.0
 
@@ -33,7 +34,7 @@ async def ping_redis(settings: Settings) -> str | None:
     except TimeoutError:
         return f"no answer within {PING_TIMEOUT_S:.0f} s"
     except (RedisError, OSError) as exc:
-        return _reason(exc)
+        return redis_reason(exc)
     return None
 
 
