@@ -40,6 +40,9 @@ HEARTBEAT_S = 3.0
 #: In-flight chunks get this long to finish their requests and write results after SIGTERM.
 SHUTDOWN_WAIT_S = 25.0
 VERSION = "0.1.0"
+#: The longest wait between reconnection attempts to Redis: work resumes within about this long of Redis (or a
+#: failover's new master) answering. A try is one connection attempt, cheap for Redis.
+REDIS_RETRY_CAP_S = 1.0
 
 
 class _Readiness:
@@ -65,7 +68,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness: Any) -> None:
     """Drive taskiq's Receiver until `stop`; re-create the consumer group and reconnect after Redis errors."""
-    outage = OutageLog(log, "work queue", cap_s=5.0)
+    outage = OutageLog(log, "work queue", cap_s=REDIS_RETRY_CAP_S)
     while not stop.is_set():
         try:
             await ensure_group(rt.settings, rt.redis)
@@ -113,7 +116,7 @@ async def run_heartbeat(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event
 async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Listen to `{prefix}:events`: wake the scheduler, halt or release blasts; re-subscribe after outages."""
     channel = rt.settings.key(EVENTS_CHANNEL)
-    outage = OutageLog(log, "event channel", cap_s=5.0)
+    outage = OutageLog(log, "event channel", cap_s=REDIS_RETRY_CAP_S)
     pending: set[asyncio.Task[Any]] = set()
     while not stop.is_set():
         client = make_client(rt.settings, socket_connect_timeout=2, health_check_interval=10)
@@ -173,7 +176,7 @@ async def _ensure_quietly(dispatcher: Dispatcher, blast_id: int) -> None:
 
 
 async def _wait_for_redis(rt: Runtime, broker: Any, stop: asyncio.Event) -> bool:
-    outage = OutageLog(log, "Redis", cap_s=5.0)
+    outage = OutageLog(log, "Redis", cap_s=REDIS_RETRY_CAP_S)
     while not stop.is_set():
         try:
             await rt.redis.ping()

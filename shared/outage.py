@@ -30,6 +30,9 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _text(exc: BaseException) -> str:
     text = str(exc).strip()
+    if type(exc).__name__ == "MasterNotFoundError":
+        # redis-py appends every sentinel client's repr to "No master found for 'mymaster'"; the name is enough.
+        text = text.split(" : ", 1)[0]
     return text.splitlines()[0][:300] if text else ""
 
 

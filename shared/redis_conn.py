@@ -16,12 +16,20 @@ from urllib.parse import unquote, urlsplit
 
 import redis.asyncio as aioredis
 from redis.asyncio.connection import ConnectionPool
+from redis.asyncio.retry import Retry
 from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
+from redis.backoff import ExponentialWithJitterBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.config import Settings, mask_url
 
 #: A sentinel that does not answer within this long is skipped for the next one.
 SENTINEL_TIMEOUT_S = 1.0
+#: Retries of a command after a connection error, each on a new connection after a backoff growing from
+#: RETRY_BASE_S (with jitter, at most RETRY_CAP_S).
+RETRIES = 3
+RETRY_BASE_S = 0.05
+RETRY_CAP_S = 0.4
 
 
 def tls_kwargs(settings: Settings) -> dict[str, Any]:
@@ -47,16 +55,30 @@ def _url_parts(settings: Settings) -> tuple[str | None, str | None, int]:
     return user or settings.REDIS_USERNAME, password, db
 
 
+def default_retry() -> Retry:
+    """Every connection's retry unless the caller gives its own: a command that meets a dead connection (one
+    to a restarted server, or to a master that failed over) is sent again on a new one, after a short backoff
+    (well under a second in all). Only connection errors: a timeout may mean the command ran, and waiting for it
+    again would hold the caller for several socket timeouts."""
+    return Retry(
+        ExponentialWithJitterBackoff(cap=RETRY_CAP_S, base=RETRY_BASE_S),
+        RETRIES,
+        supported_errors=(RedisConnectionError,),
+    )
+
+
 def make_pool(settings: Settings, **options: Any) -> ConnectionPool:
     """A connection pool to the deployment's Redis (its master, with Sentinel).
 
     Args:
         settings: the deployment.
-        options: connection arguments (socket_timeout, retry, health_check_interval …).
+        options: connection arguments (socket_timeout, retry, health_check_interval …); `retry` defaults to
+            `default_retry()`.
 
     Returns:
         A pool; with REDIS_SENTINELS a SentinelConnectionPool that follows failovers.
     """
+    options.setdefault("retry", default_retry())
     if settings.redis_sentinels:
         user, password, db = _url_parts(settings)
         sentinel_password = settings.REDIS_SENTINEL_PASSWORD
@@ -224,6 +246,11 @@ def redis_hint(exc: BaseException) -> str | None:
         return "Redis's TLS certificate is not trusted: set REDIS_TLS_CA_FILE to the CA that signed it"
     if "WRONG_VERSION_NUMBER" in text or "record layer failure" in text:
         return "TLS mismatch: REDIS_TLS/rediss:// must match whether Redis listens with TLS (tls-port)"
+    if type(exc).__name__ == "MasterNotFoundError":
+        return (
+            "no sentinel names a master: check REDIS_SENTINELS and REDIS_SENTINEL_MASTER, and that the sentinels "
+            "run (during a failover this lasts a few seconds)"
+        )
     if isinstance(exc, ResponseError) and text.startswith("OOM"):
         return "Redis is full (maxmemory reached, noeviction): raise maxmemory or free memory; sending resumes by itself"
     if isinstance(exc, ReadOnlyError):
@@ -234,6 +261,8 @@ def redis_hint(exc: BaseException) -> str | None:
 def redis_reason(exc: BaseException) -> str:
     """One line: what Redis said, and the fix when the error is a known configuration mistake."""
     text = str(exc).strip()
+    if type(exc).__name__ == "MasterNotFoundError":
+        text = text.split(" : ", 1)[0]  # without the sentinel clients' reprs redis-py appends
     first = (text.splitlines()[0] if text else type(exc).__name__)[:200]
     hint = redis_hint(exc)
     return f"{first} ({hint})" if hint else first
