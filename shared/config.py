@@ -229,7 +229,7 @@ class Settings(BaseSettings):
         nodes = [_parse_node(part) for part in value.split(",") if part.strip()]
         if not nodes:
             raise ValueError("expected host:port,host:port,… (e.g. 10.0.0.1:26379,10.0.0.2:26379)")
-        return ",".join(f"{host}:{port}" for host, port in nodes)
+        return ",".join(node_text(host, port) for host, port in nodes)
 
     @model_validator(mode="after")
     def _redis_default(self) -> Settings:
@@ -350,6 +350,11 @@ def _parse_node(text: str) -> tuple[str, int]:
     if not 1 <= port <= 65535:
         raise ValueError(f"{text!r}: port {port} out of range")
     return host, port
+
+
+def node_text(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
 
 
 def mask_url(url: str) -> str:

@@ -21,7 +21,7 @@ from redis.asyncio.sentinel import Sentinel, SentinelConnectionPool
 from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
-from shared.config import Settings, mask_url
+from shared.config import Settings, mask_url, node_text
 
 #: A sentinel that does not answer within this long is skipped for the next one.
 SENTINEL_TIMEOUT_S = 1.0
@@ -128,7 +128,7 @@ def connection_identity(settings: Settings) -> tuple[object, ...]:
 def target_text(settings: Settings) -> str:
     """Where the settings point, password masked: the URL, or the sentinels and the master's name."""
     if settings.redis_sentinels:
-        nodes = ",".join(f"{h}:{p}" for h, p in settings.redis_sentinels)
+        nodes = ",".join(node_text(h, p) for h, p in settings.redis_sentinels)
         return f"sentinels {nodes} master {settings.REDIS_SENTINEL_MASTER!r}"
     return mask_url(settings.redis_url)
 
