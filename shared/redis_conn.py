@@ -233,7 +233,7 @@ def eviction_warning(policy: str | None) -> str:
 def redis_hint(exc: BaseException) -> str | None:
     """The fix for a Redis error that is the deployment's configuration or state rather than a passing outage:
     refused login, missing ACL right, untrusted certificate, a full Redis, a replica. None for anything else."""
-    from redis.exceptions import AuthenticationError, NoPermissionError, ReadOnlyError, ResponseError
+    from redis.exceptions import AuthenticationError, NoPermissionError, ReadOnlyError
 
     text = str(exc)
     if isinstance(exc, AuthenticationError) or "WRONGPASS" in text or "NOAUTH" in text:
@@ -251,7 +251,7 @@ def redis_hint(exc: BaseException) -> str | None:
             "no sentinel names a master: check REDIS_SENTINELS and REDIS_SENTINEL_MASTER, and that the sentinels "
             "run (during a failover this lasts a few seconds)"
         )
-    if isinstance(exc, ResponseError) and text.startswith("OOM"):
+    if is_redis_full(exc):
         return "Redis is full (maxmemory reached, noeviction): raise maxmemory or free memory; sending resumes by itself"
     if isinstance(exc, ReadOnlyError):
         return "this Redis is a read-only replica: point REDIS_URL at the master, or use REDIS_SENTINELS"
@@ -270,6 +270,9 @@ def redis_reason(exc: BaseException) -> str:
 
 def is_redis_full(exc: BaseException) -> bool:
     """True for Redis's refusal of a write under maxmemory with noeviction ("OOM command not allowed …")."""
-    from redis.exceptions import ResponseError
+    from redis.exceptions import OutOfMemoryError, ResponseError
 
-    return isinstance(exc, ResponseError) and str(exc).startswith("OOM")
+    # redis-py strips the "OOM" prefix into OutOfMemoryError; a Lua script's refusal stays a ResponseError.
+    return isinstance(exc, ResponseError) and (
+        isinstance(exc, OutOfMemoryError) or "command not allowed when used memory" in str(exc)
+    )
