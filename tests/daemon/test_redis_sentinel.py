@@ -122,3 +122,33 @@ async def test_kill_the_master_mid_blast_failover_then_the_blast_completes_witho
     assert blast.n_sent + blast.n_unknown == n and len(per_phone) >= blast.n_sent
     await assert_counters_exact(blast_id)
     assert resumed_after_s < 2.0, f"sending resumed {resumed_after_s:.1f} s after the new master answered"
+
+
+async def test_the_work_queue_reclaims_an_unacknowledged_message_over_sentinel(
+    make_settings: Any, sentinel_set: SentinelSet
+) -> None:
+    """What taskiq-redis's Sentinel broker lacks: a message taken by a consumer that died is handed to another
+    (XAUTOCLAIM after the idle timeout), here over the Sentinel-managed pool."""
+    settings = _sentinel_settings(make_settings, sentinel_set)
+    dead, alive = build_broker(settings, consumer_name="dead"), build_broker(settings, consumer_name="alive")
+    alive.idle_timeout = 200  # ms, instead of RECLAIM_MS
+    await dead.startup()
+    await alive.startup()
+    taken = dead.listen()
+    took = alive.listen()
+    try:
+        kicker = dead.find_task(SEND_CHUNK)
+        assert kicker is not None
+        await kicker.kiq(1, "lost")
+        lost = await asyncio.wait_for(anext(taken), 5)  # taken, never acknowledged: its consumer "dies"
+        await asyncio.sleep(0.3)
+        await kicker.kiq(1, "next")  # reclaim runs after a read that returned new messages
+        got = [await asyncio.wait_for(anext(took), 5) for _ in range(2)]
+        assert lost.data in [m.data for m in got]
+        for message in got:
+            await message.ack()  # type: ignore[misc]  # taskiq types ack as returning None | Awaitable
+    finally:
+        await taken.aclose()
+        await took.aclose()
+        await dead.shutdown()
+        await alive.shutdown()
