@@ -242,7 +242,7 @@ async def check_redis(settings: Settings) -> list[Finding]:
         out = [
             _ok(
                 "redis",
-                f"{url}: {server.text()} reachable (Redis {server.version}), prefix {settings.BLAST_REDIS_PREFIX}",
+                f"{url} reachable: {server.text()}, Redis {server.version}, prefix {settings.BLAST_REDIS_PREFIX}",
             )
         ]
         if server.role != "master":
