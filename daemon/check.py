@@ -22,6 +22,7 @@ from shared.redis_conn import (
     describe_server,
     eviction_warning,
     make_client,
+    redis_hint,
     redis_reason,
     target_text,
 )
@@ -238,7 +239,8 @@ async def check_redis(settings: Settings) -> list[Finding]:
             await _timed(client.ping())
             server = await _timed(describe_server(settings, client))
         except Exception as exc:
-            return [_fail("redis", f"cannot reach {url}: {redis_reason(exc)}")]
+            verb = "refused by" if redis_hint(exc) else "cannot reach"
+            return [_fail("redis", f"{verb} {url}: {redis_reason(exc)}")]
         out = [
             _ok(
                 "redis",

@@ -10,6 +10,7 @@ SentinelConnectionPool); so a client follows a failover by itself: the command t
 
 from __future__ import annotations
 
+import contextlib
 from dataclasses import dataclass
 from typing import Any
 from urllib.parse import unquote, urlsplit
@@ -55,6 +56,18 @@ def _url_parts(settings: Settings) -> tuple[str | None, str | None, int]:
     return user or settings.REDIS_USERNAME, password, db
 
 
+class _SentinelPool(SentinelConnectionPool):
+    """SentinelConnectionPool whose full disconnect (the client's `aclose()`, the broker's shutdown) also closes
+    the connections to the sentinels, which redis-py leaves open."""
+
+    async def disconnect(self, inuse_connections: bool = True) -> None:
+        await super().disconnect(inuse_connections)
+        if inuse_connections:  # not the partial disconnect redis-py does when the master changes
+            for sentinel in self.sentinel_manager.sentinels:
+                with contextlib.suppress(Exception):
+                    await sentinel.connection_pool.disconnect()
+
+
 def default_retry() -> Retry:
     """Every connection's retry unless the caller gives its own: a command that meets a dead connection (one
     to a restarted server, or to a master that failed over) is sent again on a new one, after a short backoff
@@ -91,7 +104,7 @@ def make_pool(settings: Settings, **options: Any) -> ConnectionPool:
         if tls:
             sentinel_kwargs.update(ssl=True, **tls)
         manager = Sentinel(settings.redis_sentinels, sentinel_kwargs=sentinel_kwargs)  # type: ignore[no-untyped-call]  # redis-py leaves it unannotated
-        return SentinelConnectionPool(  # type: ignore[no-untyped-call]  # likewise
+        return _SentinelPool(  # type: ignore[no-untyped-call]  # likewise
             settings.REDIS_SENTINEL_MASTER,
             manager,
             username=user,
