@@ -60,10 +60,10 @@ class Node:
         self.proc: subprocess.Popen[bytes] | None = None
 
     def start(self) -> None:
-        log = (self.workdir / "server.log").open("ab")
-        self.proc = subprocess.Popen(
-            [_binary(), *self.args], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
-        )
+        with (self.workdir / "server.log").open("ab") as log:  # the child keeps its own copy
+            self.proc = subprocess.Popen(
+                [_binary(), *self.args], stdout=log, stderr=subprocess.STDOUT, cwd=self.workdir
+            )
         _wait_port(self.port, self.proc, self.name)
 
     def kill(self) -> None:
