@@ -60,6 +60,8 @@ class BlastConsole(App[None]):
         "tokens": TokensScreen,
     }
     DEFAULT_MODE = "dashboard"
+    #: The header names the Redis in use (host, role, TLS); snapshot tests turn it off (its address varies).
+    REDIS_IN_HEADER = True
     BINDINGS = [
         Binding("q", "quit", "Quit", tooltip="Leave the console (the daemons keep sending)", id="app.quit"),
         Binding(
@@ -153,7 +155,7 @@ class BlastConsole(App[None]):
     # --- lifecycle -----------------------------------------------------------------------------------------
 
     def on_mount(self) -> None:
-        self.sub_title = "sandbox" if self.settings.is_sandbox else self.settings.WHATSAPP_PROVIDER
+        self.sub_title = self._provider_text()
         self._notes()
         self.detect_read_only()
         self.check_health()
@@ -206,6 +208,14 @@ class BlastConsole(App[None]):
             self.notify("Redis is reachable again", title="Redis")
         self.db_error, self.redis_error = db_error, redis_error
         self.banner_errors = tuple(errors)
+        if redis_error is None and self.REDIS_IN_HEADER:
+            # Asked at every check: after a failover the header names the new master.
+            redis_text = await health.describe_redis(self.settings)
+            if redis_text is not None:
+                self.sub_title = f"{self._provider_text()} · {redis_text}"
+
+    def _provider_text(self) -> str:
+        return "sandbox" if self.settings.is_sandbox else self.settings.WHATSAPP_PROVIDER
 
     @work(exclusive=True, exit_on_error=False, group="health")
     async def detect_read_only(self) -> None:

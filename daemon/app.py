@@ -17,7 +17,6 @@ import time
 from collections.abc import Callable
 from typing import Any
 
-import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 from taskiq.receiver import Receiver
 
@@ -30,6 +29,7 @@ from daemon.scheduling import Scheduler
 from shared.config import Settings
 from shared.notify import EVENTS_CHANNEL
 from shared.outage import OutageLog
+from shared.redis_conn import EVICTING_POLICIES, describe_server, eviction_warning, make_client
 from shared.services import live
 from shared.services.webhooks import run_applier
 from shared.whatsapp.base import WhatsAppProvider
@@ -40,6 +40,9 @@ HEARTBEAT_S = 3.0
 #: In-flight chunks get this long to finish their requests and write results after SIGTERM.
 SHUTDOWN_WAIT_S = 25.0
 VERSION = "0.1.0"
+#: The longest wait between reconnection attempts to Redis: work resumes within about this long of Redis (or a
+#: failover's new master) answering. A try is one connection attempt, cheap for Redis.
+REDIS_RETRY_CAP_S = 1.0
 
 
 class _Readiness:
@@ -65,7 +68,7 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
 
 async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness: Any) -> None:
     """Drive taskiq's Receiver until `stop`; re-create the consumer group and reconnect after Redis errors."""
-    outage = OutageLog(log, "work queue", cap_s=5.0)
+    outage = OutageLog(log, "work queue", cap_s=REDIS_RETRY_CAP_S)
     while not stop.is_set():
         try:
             await ensure_group(rt.settings, rt.redis)
@@ -113,12 +116,10 @@ async def run_heartbeat(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event
 async def run_events(rt: Runtime, scheduler: Scheduler, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Listen to `{prefix}:events`: wake the scheduler, halt or release blasts; re-subscribe after outages."""
     channel = rt.settings.key(EVENTS_CHANNEL)
-    outage = OutageLog(log, "event channel", cap_s=5.0)
+    outage = OutageLog(log, "event channel", cap_s=REDIS_RETRY_CAP_S)
     pending: set[asyncio.Task[Any]] = set()
     while not stop.is_set():
-        client = aioredis.Redis.from_url(
-            rt.settings.redis_url, socket_connect_timeout=2, health_check_interval=10
-        )
+        client = make_client(rt.settings, socket_connect_timeout=2, health_check_interval=10)
         pubsub = client.pubsub(ignore_subscribe_messages=True)
         try:
             await pubsub.subscribe(channel)
@@ -175,17 +176,30 @@ async def _ensure_quietly(dispatcher: Dispatcher, blast_id: int) -> None:
 
 
 async def _wait_for_redis(rt: Runtime, broker: Any, stop: asyncio.Event) -> bool:
-    outage = OutageLog(log, "Redis", cap_s=5.0)
+    outage = OutageLog(log, "Redis", cap_s=REDIS_RETRY_CAP_S)
     while not stop.is_set():
         try:
             await rt.redis.ping()
             await broker.startup()
             await ensure_group(rt.settings, rt.redis)
             outage.ok()
+            await _log_redis_server(rt)
             return True
         except (RedisError, OSError) as exc:
             await _wait(stop, outage.failed(exc))
     return False
+
+
+async def _log_redis_server(rt: Runtime) -> None:
+    """Say which Redis the daemon uses, and warn when its eviction policy may drop keys the daemon needs."""
+    try:
+        server = await describe_server(rt.settings, rt.redis)
+    except (RedisError, OSError) as exc:
+        log.debug("Redis server not described: %s", exc)
+        return
+    log.info("Redis: %s, Redis %s", server.text(), server.version)
+    if server.maxmemory_policy in EVICTING_POLICIES:
+        log.warning("Redis: %s", eviction_warning(server.maxmemory_policy))
 
 
 async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:
@@ -267,9 +281,7 @@ async def serve(
     """
     readiness = readiness if readiness is not None else _new_readiness()
     readiness.schema_migrated = True
-    redis = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
-    )
+    redis = make_client(settings, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15)
     limiter = RateLimiter.for_sender(settings, redis, settings.WHATSAPP_PHONE_NUMBER_ID)
     rt = Runtime(settings=settings, provider=provider, redis=redis, limiter=limiter, stopping=stop)
     broker = build_broker(settings, consumer_name=rt.daemon_id)

@@ -9,12 +9,19 @@ at STREAM_MAXLEN entries (approximately); acknowledged chunks are what gets trim
 The broker's connections retry a command on a connection error or timeout (on a new connection, after a short
 backoff): after a Redis restart the pool still holds connections to the old server, and the first XADD on one of
 them would fail although Redis is back. A repeated XADD is harmless (the database leases stop double sends).
+
+The pool comes from the project's one factory (shared.redis_conn), not from taskiq-redis's URL parsing: so the
+ACL user and TLS hold for the work queue too, and with REDIS_SENTINELS the stream broker keeps all it does
+(acknowledgement, reclaim of unacknowledged messages by XAUTOCLAIM, the group re-created by the receiver loop)
+over a Sentinel-managed pool that follows the master through a failover. (taskiq-redis's own Sentinel broker
+has no reclaim.) Entries lost in an asynchronous failover are re-derived from the database, as after a FLUSHALL.
 """
 
 from __future__ import annotations
 
 import logging
 from collections.abc import Awaitable, Callable
+from typing import Any
 
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
@@ -27,6 +34,7 @@ from taskiq_redis import RedisStreamBroker
 from daemon.dispatch import SEND_CHUNK
 from daemon.tasks.send import send_chunk
 from shared.config import Settings
+from shared.redis_conn import make_pool
 
 log = logging.getLogger(__name__)
 
@@ -59,6 +67,16 @@ class _Broker(RedisStreamBroker):
     chunk finds its blast's work in the database (chunks are idempotent).
     """
 
+    def __init__(self, settings: Settings, **kwargs: Any) -> None:
+        connection = {
+            name: kwargs.pop(name)
+            for name in ("socket_connect_timeout", "socket_timeout", "health_check_interval", "retry")
+            if name in kwargs
+        }
+        super().__init__(settings.redis_url, **kwargs)
+        # taskiq-redis made a pool from the URL alone (it connects lazily: nothing to close); use ours.
+        self.connection_pool = make_pool(settings, **connection)  # type: ignore[assignment]  # a plain pool
+
     def _ack_generator(self, id: str, queue_name: str) -> Callable[[], Awaitable[None]]:
         ack = super()._ack_generator(id, queue_name)
 
@@ -74,7 +92,7 @@ class _Broker(RedisStreamBroker):
 def build_broker(settings: Settings, *, consumer_name: str | None = None) -> RedisStreamBroker:
     """The broker with the daemon's tasks registered (call `startup()` before anything is sent)."""
     broker = _Broker(
-        settings.redis_url,
+        settings,
         queue_name=stream_name(settings),
         consumer_group_name=group_name(settings),
         consumer_name=consumer_name,

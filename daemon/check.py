@@ -15,10 +15,17 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Literal, TypeVar
 
-import redis.asyncio as aioredis
-
 from shared.config import Settings, env_files, mask_url
 from shared.errors import BlastError, ConfigError
+from shared.redis_conn import (
+    EVICTING_POLICIES,
+    describe_server,
+    eviction_warning,
+    make_client,
+    redis_hint,
+    redis_reason,
+    target_text,
+)
 from shared.whatsapp.base import GraphApiError, PhoneNumberInfo
 
 Level = Literal["ok", "warn", "FAIL"]
@@ -225,20 +232,31 @@ async def check_redis(settings: Settings) -> list[Finding]:
     """Ping Redis, and look at the daemons that report to it."""
     from shared.services import live
 
-    url = mask_url(settings.redis_url)
-    client = aioredis.Redis.from_url(settings.redis_url, socket_connect_timeout=3, socket_timeout=5)
+    url = target_text(settings)
+    client = make_client(settings, socket_connect_timeout=3, socket_timeout=5)
     try:
         try:
             await _timed(client.ping())
-            info = await _timed(client.info("server"))
+            server = await _timed(describe_server(settings, client))
         except Exception as exc:
-            return [_fail("redis", f"cannot reach {url}: {_reason(exc)}")]
+            verb = "refused by" if redis_hint(exc) else "cannot reach"
+            return [_fail("redis", f"{verb} {url}: {redis_reason(exc)}")]
         out = [
             _ok(
                 "redis",
-                f"{url} reachable (Redis {info.get('redis_version', '?')}), prefix {settings.BLAST_REDIS_PREFIX}",
+                f"{url} reachable: {server.text()}, Redis {server.version}, prefix {settings.BLAST_REDIS_PREFIX}",
             )
         ]
+        if server.role != "master":
+            out.append(
+                _fail(
+                    "redis",
+                    f"{server.address} is a {server.role}: the daemons write to Redis; point REDIS_URL at the "
+                    "master, or use REDIS_SENTINELS to follow it",
+                )
+            )
+        if server.maxmemory_policy in EVICTING_POLICIES:
+            out.append(_warn("redis", eviction_warning(server.maxmemory_policy)))
         try:
             alive = [d for d in await _timed(live.daemons(settings, client=client)) if d.alive]
         except Exception as exc:

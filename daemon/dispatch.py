@@ -63,6 +63,10 @@ class Dispatcher:
         self.settings = rt.settings
         self.alive_daemons = 1
         self._book = rt.redis.register_script(_BOOK)
+        #: Bookings of ended chunks that could not be dropped (Redis unreachable): dropped at the next tick.
+        #: A failover's new master has them from the old one; kept, they would hold their blast's places for
+        #: BOOKING_TTL_S and nothing would be queued meanwhile.
+        self._stale_bookings: set[tuple[int, str]] = set()
 
     def book_key(self, blast_id: int) -> str:
         return self.settings.key("chunks", blast_id)
@@ -115,7 +119,22 @@ class Dispatcher:
         await self.rt.redis.zadd(self.book_key(blast_id), {chunk_id: time.time() + BOOKING_TTL_S})
 
     async def drop_booking(self, blast_id: int, chunk_id: str) -> None:
-        await self.rt.redis.zrem(self.book_key(blast_id), chunk_id)
+        """Drop an ended chunk's booking; if Redis cannot be reached, the next tick drops it.
+
+        Raises:
+            redis.exceptions.RedisError, OSError: Redis unreachable (the booking is remembered).
+        """
+        try:
+            await self.rt.redis.zrem(self.book_key(blast_id), chunk_id)
+        except (RedisError, OSError):
+            self._stale_bookings.add((blast_id, chunk_id))
+            raise
+        self._stale_bookings.discard((blast_id, chunk_id))
+
+    async def _drop_stale_bookings(self) -> None:
+        for blast_id, chunk_id in sorted(self._stale_bookings):
+            await self.rt.redis.zrem(self.book_key(blast_id), chunk_id)
+            self._stale_bookings.discard((blast_id, chunk_id))
 
     async def tick(self) -> None:
         """Re-derive the work of every PROCESSING blast from the database: expire, finish, top up chunks.
@@ -123,6 +142,8 @@ class Dispatcher:
         Raises:
             Exception: the database or Redis is unreachable (the recovery loop logs it once per outage).
         """
+        if self._stale_bookings:
+            await self._drop_stale_bookings()
         for blast in await sending.processing_blasts():
             await sending.expire_if_due(blast.id)
             if blast.n_pending == 0 and blast.n_sending == 0:

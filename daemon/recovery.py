@@ -28,6 +28,8 @@ log = logging.getLogger(__name__)
 #: Seconds between recovery sweeps (lease recovery) and supervisor ticks (chunk top-up, finishing).
 SWEEP_S = 5.0
 TICK_S = 1.0
+#: The supervisor's retry period while the database or Redis is unreachable.
+OUTAGE_RETRY_S = 0.5
 
 
 class Liveness:
@@ -95,7 +97,9 @@ async def sweep(rt: Runtime, dispatcher: Dispatcher, liveness: Liveness, *, star
 async def run_recovery(rt: Runtime, dispatcher: Dispatcher, stop: asyncio.Event) -> None:
     """Sweep every SWEEP_S and tick the dispatcher every TICK_S until `stop`; errors are logged, not fatal."""
     liveness = Liveness(rt)
-    outage = OutageLog(log, "recovery", base_s=TICK_S)
+    # Retried every half second at most during an outage: the tick queues the chunks, and sending should resume
+    # well within 2 s of Redis (or the database) answering again.
+    outage = OutageLog(log, "recovery", base_s=OUTAGE_RETRY_S, cap_s=OUTAGE_RETRY_S)
     last_sweep = 0.0
     first = True
     while not stop.is_set():

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import os
+import re
 from functools import lru_cache
 from pathlib import Path
 from typing import Any, Literal
@@ -22,8 +23,15 @@ LOCAL_ENV_FILE = ".env"
 
 DEFAULT_DATABASE_URL = "sqlite:///var/lib/blast/blast.db"
 SECRET_FIELDS = frozenset(
-    {"WHATSAPP_ACCESS_TOKEN", "WHATSAPP_APP_SECRET", "WHATSAPP_VERIFY_TOKEN", "REDIS_PASSWORD"}
+    {
+        "WHATSAPP_ACCESS_TOKEN",
+        "WHATSAPP_APP_SECRET",
+        "WHATSAPP_VERIFY_TOKEN",
+        "REDIS_PASSWORD",
+        "REDIS_SENTINEL_PASSWORD",
+    }
 )
+DEFAULT_SENTINEL_PORT = 26379
 
 
 class Settings(BaseSettings):
@@ -53,6 +61,23 @@ class Settings(BaseSettings):
     """Redis database number."""
     REDIS_URL: str | None = None
     """Full Redis URL; overrides the four settings above."""
+    REDIS_USERNAME: str | None = None
+    """Redis ACL user (with REDIS_PASSWORD, or the password in REDIS_URL); a user named in REDIS_URL wins."""
+    REDIS_TLS: bool = False
+    """Talk TLS to Redis (and to the sentinels); a rediss:// REDIS_URL turns it on too."""
+    REDIS_TLS_CA_FILE: str | None = None
+    """PEM file of the CA(s) that signed Redis's certificate (default: the system's trusted CAs)."""
+    REDIS_TLS_CERT_FILE: str | None = None
+    """PEM client certificate, for a Redis that wants one (tls-auth-clients yes); needs REDIS_TLS_KEY_FILE."""
+    REDIS_TLS_KEY_FILE: str | None = None
+    """PEM private key of REDIS_TLS_CERT_FILE."""
+    REDIS_SENTINELS: str | None = None
+    """Sentinels as host:port,host:port,…: follow the master they name (the host and port of REDIS_URL or
+    REDIS_HOST/REDIS_PORT are then not used; database number, user and password are)."""
+    REDIS_SENTINEL_MASTER: str = Field("mymaster", min_length=1)
+    """Name of the master the sentinels monitor."""
+    REDIS_SENTINEL_PASSWORD: SecretStr | None = None
+    """Password of the sentinels themselves (their requirepass), if any."""
     BLAST_REDIS_PREFIX: str = Field("blast", pattern=r"^[A-Za-z0-9_.:-]{1,64}$")
     """Prefix of every Redis key and channel, so two deployments can share one Redis."""
 
@@ -184,15 +209,60 @@ class Settings(BaseSettings):
     # Kept private: the assembled URL may carry the password.
     _redis_url: str = PrivateAttr("")
 
+    @field_validator("REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE")
+    @classmethod
+    def _tls_file(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        value = value.strip()
+        if not Path(value).is_file():
+            raise ValueError(f"no such file {value!r}")
+        if not os.access(value, os.R_OK):
+            raise ValueError(f"{value!r} is not readable by this user")
+        return value
+
+    @field_validator("REDIS_SENTINELS")
+    @classmethod
+    def _sentinels(cls, value: str | None) -> str | None:
+        if value is None or value.strip() == "":
+            return None
+        nodes = [_parse_node(part) for part in value.split(",") if part.strip()]
+        if not nodes:
+            raise ValueError("expected host:port,host:port,… (e.g. 10.0.0.1:26379,10.0.0.2:26379)")
+        return ",".join(node_text(host, port) for host, port in nodes)
+
     @model_validator(mode="after")
     def _redis_default(self) -> Settings:
         if self.REDIS_URL is None:
             auth = ""
             if self.REDIS_PASSWORD is not None:
-                auth = ":" + quote(self.REDIS_PASSWORD.get_secret_value(), safe="") + "@"
-            self._redis_url = f"redis://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+                user = quote(self.REDIS_USERNAME, safe="") if self.REDIS_USERNAME else ""
+                auth = user + ":" + quote(self.REDIS_PASSWORD.get_secret_value(), safe="") + "@"
+            elif self.REDIS_USERNAME:
+                auth = quote(self.REDIS_USERNAME, safe="") + "@"
+            scheme = "rediss" if self.REDIS_TLS else "redis"
+            self._redis_url = f"{scheme}://{auth}{self.REDIS_HOST}:{self.REDIS_PORT}/{self.REDIS_DB}"
+        elif self.REDIS_TLS and self.REDIS_URL.startswith("redis://"):
+            self._redis_url = "rediss://" + self.REDIS_URL[len("redis://") :]
+        elif self.REDIS_TLS and self.REDIS_URL.startswith("unix://"):
+            raise ValueError("REDIS_TLS: TLS needs a TCP Redis (redis:// or rediss://), not a unix:// socket")
         else:
             self._redis_url = self.REDIS_URL
+        if self.REDIS_SENTINELS and self._redis_url.startswith("unix://"):
+            raise ValueError("REDIS_SENTINELS: sentinels name a TCP master; REDIS_URL must not be unix://")
+        if (self.REDIS_TLS_CERT_FILE is None) != (self.REDIS_TLS_KEY_FILE is None):
+            raise ValueError(
+                "REDIS_TLS_CERT_FILE: a client certificate needs both REDIS_TLS_CERT_FILE and REDIS_TLS_KEY_FILE"
+            )
+        tls_files = [
+            name
+            for name in ("REDIS_TLS_CA_FILE", "REDIS_TLS_CERT_FILE", "REDIS_TLS_KEY_FILE")
+            if getattr(self, name) is not None
+        ]
+        if tls_files and not self.redis_tls:
+            raise ValueError(
+                f"{tls_files[0]}: set but TLS is off; set REDIS_TLS=1 or use a rediss:// REDIS_URL"
+            )
         return self
 
     @model_validator(mode="after")
@@ -218,6 +288,18 @@ class Settings(BaseSettings):
     def redis_url(self) -> str:
         """The Redis URL to connect to (may contain the password: never print it)."""
         return self._redis_url
+
+    @property
+    def redis_tls(self) -> bool:
+        """Whether Redis is spoken to over TLS (REDIS_TLS=1 or a rediss:// URL)."""
+        return self._redis_url.startswith("rediss://")
+
+    @property
+    def redis_sentinels(self) -> list[tuple[str, int]]:
+        """The sentinels' addresses (empty: Redis is reached directly)."""
+        if not self.REDIS_SENTINELS:
+            return []
+        return [_parse_node(part) for part in self.REDIS_SENTINELS.split(",")]
 
     @property
     def zone(self) -> ZoneInfo:
@@ -257,6 +339,24 @@ class Settings(BaseSettings):
         return out
 
 
+def _parse_node(text: str) -> tuple[str, int]:
+    """host:port (port 26379 when left out; [v6]:port for IPv6) -> (host, port)."""
+    text = text.strip()
+    match = re.fullmatch(r"\[([0-9A-Fa-f:.]+)\](?::(\d+))?|([A-Za-z0-9_.-]+)(?::(\d+))?", text)
+    if match is None:
+        raise ValueError(f"{text!r} is not host:port (e.g. 10.0.0.1:26379)")
+    host = match.group(1) or match.group(3)
+    port = int(match.group(2) or match.group(4) or DEFAULT_SENTINEL_PORT)
+    if not 1 <= port <= 65535:
+        raise ValueError(f"{text!r}: port {port} out of range")
+    return host, port
+
+
+def node_text(host: str, port: int) -> str:
+    """host:port, with an IPv6 address in brackets."""
+    return f"[{host}]:{port}" if ":" in host else f"{host}:{port}"
+
+
 def mask_url(url: str) -> str:
     """Hide the password of a URL such as postgres://user:secret@host/db."""
     if "@" not in url or "://" not in url:
@@ -288,6 +388,10 @@ def load_settings(**overrides: Any) -> Settings:
         err = exc.errors()[0]
         name = ".".join(str(p) for p in err["loc"]) or "settings"
         msg = str(err["msg"]).removeprefix("Value error, ")
+        # A check across variables names the one to fix first ("REDIS_TLS_CA_FILE: set but TLS is off …").
+        named = re.match(r"([A-Z][A-Z0-9_]+): (.*)", msg) if name == "settings" else None
+        if named is not None:
+            name, msg = named.group(1), named.group(2)
         value = err.get("input")
         shown = (
             "" if name in SECRET_FIELDS or isinstance(value, dict) or value is None else f" (got {value!r})"

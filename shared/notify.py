@@ -14,25 +14,24 @@ import redis.asyncio as aioredis
 from redis.exceptions import RedisError
 
 from shared.config import Settings
+from shared.redis_conn import connection_identity, make_client
 
 log = logging.getLogger(__name__)
 
 #: Pub/sub channel (under the deployment prefix) carrying {"event": …, "blast_id": …} messages.
 EVENTS_CHANNEL = "events"
 
-_clients: dict[tuple[str, int], aioredis.Redis] = {}
+_clients: dict[tuple[object, ...], aioredis.Redis] = {}
 
 
 def redis_client(settings: Settings) -> aioredis.Redis:
     """A shared client for this process and event loop (connections are pooled)."""
     import asyncio
 
-    key = (settings.redis_url, id(asyncio.get_running_loop()))
+    key = (*connection_identity(settings), id(asyncio.get_running_loop()))
     client = _clients.get(key)
     if client is None:
-        client = aioredis.Redis.from_url(
-            settings.redis_url, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15
-        )
+        client = make_client(settings, socket_connect_timeout=2, socket_timeout=5, health_check_interval=15)
         _clients[key] = client
     return client
 

@@ -30,6 +30,9 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
 
 def _text(exc: BaseException) -> str:
     text = str(exc).strip()
+    if type(exc).__name__ == "MasterNotFoundError":
+        # redis-py appends every sentinel client's repr to "No master found for 'mymaster'"; the name is enough.
+        text = text.split(" : ", 1)[0]
     return text.splitlines()[0][:300] if text else ""
 
 
@@ -62,6 +65,13 @@ def _is_outage_error(exc: BaseException) -> bool:
 
     if isinstance(exc, OSError | RedisConnectionError | RedisTimeoutError | DBConnectionError):
         return True
+    from redis.exceptions import ReadOnlyError
+
+    from shared.redis_conn import is_redis_full
+
+    # A full Redis (noeviction) and a master just demoted to replica refuse writes until they take them again.
+    if isinstance(exc, ReadOnlyError) or is_redis_full(exc):
+        return True
     if isinstance(exc, OperationalError) and not isinstance(exc, IntegrityError):
         return True
     try:
@@ -77,6 +87,17 @@ def _is_outage_error(exc: BaseException) -> bool:
         | asyncpg.AdminShutdownError
         | asyncpg.ObjectNotInPrerequisiteStateError,
     )
+
+
+def _fix(exc: BaseException) -> str:
+    """ "; <what to do>" for a Redis error that names a configuration or capacity problem, else ""."""
+    from shared.redis_conn import redis_hint
+
+    for link in causes(exc):
+        hint = redis_hint(link)
+        if hint:
+            return "; " + hint
+    return ""
 
 
 class OutageLog:
@@ -109,7 +130,7 @@ class OutageLog:
         if self.failures == 0:
             self._since = time.monotonic()
             top = next(causes(exc))
-            detail = describe(exc).removeprefix(type(top).__name__)
+            detail = describe(exc).removeprefix(type(top).__name__) + _fix(exc)
             self.logger.warning(
                 "%s: %s%s; retrying with backoff (logged once until it works again)",
                 self.what,

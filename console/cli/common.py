@@ -16,12 +16,14 @@ from typing import Any, TypeVar
 
 import click
 from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import ResponseError as RedisResponseError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from shared.config import Settings, get_settings, mask_url
+from shared.config import Settings, get_settings
 from shared.db import close_db, open_db
 from shared.errors import BlastError
 from shared.notify import close_redis_clients
+from shared.redis_conn import redis_hint, target_text
 
 T = TypeVar("T")
 
@@ -79,11 +81,16 @@ def run(work: Callable[[Settings], Awaitable[T]], *, mutating: bool = False, nee
         fail(str(exc))
     except KeyboardInterrupt:
         fail("interrupted", 130)
-    except (RedisConnectionError, RedisTimeoutError) as exc:
-        fail(
-            f"cannot reach Redis at {mask_url(settings.redis_url)}: {_first_line(exc)} "
-            "(check REDIS_URL or REDIS_HOST/REDIS_PORT, and that redis-server runs)"
-        )
+    except (RedisConnectionError, RedisTimeoutError, RedisResponseError) as exc:
+        hint = redis_hint(exc)
+        if hint is not None:
+            fail(f"Redis at {target_text(settings)} refused: {_first_line(exc)} ({hint})")
+        if not isinstance(exc, RedisResponseError):
+            fail(
+                f"cannot reach Redis at {target_text(settings)}: {_first_line(exc)} "
+                "(check REDIS_URL or REDIS_HOST/REDIS_PORT, and that redis-server runs)"
+            )
+        fail(f"unexpected Redis error: {_first_line(exc)}", 3)
     except Exception as exc:
         if os.environ.get("BLAST_DEBUG"):
             raise

@@ -20,6 +20,7 @@ from daemon.http import health, webhook
 from daemon.http.health import Readiness
 from daemon.http.metrics import GaugeRefresher, render
 from shared.config import Settings
+from shared.redis_conn import make_client
 from shared.services.webhooks import EventWriter
 
 log = logging.getLogger(__name__)
@@ -69,9 +70,7 @@ def create_app(
 async def _lifecycle(app: web.Application) -> AsyncIterator[None]:
     settings = app[SETTINGS]
     app[WRITER].start()
-    app[REDIS] = aioredis.Redis.from_url(
-        settings.redis_url, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10
-    )
+    app[REDIS] = make_client(settings, socket_connect_timeout=1, socket_timeout=1, health_check_interval=10)
     try:
         yield
     finally:

@@ -11,6 +11,7 @@ from tortoise import connections
 from shared.config import Settings
 from shared.db import is_sqlite, sqlite_path
 from shared.notify import redis_client
+from shared.redis_conn import describe_server, redis_reason
 
 PING_TIMEOUT_S = 2.0
 
@@ -33,8 +34,18 @@ async def ping_redis(settings: Settings) -> str | None:
     except TimeoutError:
         return f"no answer within {PING_TIMEOUT_S:.0f} s"
     except (RedisError, OSError) as exc:
-        return _reason(exc)
+        return redis_reason(exc)
     return None
+
+
+async def describe_redis(settings: Settings) -> str | None:
+    """Which Redis the programs use, e.g. "Redis 10.0.0.6:6379 (master, TLS yes, via Sentinel 'mymaster')";
+    None when it cannot be reached."""
+    try:
+        server = await asyncio.wait_for(describe_server(settings, redis_client(settings)), PING_TIMEOUT_S)
+    except (TimeoutError, RedisError, OSError):
+        return None
+    return f"Redis {server.text()}"
 
 
 async def database_is_read_only(settings: Settings) -> bool:

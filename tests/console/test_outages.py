@@ -125,3 +125,12 @@ async def test_postgres_outage_shows_in_the_banner_and_recovers(
     finally:
         await _pg_exec(f'ALTER DATABASE "{name}" ALLOW_CONNECTIONS true')
         await _pg_exec(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
+
+
+async def test_the_header_names_the_redis_in_use(db: Settings, private_redis: PrivateRedis) -> None:
+    """Host, role and TLS of the Redis the console talks to, in the header."""
+    app = build_app(db, clock=frozen_clock)
+    async with app.run_test(size=(120, 40)) as pilot:
+        expected = f"sandbox · Redis 127.0.0.1:{private_redis.port} (master, TLS no)"
+        await wait_until(pilot, lambda: app.sub_title == expected)
+    await close_redis_clients()

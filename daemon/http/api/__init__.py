@@ -11,7 +11,6 @@ import contextlib
 import json
 from collections.abc import AsyncIterator
 
-import redis.asyncio as aioredis
 from aiohttp import web
 
 from daemon.http.api.auth import REDIS, SETTINGS, auth_middleware
@@ -19,6 +18,7 @@ from daemon.http.api.handlers import OPERATIONS
 from daemon.http.api.openapi import document
 from daemon.http.api.problems import API_PREFIX, problems_middleware
 from shared.config import Settings
+from shared.redis_conn import make_client
 
 __all__ = ["API_PREFIX", "create_api", "create_api_server", "mount_api"]
 
@@ -47,8 +47,8 @@ def create_api_server(settings: Settings) -> web.Application:
 
 
 async def _redis(app: web.Application) -> AsyncIterator[None]:
-    app[REDIS] = aioredis.Redis.from_url(
-        app[SETTINGS].redis_url, socket_connect_timeout=1, socket_timeout=2, health_check_interval=10
+    app[REDIS] = make_client(
+        app[SETTINGS], socket_connect_timeout=1, socket_timeout=2, health_check_interval=10
     )
     try:
         yield
