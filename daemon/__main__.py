@@ -10,7 +10,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from daemon import eventloop
+from shared import eventloop
 from shared.config import Settings, get_settings
 from shared.errors import BlastError
 from shared.whatsapp.base import WhatsAppProvider
