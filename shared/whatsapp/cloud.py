@@ -74,6 +74,9 @@ _TIER = re.compile(r"^TIER_(\d+)(K?)$")
 _MAX_PAGES = 10_000
 
 
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+
+
 def daily_limit_of(tier: str | None) -> int | None:
     """Unique users per moving 24 h for a tier name such as TIER_2K (None: unlimited or unknown)."""
     match = _TIER.match(tier or "")
@@ -135,6 +138,9 @@ class CloudClient:
         )
         self._messages_url = URL(f"{self.api_url}/{phone_number_id}/messages")
         self._marketing_url = URL(f"{self.api_url}/{phone_number_id}/marketing_messages")
+        self._headers: dict[str, dict[str, str]] = {}
+        #: (template, language) -> the encoded start of a send body (the same for every recipient)
+        self._heads: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     def from_settings(
@@ -158,6 +164,8 @@ class CloudClient:
             business_account_id=settings.WHATSAPP_BUSINESS_ACCOUNT_ID,
             timeout_s=settings.WHATSAPP_TIMEOUT_S,
             use_marketing_endpoint=settings.WHATSAPP_USE_MARKETING_ENDPOINT,
+            # every request a daemon holds may be in flight at once: none waits for a pooled connection
+            pool_size=max(DEFAULT_POOL_SIZE, settings.BLAST_MAX_IN_FLIGHT),
             session=session,
         )
 
@@ -185,6 +193,7 @@ class CloudClient:
         Requests already in flight keep the header they were sent with; nothing is dropped or re-sent.
         """
         self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
+        self._headers = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -245,9 +254,12 @@ class CloudClient:
         if self._session is None or self._session.closed:
             await self.start()
         assert self._session is not None
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        headers = self._headers.get("json" if body is not None else "")
+        if headers is None:  # built once per token (set_access_token starts afresh)
+            headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            self._headers["json" if body is not None else ""] = headers
         try:
             async with self._session.request(
                 method, url, data=body, params=params, headers=headers, timeout=self._timeout
@@ -332,26 +344,23 @@ class CloudClient:
         """
         if callback_data is not None and len(callback_data) > CALLBACK_DATA_MAX:
             raise ValueError(f"callback_data is {len(callback_data)} characters; Meta takes at most 512")
-        template_obj: dict[str, Any] = {
-            "name": template,
-            "language": {"policy": "deterministic", "code": language},
-        }
-        if components:
-            template_obj["components"] = list(components)
-        payload: dict[str, Any] = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to.lstrip("+"),
-            "type": "template",
-            "template": template_obj,
-        }
-        if callback_data is not None:
-            payload["biz_opaque_callback_data"] = callback_data
         marketing = self.use_marketing_endpoint and (category or "").upper() == "MARKETING"
+        # Only the recipient's parts are encoded per message; the rest once per template (see _head).
+        tail: dict[str, Any] = {"to": to.lstrip("+")}
+        if callback_data is not None:
+            tail["biz_opaque_callback_data"] = callback_data
         if marketing and product_policy is not None:
-            payload["product_policy"] = product_policy
+            tail["product_policy"] = product_policy
+        body = b"".join(
+            (
+                self._head(template, language),
+                _dumps(list(components)).encode() if components else b"[]",
+                b"},",
+                _dumps(tail).encode()[1:],
+            )
+        )
         url = self._marketing_url if marketing else self._messages_url
-        answer = await self._call("POST", url, body=json.dumps(payload, separators=(",", ":")).encode())
+        answer = await self._call("POST", url, body=body)
         if isinstance(answer, GraphError):
             return self._failed(to, template, answer)
         status, data, headers = answer
@@ -367,11 +376,32 @@ class CloudClient:
             return self._failed(
                 to, template, GraphError(ErrorClass.UNKNOWN_OUTCOME, None, status, meaning, raw=raw)
             )
-        log.debug("sent %s to %s: %s (%s)", template, _mask(to), accepted.wamid, accepted.message_status)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("sent %s to %s: %s (%s)", template, _mask(to), accepted.wamid, accepted.message_status)
         return accepted
+
+    def _head(self, template: str, language: str) -> bytes:
+        """The encoded start of every send body of a template, up to its components: `{"messaging_product":
+        …,"template":{"name":…,"language":{…},"components":` (the body ends `},"to":…}`)."""
+        key = (template, language)
+        head = self._heads.get(key)
+        if head is None:
+            fixed = {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "type": "template",
+                "template": {"name": template, "language": {"policy": "deterministic", "code": language}},
+            }
+            head = _dumps(fixed)[:-2].encode() + b',"components":'
+            if len(self._heads) > 1000:  # templates are few; a runaway caller must not grow this forever
+                self._heads.clear()
+            self._heads[key] = head
+        return head
 
     def _failed(self, to: str, template: str, error: GraphError) -> SendFailed:
         level = logging.WARNING if error.error_class is ErrorClass.UNKNOWN_OUTCOME else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return SendFailed(error)
         log.log(
             level,
             "send %s to %s failed: %s (code %s, HTTP %s)",
