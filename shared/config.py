@@ -75,6 +75,9 @@ class Settings(BaseSettings):
     """Send MARKETING templates through /marketing_messages instead of /messages."""
     WHATSAPP_TIMEOUT_S: float = Field(15.0, gt=0)
     """Per-request timeout towards Meta, seconds."""
+    BLAST_SEND_CLIENT: Literal["lean", "aiohttp"] = "lean"
+    """HTTP client of message sends: `lean` (keep-alive HTTP/1.1 with httptools, a quarter of aiohttp's CPU per
+    request) or `aiohttp` (every other call to Meta uses aiohttp either way)."""
     WHATSAPP_SANDBOX_DIR: str | None = None
     """Where the sandbox keeps its simulated templates, so console and daemon see the same ones
     (default: beside the SQLite database file, else the temp directory)."""

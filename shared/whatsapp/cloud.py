@@ -12,7 +12,7 @@ from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import SecretStr
 from yarl import URL
 
@@ -30,6 +30,7 @@ from shared.whatsapp.base import (
     TemplateSubmitted,
 )
 from shared.whatsapp.errors import classify_response, network_error
+from shared.whatsapp.lean_http import LeanClient, MaybeSent, NotSent
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -120,6 +121,7 @@ class CloudClient:
         pool_size: int = DEFAULT_POOL_SIZE,
         session: aiohttp.ClientSession | None = None,
         name: str = "cloud",
+        send_client: str = "lean",
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
@@ -139,6 +141,10 @@ class CloudClient:
         self._messages_url = URL(f"{self.api_url}/{phone_number_id}/messages")
         self._marketing_url = URL(f"{self.api_url}/{phone_number_id}/marketing_messages")
         self._headers: dict[str, dict[str, str]] = {}
+        self._send_client = send_client
+        self._lean: LeanClient | None = None
+        #: request heads of the lean client, per URL (built once per token)
+        self._lean_heads: dict[URL, bytes] = {}
         #: (template, language) -> the encoded start of a send body (the same for every recipient)
         self._heads: dict[tuple[str, str], bytes] = {}
 
@@ -167,6 +173,7 @@ class CloudClient:
             # every request a daemon holds may be in flight at once: none waits for a pooled connection
             pool_size=max(DEFAULT_POOL_SIZE, settings.BLAST_MAX_IN_FLIGHT),
             session=session,
+            send_client=settings.BLAST_SEND_CLIENT,
         )
 
     # --- provider identity ----------------------------------------------------------------------------------
@@ -194,6 +201,7 @@ class CloudClient:
         """
         self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
         self._headers = {}
+        self._lean_heads = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -204,12 +212,22 @@ class CloudClient:
             )
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
             self._owns_session = True
+        if self._send_client == "lean" and self._lean is None:
+            self._lean = LeanClient(
+                self.api_url,
+                limit=self.pool_size,
+                connect_timeout_s=self.timeout_s,
+                read_timeout_s=self.timeout_s,
+            )
 
     async def close(self) -> None:
         """Close the session if this client opened it; safe to call twice."""
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+        if self._lean is not None:
+            await self._lean.close()
+            self._lean = None
 
     async def __aenter__(self) -> CloudClient:
         await self.start()
@@ -275,6 +293,26 @@ class CloudClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Read timeout, server disconnected, reset mid-answer, truncated body: it may have been sent.
             return self._scrub(network_error(sent=True, what=self._what(exc)))
+
+    async def _post_lean(self, url: URL, body: bytes) -> tuple[int, bytes, Mapping[str, str]] | GraphError:
+        """One send through the lean client; network failures come back classified, as `_call`'s."""
+        if self._lean is None:
+            await self.start()
+        assert self._lean is not None
+        head = self._lean_heads.get(url)
+        if head is None:
+            token = self._token.get_secret_value()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            head = self._lean_heads[url] = self._lean.head(url.raw_path, headers)
+        try:
+            status, data, headers = await self._lean.post(head, body)
+        except NotSent as exc:
+            return self._scrub(network_error(sent=False, what=self._what(exc)))
+        except MaybeSent as exc:
+            return self._scrub(network_error(sent=True, what=self._what(exc)))
+        if 200 <= status < 300:
+            return status, data, headers
+        return status, data, CIMultiDictProxy(CIMultiDict(headers))  # errors read Retry-After and the like
 
     def _what(self, exc: BaseException) -> str:
         text = str(exc) or "no detail"
@@ -360,7 +398,10 @@ class CloudClient:
             )
         )
         url = self._marketing_url if marketing else self._messages_url
-        answer = await self._call("POST", url, body=body)
+        if self._send_client == "lean":
+            answer = await self._post_lean(url, body)
+        else:
+            answer = await self._call("POST", url, body=body)
         if isinstance(answer, GraphError):
             return self._failed(to, template, answer)
         status, data, headers = answer
