@@ -48,6 +48,8 @@ if factor < 1 then
 end
 -- whole microseconds, rounded up: exact in doubles (no drift), so N+1 grants never fit in one second
 local interval = math.ceil(1000000 / (rate * factor))
+-- never ask for more than the horizon can hold at the current (maybe slowed) rate, or nothing is ever granted
+least = math.min(least, math.floor(horizon / interval) + 1)
 if tat < now then tat = now end
 local ahead = tat - now
 local n = 0
@@ -176,6 +178,7 @@ class RateLimiter:
         factor = float(raw[3])
         server_now_s = float(raw[4]) / 1_000_000
         if count == 0:
+            least = min(least, int(self.horizon_s / interval_s) + 1)  # as the script capped it
             wait_s = ahead_s + (least - 1) * interval_s - self.horizon_s
             return Grant(0, 0.0, interval_s, max(0.001, wait_s), factor, server_now_s)
         return Grant(count, ahead_s, interval_s, 0.0, factor, server_now_s)

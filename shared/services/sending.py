@@ -125,7 +125,7 @@ async def blast_status(blast_id: int) -> BlastStatus | None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per message: a frozen dataclass's __init__ costs 3x as much (treat as immutable)
 class ClaimedRecipient:
     id: int
     phone: str
@@ -171,8 +171,8 @@ async def claim_page(
     until = now + timedelta(seconds=lease_s)
     conn = connections.get("default")
     pg = conn.capabilities.dialect == "postgres"
-    if pg:
-        _, rows = await conn.execute_query(_CLAIM_PG, [token, until, blast_id, now, size])
+    if pg:  # execute_query would not fetch the RETURNING rows of a statement that starts with UPDATE
+        rows = await conn.execute_query_dict(_CLAIM_PG, [token, until, blast_id, now, size])
     else:
         sqlite_now = now.isoformat(" ")  # tortoise stores datetimes so on SQLite; compared as text
         _, rows = await conn.execute_query(

@@ -207,9 +207,9 @@ async def move_recipients(
 # --------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # not frozen: one is made per message, and a frozen __init__ costs 3x as much
 class SendOutcome:
-    """The result of one send attempt, as the daemon writes it.
+    """The result of one send attempt, as the daemon writes it (treat as immutable).
 
     `to` is SENT (with wamid), FAILED (with error), PENDING (retry at next_attempt_at) or UNKNOWN. `lease_owner`,
     when set, is the chunk token that must still hold the row's lease for the result to be written.
