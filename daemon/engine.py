@@ -27,7 +27,9 @@ class SendEngine:
     @classmethod
     def for_runtime(cls, rt: Runtime) -> SendEngine:
         pool = RequestPool(rt.settings.BLAST_MAX_IN_FLIGHT)
-        feeder = SlotFeeder(rt.limiter, room=lambda: pool.room, wait_for_room=pool.wait_for_room)
+        feeder = SlotFeeder(
+            rt.limiter, room=lambda: pool.room, max_jobs=pool.max_jobs, wait_for_room=pool.wait_for_room
+        )
         return cls(pool=pool, feeder=feeder, writer=ResultWriter(rt))
 
     async def aclose(self) -> None:

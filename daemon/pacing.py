@@ -63,9 +63,9 @@ class RequestPool:
         """How many more jobs the pool takes now."""
         return self.max_jobs - self.held
 
-    async def wait_for_room(self, stop: asyncio.Event | None = None) -> None:
-        """Return once the pool takes at least one more job (or `stop` is set)."""
-        while self.room <= 0 and not (stop is not None and stop.is_set()):
+    async def wait_for_room(self, n: int = 1, stop: asyncio.Event | None = None) -> None:
+        """Return once the pool takes at least `n` more jobs (or `stop` is set)."""
+        while self.room < n and not (stop is not None and stop.is_set()):
             self._room.clear()
             if stop is None:
                 await self._room.wait()
@@ -120,7 +120,8 @@ class SlotFeeder:
     Args:
         limiter: the shared limiter of the sender number.
         room: how many more jobs the request pool takes now (grants never exceed it).
-        wait_for_room: waits until the pool takes one more job.
+        max_jobs: the most jobs the pool holds.
+        wait_for_room: waits until the pool takes n more jobs.
     """
 
     def __init__(
@@ -128,7 +129,8 @@ class SlotFeeder:
         limiter: RateLimiter,
         *,
         room: Callable[[], int],
-        wait_for_room: Callable[[asyncio.Event | None], Awaitable[None]],
+        max_jobs: int,
+        wait_for_room: Callable[[int, asyncio.Event | None], Awaitable[None]],
     ) -> None:
         self.limiter = limiter
         self._room = room
@@ -141,6 +143,9 @@ class SlotFeeder:
         self._offset_at = 0.0
         #: slots per full grant: the limiter's horizon at the configured rate
         self.grant_size = max(1, int(limiter.rate * limiter.horizon_s))
+        #: room in the pool worth a grant (when the pool, not the rate, is the limit: a "rate" of a million with
+        #: 100 in flight): a Redis call per few messages, not per message, for a twentieth of the concurrency
+        self.room_batch = max(1, min(self.grant_size // 4, max_jobs // 20))
         self.grants = 0
         self.expired = 0
 
@@ -168,8 +173,8 @@ class SlotFeeder:
                         n = min(want, len(self._slots))
                         return [self._slots.popleft() for _ in range(n)]
                     room = self._room()
-                    if room <= 0:
-                        await self._wait_for_room(stop)
+                    if room < min(self.room_batch, self._wanted):
+                        await self._wait_for_room(min(self.room_batch, self._wanted), stop)
                         continue
                     await self._grant(min(self.grant_size, self._wanted, room), stop)
         finally:
