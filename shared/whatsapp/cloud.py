@@ -5,7 +5,7 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from types import TracebackType
@@ -76,6 +76,8 @@ _MAX_PAGES = 10_000
 
 
 _dumps = json.JSONEncoder(separators=(",", ":")).encode
+#: a JSON string literal ("…" with escapes, ASCII only), in C
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def daily_limit_of(tier: str | None) -> int | None:
@@ -384,17 +386,17 @@ class CloudClient:
             raise ValueError(f"callback_data is {len(callback_data)} characters; Meta takes at most 512")
         marketing = self.use_marketing_endpoint and (category or "").upper() == "MARKETING"
         # Only the recipient's parts are encoded per message; the rest once per template (see _head).
-        tail: dict[str, Any] = {"to": to.lstrip("+")}
+        tail = ['},"to":', _quote(to.lstrip("+"))]
         if callback_data is not None:
-            tail["biz_opaque_callback_data"] = callback_data
+            tail += [',"biz_opaque_callback_data":', _quote(callback_data)]
         if marketing and product_policy is not None:
-            tail["product_policy"] = product_policy
+            tail += [',"product_policy":', _quote(product_policy)]
+        tail.append("}")
         body = b"".join(
             (
                 self._head(template, language),
                 _dumps(list(components)).encode() if components else b"[]",
-                b"},",
-                _dumps(tail).encode()[1:],
+                "".join(tail).encode(),
             )
         )
         url = self._marketing_url if marketing else self._messages_url
