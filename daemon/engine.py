@@ -6,7 +6,7 @@ grant and per flush, not per message: the slot feeder (one client of the shared 
 from __future__ import annotations
 
 import logging
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 from typing import TYPE_CHECKING
 
 from daemon.pacing import RequestPool, SlotFeeder
@@ -18,11 +18,21 @@ if TYPE_CHECKING:
 log = logging.getLogger(__name__)
 
 
+@dataclass(frozen=True, slots=True)
+class ClaimCursor:
+    """Where this daemon's next claim in a blast starts, and when it last started from the blast's start."""
+
+    after_id: int
+    scanned_at: float
+
+
 @dataclass
 class SendEngine:
     pool: RequestPool
     feeder: SlotFeeder
     writer: ResultWriter
+    #: blast id -> where this daemon's chunks claim from
+    cursors: dict[int, ClaimCursor] = field(default_factory=dict)
 
     @classmethod
     def for_runtime(cls, rt: Runtime) -> SendEngine:

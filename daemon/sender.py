@@ -31,6 +31,7 @@ from typing import Any
 
 from redis.exceptions import RedisError
 
+from daemon.engine import ClaimCursor
 from daemon.runtime import Runtime
 from shared.errors import ValidationFailed
 from shared.notify import publish
@@ -50,6 +51,9 @@ R = RecipientStatus
 CHUNK_SECONDS = 10.0
 #: Retry-later errors other than throttling fail the recipient after this many attempts.
 MAX_TRANSIENT_ATTEMPTS = 5
+#: A daemon's claims start from its cursor in a blast, and from the blast's first recipient at least this often
+#: (retries that came due, recipients given back).
+RESCAN_S = 5.0
 #: Longest backoff of a transient error.
 MAX_BACKOFF_S = 300.0
 
@@ -161,7 +165,21 @@ class ChunkRunner:
     # --- pages
     # -----------------------------------------------------------------------------------------------
     async def _claim(self, size: int) -> _Page:
-        rows = await sending.claim_page(self.plan.id, self.token, size)
+        # From the daemon's cursor in this blast (its chunks claim successive ranges: the index range of rows
+        # already moved on is not walked again), and from the start when the rows above it run out or every
+        # RESCAN_S: recipients due for a retry, or given back, lie below it.
+        now = time.monotonic()
+        cursor = self.engine.cursors.get(self.plan.id)
+        if cursor is None or now - cursor.scanned_at >= RESCAN_S:
+            cursor = ClaimCursor(0, now)
+        after = cursor.after_id
+        rows = await sending.claim_page(self.plan.id, self.token, size, after_id=after)
+        if len(rows) == size:
+            self.engine.cursors[self.plan.id] = ClaimCursor(rows[-1].id, cursor.scanned_at)
+        else:
+            self.engine.cursors.pop(self.plan.id, None)  # next time from the start
+            if after:
+                rows += await sending.claim_page(self.plan.id, self.token, size - len(rows), after_id=0)
         page = _Page(claimed=len(rows))
         if not rows:
             return page

@@ -144,25 +144,29 @@ _CLAIM = """
 UPDATE recipient SET lease_owner = {p[0]}, lease_expires_at = {p[1]}
 WHERE id IN (
     SELECT id FROM recipient
-    WHERE blast_id = {p[2]} AND status = 'PENDING'
+    WHERE blast_id = {p[2]} AND status = 'PENDING' AND id > {p[5]}
       AND (lease_expires_at IS NULL OR lease_expires_at < {p[3]})
       AND (next_attempt_at IS NULL OR next_attempt_at <= {p[3]})
     ORDER BY id LIMIT {p[4]}{lock}
 )
 RETURNING id, phone, params, attempts, error_code
 """
-_CLAIM_PG = _CLAIM.format(p=["$1", "$2", "$3", "$4", "$5"], lock=" FOR UPDATE SKIP LOCKED")
-_CLAIM_SQLITE = _CLAIM.format(p=["?1", "?2", "?3", "?4", "?5"], lock="")
+_CLAIM_PG = _CLAIM.format(p=["$1", "$2", "$3", "$4", "$5", "$6"], lock=" FOR UPDATE SKIP LOCKED")
+_CLAIM_SQLITE = _CLAIM.format(p=["?1", "?2", "?3", "?4", "?5", "?6"], lock="")
 
 
 async def claim_page(
-    blast_id: int, token: str, size: int, *, lease_s: float = PENDING_LEASE_S
+    blast_id: int, token: str, size: int, *, lease_s: float = PENDING_LEASE_S, after_id: int = 0
 ) -> list[ClaimedRecipient]:
     """Lease up to `size` claimable PENDING recipients of a blast to `token` (their status does not change).
 
     A recipient is claimable when it is PENDING, due (next_attempt_at passed) and not leased (or its lease
     expired). One statement selects and leases them, so two claimers never hold the same row (on PostgreSQL
     the selection skips rows another claimer is locking; SQLite has one writer at a time).
+
+    Args:
+        after_id: claim only ids above this one (a sender's cursor: the index range of rows it already moved
+            on is not walked again; a claim from 0 finds the rows due for a retry or released).
 
     Returns:
         The recipients now leased to `token`, in id order.
@@ -172,11 +176,11 @@ async def claim_page(
     conn = connections.get("default")
     pg = conn.capabilities.dialect == "postgres"
     if pg:  # execute_query would not fetch the RETURNING rows of a statement that starts with UPDATE
-        rows = await conn.execute_query_dict(_CLAIM_PG, [token, until, blast_id, now, size])
+        rows = await conn.execute_query_dict(_CLAIM_PG, [token, until, blast_id, now, size, after_id])
     else:
         sqlite_now = now.isoformat(" ")  # tortoise stores datetimes so on SQLite; compared as text
         _, rows = await conn.execute_query(
-            _CLAIM_SQLITE, [token, until.isoformat(" "), blast_id, sqlite_now, size]
+            _CLAIM_SQLITE, [token, until.isoformat(" "), blast_id, sqlite_now, size, after_id]
         )
     loads = json.loads
     out = [
@@ -218,7 +222,10 @@ async def suppressed_phones(phones: Sequence[str]) -> set[str]:
     if conn.capabilities.dialect == "postgres":
         sql, args = "SELECT phone FROM suppression WHERE phone = ANY($1)", [list(phones)]
     else:  # one page (at most 250) of numbers: well under SQLite's parameter limit
-        sql, args = f"SELECT phone FROM suppression WHERE phone IN ({', '.join('?' * len(phones))})", list(phones)
+        sql, args = (
+            f"SELECT phone FROM suppression WHERE phone IN ({', '.join('?' * len(phones))})",
+            list(phones),
+        )
     rows = await conn.execute_query_dict(sql, args)
     return {str(r["phone"]) for r in rows}
 

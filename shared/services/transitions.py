@@ -380,11 +380,16 @@ async def _record_results_sqlite(rows: Sequence[tuple[Any, ...]]) -> int:
     return changed
 
 
+# The ids drive the UPDATE (primary-key lookups). Given `blast_id = $5 AND status = 'PENDING'` as such, the
+# planner, misled by statistics of a blast whose rows change status by the thousand, walked the blast's whole
+# PENDING range of the (blast_id, status, id) index once per mark, dead entries included (6 ms for 10 rows
+# halfway through 20,000): the two checks are written so that no index can serve them.
 _MARK_PG = """
 WITH u AS (
-    UPDATE recipient SET status = 'SENDING', attempts = attempts + 1, lease_expires_at = $3, updated_at = $4
-    WHERE id = ANY($1::bigint[]) AND blast_id = $5 AND status = 'PENDING' AND lease_owner = $2
-    RETURNING id
+    UPDATE recipient AS r SET status = 'SENDING', attempts = r.attempts + 1, lease_expires_at = $3, updated_at = $4
+    FROM unnest($1::bigint[]) AS m(id)
+    WHERE r.id = m.id AND r.lease_owner = $2 AND r.blast_id + 0 = $5 AND r.status || '' = 'PENDING'
+    RETURNING r.id
 ), b AS (
     UPDATE blast SET n_pending = n_pending - (SELECT count(*) FROM u), n_sending = n_sending + (SELECT count(*) FROM u)
     WHERE id = $5 AND EXISTS (SELECT 1 FROM u)

@@ -72,20 +72,34 @@ async def test_a_stalled_loop_never_fires_slots_late_on_top_of_on_time_ones() ->
     assert pool.missed == len(missed)
 
 
-async def test_the_pool_holds_at_most_its_limit_and_says_when_there_is_room() -> None:
+async def test_at_most_max_jobs_are_in_flight_and_a_job_kept_waiting_is_given_back() -> None:
+    """Three requests in flight at most; a fourth job may wait for a worker (the prefetch), but one kept waiting
+    past its slot is given back instead of leaving late; the pool says when it has room again."""
     pool = RequestPool(3)
+    assert pool.prefetch == 1
     log: list[tuple[str, float, float]] = []
+    in_flight = [0, 0]  # now, most
+
+    class Tracked(Job):
+        async def fire(self) -> None:
+            in_flight[0] += 1
+            in_flight[1] = max(in_flight[1], in_flight[0])
+            try:
+                await super().fire()
+            finally:
+                in_flight[0] -= 1
+
     now = time.monotonic()
-    for _ in range(3):
-        pool.submit(now, Job(now, log, hold_s=0.05))
+    for _ in range(4):
+        pool.submit(now, Tracked(now, log, hold_s=0.05))
     assert pool.room == 0
     waiting = asyncio.create_task(pool.wait_for_room(2))
     await asyncio.sleep(0.01)
     assert not waiting.done()
     await asyncio.wait_for(waiting, 1.0)
-    assert pool.room >= 2
     await _drain(pool)
-    assert pool.workers <= 3
+    assert in_flight[1] == 3 and pool.workers == 3
+    assert [kind for kind, _, _ in log].count("missed") == 1  # the fourth waited 50 ms for a worker
     await pool.aclose()
 
 
