@@ -225,7 +225,7 @@ def load_generator(
         )
 
     # Bodies are built and signed before the clock starts; uvloop, as the daemon.
-    from daemon import eventloop
+    from shared import eventloop
 
     eventloop.run(main())
 
@@ -303,7 +303,7 @@ def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cp
         await close_db()
         await close_redis_clients()
 
-    from daemon import eventloop
+    from shared import eventloop
 
     eventloop.run(main())
 
@@ -552,7 +552,7 @@ def main() -> None:
             await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
             await admin.close()
 
-    from daemon import eventloop
+    from shared import eventloop
 
     print(json.dumps(eventloop.run(with_db(), kind=args.loop), indent=2))
 

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import signal
 import sys
@@ -10,7 +11,7 @@ from typing import TYPE_CHECKING
 
 import click
 
-from daemon import eventloop
+from shared import eventloop
 from shared.config import Settings, get_settings
 from shared.errors import BlastError
 from shared.whatsapp.base import WhatsAppProvider
@@ -69,6 +70,9 @@ async def _run(settings: Settings) -> None:
     provider_box.append(provider)
     systemd.status("starting: opening the database")
     await open_db(settings, migrate_schema=settings.BLAST_AUTO_MIGRATE)
+    # Everything loaded so far (modules, ORM and settings objects) lives as long as the process: the collector
+    # need not walk it again. Its full collections stay short, and a short one does not stall sending.
+    gc.freeze()
     try:
         await provider.start()
         # READY=1 once GET /healthz answers 200 (or, without the HTTP server, once every milestone is reached).

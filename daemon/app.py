@@ -349,6 +349,8 @@ async def serve(
                 )
     finally:
         with contextlib.suppress(Exception):
+            await rt.close_engine()
+        with contextlib.suppress(Exception):
             await live.forget_daemon(settings, rt.daemon_id, client=redis)
         with contextlib.suppress(Exception):
             await broker.shutdown()

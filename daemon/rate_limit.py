@@ -24,6 +24,9 @@ from shared.config import Settings
 MIN_FACTOR = 0.05
 #: Seconds over which a slowed limiter climbs back linearly from 0 to the full rate.
 RECOVER_S = 20.0
+#: How far ahead a daemon may hold slots: one grant is about this much sending (the SENDING recipients that a
+#: crash turns UNKNOWN, beyond the requests in flight, are at most this many slots' worth).
+GRANT_HORIZON_S = 0.1
 #: After a throttling error nobody gets a slot for this long (Meta: retry after ~1 s).
 THROTTLE_PAUSE_S = 1.0
 
@@ -35,6 +38,7 @@ local want = tonumber(ARGV[2])
 local horizon = tonumber(ARGV[3])
 local recover = tonumber(ARGV[4])
 local audit = ARGV[5]
+local least = math.min(want, tonumber(ARGV[6]))
 local h = redis.call('HMGET', KEYS[1], 'tat', 'factor', 'fat')
 local tat = tonumber(h[1]) or now
 local factor = tonumber(h[2]) or 1
@@ -44,11 +48,15 @@ if factor < 1 then
 end
 -- whole microseconds, rounded up: exact in doubles (no drift), so N+1 grants never fit in one second
 local interval = math.ceil(1000000 / (rate * factor))
+-- never ask for more than the horizon can hold at the current (maybe slowed) rate, or nothing is ever granted
+least = math.min(least, math.floor(horizon / interval) + 1)
 if tat < now then tat = now end
 local ahead = tat - now
 local n = 0
-if ahead <= horizon then
-  n = math.min(want, math.floor((horizon - ahead) / interval) + 1)
+local fits = -1
+if ahead <= horizon then fits = math.floor((horizon - ahead) / interval) + 1 end
+if fits >= least then
+  n = math.min(want, fits)
   if audit == '1' then
     redis.call('RPUSH', KEYS[2], string.format('%.0f:%.0f:%d', tat, interval, n))
     redis.call('LTRIM', KEYS[2], -200000, -1)
@@ -147,19 +155,22 @@ class RateLimiter:
         """The limiter keyed by the sender's phone number id (the sandbox and unset ids share "default")."""
         key = settings.key("rate", sender_id or "default")
         audit = settings.key("rate-audit", sender_id or "default") if settings.BLAST_RATE_AUDIT else None
-        return cls(redis, key, settings.BLAST_RATE_LIMIT, audit_key=audit)
+        return cls(redis, key, settings.BLAST_RATE_LIMIT, horizon_s=GRANT_HORIZON_S, audit_key=audit)
 
-    async def acquire(self, want: int) -> Grant:
-        """Ask for up to `want` slots (at least 1 is asked for).
+    async def acquire(self, want: int, *, least: int = 1) -> Grant:
+        """Ask for up to `want` slots (at least 1 is asked for), and for none unless `least` of them fit in the
+        horizon now (so that a caller gets full grants instead of the one or two slots that free up between
+        calls; other daemons' grants leave room for `least` soon, and `wait_s` says when).
 
         Raises:
             redis.exceptions.RedisError: Redis unreachable (the caller stops sending).
         """
         want = max(1, want)
+        least = max(1, min(least, want))
         audit = "1" if self.audit_key else "0"
         raw = await self._acquire(
             keys=[self.key, self.audit_key or self.key],
-            args=[self.rate, want, int(self.horizon_s * 1_000_000), int(RECOVER_S * 1_000_000), audit],
+            args=[self.rate, want, int(self.horizon_s * 1_000_000), int(RECOVER_S * 1_000_000), audit, least],
         )
         count = int(raw[0])
         ahead_s = float(raw[1]) / 1_000_000
@@ -167,7 +178,9 @@ class RateLimiter:
         factor = float(raw[3])
         server_now_s = float(raw[4]) / 1_000_000
         if count == 0:
-            return Grant(0, 0.0, interval_s, max(0.001, ahead_s - self.horizon_s), factor, server_now_s)
+            least = min(least, int(self.horizon_s / interval_s) + 1)  # as the script capped it
+            wait_s = ahead_s + (least - 1) * interval_s - self.horizon_s
+            return Grant(0, 0.0, interval_s, max(0.001, wait_s), factor, server_now_s)
         return Grant(count, ahead_s, interval_s, 0.0, factor, server_now_s)
 
     async def slow_down(self) -> float:

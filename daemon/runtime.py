@@ -23,6 +23,7 @@ from shared.status import BlastStatus
 from shared.whatsapp.base import WhatsAppProvider
 
 if TYPE_CHECKING:
+    from daemon.engine import SendEngine
     from daemon.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -183,6 +184,21 @@ class Runtime:
     started_at: float = field(default_factory=time.time)
     host: str = field(default_factory=socket.gethostname)
     _seq: int = 0
+    _engine: SendEngine | None = None
+
+    def send_engine(self) -> SendEngine:
+        """The process's send engine (slot feeder, request pool, result writer), made on first use."""
+        if self._engine is None:
+            from daemon.engine import SendEngine
+
+            self._engine = SendEngine.for_runtime(self)
+        return self._engine
+
+    async def close_engine(self) -> None:
+        """After the last chunk: write the results left and stop the request workers."""
+        if self._engine is not None:
+            await self._engine.aclose()
+            self._engine = None
 
     def next_token(self, chunk_id: str) -> str:
         self._seq += 1

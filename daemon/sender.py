@@ -1,9 +1,12 @@
 """Provides the chunk runner: sends one chunk of a blast (about ten seconds at the rate limit), page by page.
 
-For each page of leased PENDING recipients (the next page is claimed while this one is sent): ask the shared
-limiter for slots, mark exactly the granted recipients SENDING, fire each request at its slot time (the blast's
-halt flag is checked right before), and write the results in batches with the counters. So a crash leaves
-UNKNOWN only requests really in flight (plus at most one grant, ~50 ms of sending).
+A chunk claims pages of PENDING recipients under its lease (the next page while this one is sent), takes slots
+from the daemon's slot feeder (full grants of the shared limiter), marks exactly the recipients of those slots
+SENDING in one statement, and hands each to the daemon's request pool, which fires it at its slot (the blast's
+halt flag is checked right before). A slot missed by more than a few ms comes back, and the recipient (still
+SENDING, under the lease) waits for a new slot instead of leaving late. Results go to the daemon's result writer
+(one set-based write per flush). So a crash leaves UNKNOWN only requests really in flight, plus at most one grant
+(about GRANT_HORIZON_S of sending).
 
 What each error does (shared/whatsapp/errors.py classifies): throttled (130429) -> the limiter slows down and
 the recipient is retried after ~1 s; pair rate (131056) -> only that recipient waits 1, 4, 16, 64 s; other
@@ -20,22 +23,23 @@ import contextlib
 import logging
 import random
 import time
-from collections.abc import Mapping, Sequence
+from collections import deque
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from datetime import timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
 
-from daemon.rate_limit import sleep_until
+from daemon.engine import ClaimCursor
 from daemon.runtime import Runtime
 from shared.errors import ValidationFailed
 from shared.notify import publish
 from shared.outage import is_outage
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
-from shared.services import failure_rate, live, sending
-from shared.services.transitions import SendOutcome, record_send_outcomes, utcnow
+from shared.services import sending
+from shared.services.transitions import SendOutcome, utcnow
 from shared.status import BlastStatus, RecipientStatus
 from shared.whatsapp.base import ErrorClass, GraphError, SendAccepted, SendFailed, SendResult
 from shared.whatsapp.errors import pair_rate_backoff_s
@@ -47,10 +51,9 @@ R = RecipientStatus
 CHUNK_SECONDS = 10.0
 #: Retry-later errors other than throttling fail the recipient after this many attempts.
 MAX_TRANSIENT_ATTEMPTS = 5
-#: Results are written as soon as they arrive, at most once per FLUSH_MIN_GAP_S (a crash between a response and
-#: its write turns that recipient UNKNOWN, so the window stays small), and in batches under load.
-FLUSH_MIN_GAP_S = 0.02
-FLUSH_EVERY_S = 0.25
+#: A daemon's claims start from its cursor in a blast, and from the blast's first recipient at least this often
+#: (retries that came due, recipients given back).
+RESCAN_S = 5.0
 #: Longest backoff of a transient error.
 MAX_BACKOFF_S = 300.0
 
@@ -58,11 +61,6 @@ MAX_BACKOFF_S = 300.0
 def page_size(rate: float) -> int:
     """Recipients read per page: about 0.3 s of sending, 20..250."""
     return int(min(250, max(20, rate * 0.3)))
-
-
-def group_max(rate: float) -> int:
-    """Most slots asked for at once (and so most recipients marked SENDING at once): ~50 ms of sending."""
-    return int(min(50, max(1, rate * 0.05)))
 
 
 def chunk_size(rate: float) -> int:
@@ -101,8 +99,17 @@ class ChunkReport:
 
 @dataclass(slots=True)
 class _Prepared:
+    """One recipient of the chunk, ready to send; also the request pool's job for it."""
+
+    runner: ChunkRunner
     row: sending.ClaimedRecipient
     components: list[dict[str, Any]]
+
+    async def fire(self) -> None:
+        await self.runner._send_one(self)
+
+    def missed(self) -> None:
+        self.runner._missed(self)
 
 
 @dataclass(slots=True)
@@ -116,26 +123,31 @@ class ChunkRunner:
 
     def __init__(self, rt: Runtime, plan: sending.BlastPlan, chunk_id: str, token: str) -> None:
         self.rt = rt
+        self.engine = rt.send_engine()
         self.plan = plan
         self.chunk_id = chunk_id
         self.token = token
         self.settings = rt.settings
         rate = rt.settings.BLAST_RATE_LIMIT
         self.page_size = page_size(rate)
-        self.group_max = group_max(rate)
         self.budget = chunk_size(rate)
         self.report = ChunkReport(plan.id, chunk_id)
         self.tp = param_keys(plan.components, plan.parameter_format)
         self.header_format = header_format_of(plan.components)
-        self._outcomes: list[SendOutcome] = []
-        self._flush_now = asyncio.Event()
-        self._inflight: set[asyncio.Task[None]] = set()
+        #: claimed and prepared, not marked yet
+        self._todo: deque[_Prepared] = deque()
+        #: marked SENDING, but their slot was missed: they wait for a new slot (no new mark, no new attempt)
+        self._again: deque[_Prepared] = deque()
+        #: jobs in the request pool (waiting for their slot, or in flight)
+        self._held = 0
+        #: results handed to the writer and not written yet
+        self._unwritten = 0
+        self._changed = asyncio.Event()
+        self._halt_ev = rt.halts.event(plan.id)
         self._unsent: list[int] = []
         #: recipients whose SENDING mark failed half-way (database lost): none was sent, some may be SENDING
         self._unmarked: list[int] = []
-        self._write_failed = False
         self._fatal_task: asyncio.Task[None] | None = None
-        self._closing = False
 
     # --- control
     # ---------------------------------------------------------------------------------------------
@@ -144,7 +156,7 @@ class ChunkRunner:
             return self.rt.halts.reason(self.plan.id) or "halted"
         if self.rt.stopping.is_set():
             return "daemon stopping"
-        if self._write_failed:
+        if self.engine.writer.failing:
             return "database unreachable"
         if self.plan.valid_until is not None and utcnow() >= self.plan.valid_until:
             return "expired"
@@ -153,7 +165,21 @@ class ChunkRunner:
     # --- pages
     # -----------------------------------------------------------------------------------------------
     async def _claim(self, size: int) -> _Page:
-        rows = await sending.claim_page(self.plan.id, self.token, size)
+        # From the daemon's cursor in this blast (its chunks claim successive ranges: the index range of rows
+        # already moved on is not walked again), and from the start when the rows above it run out or every
+        # RESCAN_S: recipients due for a retry, or given back, lie below it.
+        now = time.monotonic()
+        cursor = self.engine.cursors.get(self.plan.id)
+        if cursor is None or now - cursor.scanned_at >= RESCAN_S:
+            cursor = ClaimCursor(0, now)
+        after = cursor.after_id
+        rows = await sending.claim_page(self.plan.id, self.token, size, after_id=after)
+        if len(rows) == size:
+            self.engine.cursors[self.plan.id] = ClaimCursor(rows[-1].id, cursor.scanned_at)
+        else:
+            self.engine.cursors.pop(self.plan.id, None)  # next time from the start
+            if after:
+                rows += await sending.claim_page(self.plan.id, self.token, size - len(rows), after_id=0)
         page = _Page(claimed=len(rows))
         if not rows:
             return page
@@ -173,7 +199,7 @@ class ChunkRunner:
             except ValidationFailed as exc:
                 bad[r.id] = f"{exc} (row data)"
                 continue
-            page.rows.append(_Prepared(r, comps))
+            page.rows.append(_Prepared(self, r, comps))
         if bad:
             self.report.failed += await sending.fail_before_send(self.plan.id, self.token, bad)
         return page
@@ -181,26 +207,32 @@ class ChunkRunner:
     async def run(self) -> ChunkReport:
         started = time.monotonic()
         deadline = started + CHUNK_SECONDS
-        flusher = asyncio.create_task(self._flush_loop(), name=f"flush-{self.token}")
         next_page: asyncio.Task[_Page] | None = asyncio.create_task(
             self._claim(min(self.page_size, self.budget))
         )
         try:
-            while next_page is not None:
-                page = await next_page
-                next_page = None
-                self.report.claimed += page.claimed
-                self.budget -= page.claimed
-                if page.claimed == 0:
-                    self.report.exhausted = True
-                    break
-                if self.budget > 0 and time.monotonic() < deadline and self._stop_reason() is None:
-                    next_page = asyncio.create_task(self._claim(min(self.page_size, self.budget)))
-                await self._send_page(page.rows)
+            while True:
+                if next_page is not None and (next_page.done() or len(self._todo) < self.page_size // 2):
+                    page = await next_page
+                    next_page = None
+                    self.report.claimed += page.claimed
+                    self.budget -= page.claimed
+                    self._todo.extend(page.rows)
+                    if page.claimed == 0:
+                        self.report.exhausted = True
+                    elif self.budget > 0 and time.monotonic() < deadline and self._stop_reason() is None:
+                        next_page = asyncio.create_task(self._claim(min(self.page_size, self.budget)))
                 reason = self._stop_reason()
                 if reason is not None:
                     self.report.stopped = reason
                     break
+                if self._todo or self._again:
+                    await self._send_group()
+                elif next_page is None:
+                    if self._held == 0:
+                        break  # every recipient claimed was sent (or its result is on its way to the writer)
+                    self._changed.clear()
+                    await self._changed.wait()  # a request ended, or a missed slot came back
         except (RedisError, OSError) as exc:
             self.report.stopped = self.report.error = f"Redis unreachable: {exc}"
             log.warning(
@@ -224,14 +256,7 @@ class ChunkRunner:
                     page = await next_page
                     self.report.claimed += page.claimed
                     self._unsent.extend(p.row.id for p in page.rows)
-            if self._inflight:
-                await asyncio.gather(*self._inflight, return_exceptions=True)
-            # Stopped by a flag, not cancel(): Python 3.11's wait_for can swallow a cancellation.
-            self._closing = True
-            self._flush_now.set()
-            with contextlib.suppress(Exception):
-                await flusher
-            await self._final_flush()
+            await self._drain()
             if self._unmarked:
                 await self._unmark()
             if self._unsent:
@@ -243,47 +268,85 @@ class ChunkRunner:
         self.report.duration_s = time.monotonic() - started
         return self.report
 
-    async def _send_page(self, rows: Sequence[_Prepared]) -> None:
-        queue = list(rows)
-        pos = 0
-        halt_ev = self.rt.halts.event(self.plan.id)
-        while pos < len(queue):
-            if self._stop_reason() is not None:
-                break
-            want = min(len(queue) - pos, self.group_max)
-            grant = await self.rt.limiter.acquire(want)
-            granted_at = time.monotonic()
-            if grant.count == 0:
-                await sleep_until(granted_at + grant.wait_s, halt_ev)
-                continue
-            group = queue[pos : pos + grant.count]
-            pos += grant.count
+    async def _send_group(self) -> None:
+        """Take slots for what is waiting (missed slots first), mark the new recipients SENDING in one statement,
+        and hand every one to the request pool at its slot."""
+        slots = await self.engine.feeder.take(len(self._again) + len(self._todo), self._halt_ev)
+        if not slots:
+            return
+        n_again = min(len(slots), len(self._again))
+        jobs = [self._again.popleft() for _ in range(n_again)]
+        fresh = [self._todo.popleft() for _ in range(min(len(slots) - n_again, len(self._todo)))]
+        if fresh:
+            ids = [p.row.id for p in fresh]
             try:
                 marked = await sending.mark_sending(
-                    self.plan.id,
-                    self.token,
-                    [p.row.id for p in group],
-                    timeout_s=self.settings.WHATSAPP_TIMEOUT_S,
+                    self.plan.id, self.token, ids, timeout_s=self.settings.WHATSAPP_TIMEOUT_S
                 )
             except BaseException:
                 # The UPDATE may have committed before the connection broke: put back what it marked.
-                self._unmarked.extend(p.row.id for p in group)
+                self._unmarked.extend(ids)
                 raise
-            for prepared, delay in zip(group, grant.delays(), strict=True):
-                if prepared.row.id in marked:
-                    task = asyncio.create_task(self._send_one(prepared, granted_at + delay))
-                    self._inflight.add(task)
-                    task.add_done_callback(self._inflight.discard)
-        self._unsent.extend(p.row.id for p in queue[pos:])
+            jobs.extend(p for p in fresh if p.row.id in marked)  # a lost lease is never sent
+        pool = self.engine.pool
+        for job, at in zip(jobs, slots, strict=False):
+            self._held += 1
+            pool.submit(at, job)
+
+    def _missed(self, p: _Prepared) -> None:
+        """The request pool could not use this recipient's slot in time: it waits for a new one."""
+        self._held -= 1
+        self._again.append(p)
+        self._changed.set()
+
+    async def _drain(self) -> None:
+        """After the last group: every job in the pool ends (stopped ones write PENDING), recipients marked but
+        never sent go back to PENDING, the claimed rest is released, and the results are written."""
+        while self._held:
+            self._changed.clear()
+            await self._changed.wait()
+        while self._again:  # marked SENDING, slot missed, and the chunk stopped: not sent
+            p = self._again.popleft()
+            self._add(SendOutcome(p.row.id, self.plan.id, R.PENDING, lease_owner=self.token))
+        self._unsent.extend(p.row.id for p in self._todo)
+        self._todo.clear()
+        deadline = time.monotonic() + (20.0 if self.rt.stopping.is_set() else 120.0)
+        while self._unwritten > 0:
+            if time.monotonic() > deadline:
+                log.error(
+                    "blast %s chunk %s: %s results could not be written; recovery marks them UNKNOWN",
+                    self.plan.id,
+                    self.chunk_id,
+                    self._unwritten,
+                )
+                return
+            self._changed.clear()
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._changed.wait(), 1.0)
+
+    def written(self, n: int) -> None:
+        """The result writer wrote `n` of this chunk's results."""
+        self._unwritten -= n
+        self._changed.set()
 
     # --- one request
     # -----------------------------------------------------------------------------------------
-    async def _send_one(self, p: _Prepared, at: float) -> None:
+    async def _send_one(self, p: _Prepared) -> None:
+        try:
+            await self._request(p)
+        except Exception:  # never leave the pool's worker: the recipient stays SENDING; recovery decides
+            log.exception("blast %s: recipient %s not handled", self.plan.id, p.row.id)
+        finally:
+            self._held -= 1
+            self._changed.set()
+
+    async def _request(self, p: _Prepared) -> None:
         row = p.row
-        await sleep_until(at)
         if self._stop_reason() is not None:
             # Not sent: back to PENDING (a cancelled blast's leftovers are cancelled after the chunk).
-            self._add(SendOutcome(row.id, self.plan.id, R.PENDING, next_attempt_at=None))
+            self._add(
+                SendOutcome(row.id, self.plan.id, R.PENDING, lease_owner=self.token, next_attempt_at=None)
+            )
             return
         attempt = row.attempts + 1
         try:
@@ -299,13 +362,30 @@ class ChunkRunner:
             log.exception("provider raised for recipient %s (%s)", row.id, mask_phone(row.phone))
             self.report.requests += 1
             self.report.unknown += 1
-            self._add(SendOutcome(row.id, self.plan.id, R.UNKNOWN, error_text=f"{type(exc).__name__}: {exc}"))
+            self._add(
+                SendOutcome(
+                    row.id,
+                    self.plan.id,
+                    R.UNKNOWN,
+                    lease_owner=self.token,
+                    error_text=f"{type(exc).__name__}: {exc}",
+                )
+            )
             return
         self.report.requests += 1
         if isinstance(result, SendAccepted):
             self.rt.streaks.accepted(self.plan.id)
             self.report.sent += 1
-            self._add(SendOutcome(row.id, self.plan.id, R.SENT, wamid=result.wamid, wa_id=result.wa_id))
+            self._add(
+                SendOutcome(
+                    row.id,
+                    self.plan.id,
+                    R.SENT,
+                    lease_owner=self.token,
+                    wamid=result.wamid,
+                    wa_id=result.wa_id,
+                )
+            )
             return
         assert isinstance(result, SendFailed)
         await self._on_error(p, attempt, result.error)
@@ -320,13 +400,27 @@ class ChunkRunner:
                 self._fatal_task = asyncio.create_task(self._pause(err.meaning, err.code))
             self.report.retry += 1
             self._add(
-                SendOutcome(row.id, self.plan.id, R.PENDING, error_code=err.code, error_text=err.meaning)
+                SendOutcome(
+                    row.id,
+                    self.plan.id,
+                    R.PENDING,
+                    lease_owner=self.token,
+                    error_code=err.code,
+                    error_text=err.meaning,
+                )
             )
             return
         if cls is ErrorClass.UNKNOWN_OUTCOME:
             self.report.unknown += 1
             self._add(
-                SendOutcome(row.id, self.plan.id, R.UNKNOWN, error_code=err.code, error_text=err.meaning)
+                SendOutcome(
+                    row.id,
+                    self.plan.id,
+                    R.UNKNOWN,
+                    lease_owner=self.token,
+                    error_code=err.code,
+                    error_text=err.meaning,
+                )
             )
             return
         if cls is ErrorClass.RECIPIENT_PERMANENT:
@@ -336,7 +430,14 @@ class ChunkRunner:
                     await sending.add_suppression(row.phone, reason=err.meaning)
             log.debug("recipient %s (%s) failed: %s", row.id, mask_phone(row.phone), err.meaning)
             self._add(
-                SendOutcome(row.id, self.plan.id, R.FAILED, error_code=err.code, error_text=err.meaning)
+                SendOutcome(
+                    row.id,
+                    self.plan.id,
+                    R.FAILED,
+                    lease_owner=self.token,
+                    error_code=err.code,
+                    error_text=err.meaning,
+                )
             )
             if err.may_be_systemic:
                 self._note_systemic(err)
@@ -363,6 +464,7 @@ class ChunkRunner:
                         row.id,
                         self.plan.id,
                         R.FAILED,
+                        lease_owner=self.token,
                         error_code=err.code,
                         error_text=f"{err.meaning} (gave up after {attempt} attempts)",
                     )
@@ -375,6 +477,7 @@ class ChunkRunner:
                 row.id,
                 self.plan.id,
                 R.PENDING,
+                lease_owner=self.token,
                 error_code=err.code,
                 error_text=err.meaning,
                 next_attempt_at=now + timedelta(seconds=wait_s),
@@ -409,60 +512,9 @@ class ChunkRunner:
     # --- results
     # ---------------------------------------------------------------------------------------------
     def _add(self, outcome: SendOutcome) -> None:
-        self._outcomes.append(outcome)
-        self._flush_now.set()
-
-    async def _flush_loop(self) -> None:
-        while not self._closing:
-            with contextlib.suppress(TimeoutError):
-                await asyncio.wait_for(self._flush_now.wait(), FLUSH_EVERY_S)
-            self._flush_now.clear()
-            if self._closing:
-                break
-            started = time.monotonic()
-            if not await self._flush():
-                await asyncio.sleep(0.5)  # database unreachable: sending has stopped; retry the write
-            gap = FLUSH_MIN_GAP_S - (time.monotonic() - started)
-            if gap > 0:
-                await asyncio.sleep(gap)
-
-    async def _flush(self) -> bool:
-        if not self._outcomes:
-            return True
-        batch, self._outcomes = self._outcomes, []
-        try:
-            await record_send_outcomes(batch, lease_owner=self.token)
-        except Exception as exc:
-            self._outcomes = batch + self._outcomes
-            if not self._write_failed:
-                log.error(
-                    "blast %s chunk %s: cannot write results (%s); sending stopped, retrying",
-                    self.plan.id,
-                    self.chunk_id,
-                    exc,
-                )
-            self._write_failed = True
-            return False
-        self._write_failed = False
-        await self._after_write(batch)
-        return True
-
-    async def _final_flush(self) -> None:
-        deadline = time.monotonic() + (20.0 if self.rt.stopping.is_set() else 120.0)
-        delay = 0.2
-        while self._outcomes:
-            if await self._flush():
-                return
-            if time.monotonic() > deadline:
-                log.error(
-                    "blast %s chunk %s: %s results could not be written; recovery marks them UNKNOWN",
-                    self.plan.id,
-                    self.chunk_id,
-                    len(self._outcomes),
-                )
-                return
-            await asyncio.sleep(delay)
-            delay = min(delay * 2, 5.0)
+        """Hand a result to the daemon's writer (written under this chunk's lease)."""
+        self._unwritten += 1
+        self.engine.writer.add(outcome, self)
 
     async def _unmark(self) -> None:
         """SENDING -> PENDING for the recipients of a group whose SENDING mark failed (none of them was sent),
@@ -495,26 +547,6 @@ class ChunkRunner:
             self._unsent.extend(self._unmarked)
             self._unmarked = []
             return
-
-    async def _after_write(self, batch: Sequence[SendOutcome]) -> None:
-        requests = sum(1 for o in batch if o.to != R.PENDING or o.error_code is not None or o.error_text)
-        ok = sum(1 for o in batch if o.to == R.SENT)
-        bad = sum(1 for o in batch if o.to in (R.FAILED, R.UNKNOWN))
-        try:
-            await live.count_sent(self.settings, self.plan.id, requests, client=self.rt.redis)
-            if ok or bad:
-                window = await failure_rate.note_results(
-                    self.settings, self.plan.id, ok=ok, failed=bad, client=self.rt.redis
-                )
-                if window.tripped and self.rt.halts.halt(self.plan.id, "failure rate"):
-                    reason = failure_rate.pause_reason(window)
-                    await failure_rate.reset_window(self.settings, self.plan.id, client=self.rt.redis)
-                    if await sending.pause_for_error(
-                        self.plan.id, reason=reason, code=None, actor=self.rt.actor
-                    ):
-                        await publish(self.settings, "paused", blast_id=self.plan.id)
-        except (RedisError, OSError) as exc:
-            log.debug("live counters not updated: %s", exc)
 
 
 def summarize(counts: Mapping[str, int]) -> str:

@@ -100,6 +100,9 @@ class Settings(BaseSettings):
     """Send MARKETING templates through /marketing_messages instead of /messages."""
     WHATSAPP_TIMEOUT_S: float = Field(15.0, gt=0)
     """Per-request timeout towards Meta, seconds."""
+    BLAST_SEND_CLIENT: Literal["lean", "aiohttp"] = "lean"
+    """HTTP client of message sends: `lean` (keep-alive HTTP/1.1 with httptools, a quarter of aiohttp's CPU per
+    request) or `aiohttp` (every other call to Meta uses aiohttp either way)."""
     WHATSAPP_SANDBOX_DIR: str | None = None
     """Where the sandbox keeps its simulated templates, so console and daemon see the same ones
     (default: beside the SQLite database file, else the temp directory)."""
@@ -109,6 +112,9 @@ class Settings(BaseSettings):
     # --- sending -------------------------------------------------------------------------------------
     BLAST_RATE_LIMIT: float = Field(80.0, gt=0)
     """Messages per second per sender number, shared by all daemons."""
+    BLAST_MAX_IN_FLIGHT: int = Field(1000, ge=1, le=100_000)
+    """Most requests a daemon holds at once (in flight, or waiting for their slot): rate x API latency must fit
+    (1,000/s at 300 ms needs about 300), and a limit of a million per second makes this the concurrency."""
     BLAST_MISSED_CUTOFF: float = Field(24 * 3600.0, ge=0)
     """Seconds: a schedule missed by more than this is paused instead of sent."""
     BLAST_FAILURE_RATE_THRESHOLD: float = Field(0.2, gt=0, le=1)

@@ -3,7 +3,6 @@
 from __future__ import annotations
 
 import argparse
-import asyncio
 import contextlib
 import json
 import logging
@@ -11,6 +10,7 @@ import sys
 from pathlib import Path
 from typing import Any
 
+from shared import eventloop
 from shared.fake_graph.server import FakeGraph
 from shared.fake_graph.state import FakeConfig
 
@@ -87,8 +87,9 @@ def main(argv: list[str] | None = None) -> int:
     )
     fake = build(args)
     print(f"fake Graph API (simulated, nothing reaches WhatsApp) on {fake.base_url}/v24.0", file=sys.stderr)
+    # uvloop when installed, as the daemon: a fake that lags stamps arrivals late and in bunches
     with contextlib.suppress(KeyboardInterrupt):
-        asyncio.run(fake.serve_forever())
+        eventloop.run(fake.serve_forever())
     return 0
 
 

@@ -303,6 +303,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     cfg = state.config
     endpoint = request.path.rsplit("/", 1)[-1]
     state.counts[f"{endpoint}_requests"] += 1
+    received_at = time.time()  # on arrival, before the body is read (Meta counts arrivals)
     raw = await request.read()
     denied = _check_token(request, state)
     if denied is not None:
@@ -326,7 +327,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     callback = body.get("biz_opaque_callback_data")
     msg = ReceivedMessage(
         seq=state.next_seq(),
-        received_at=time.time(),
+        received_at=received_at,
         endpoint=endpoint,
         to=to,
         template=name if isinstance(name, str) else None,

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import gc
 import logging
 import random
 import socket
@@ -112,10 +113,17 @@ class FakeGraph:
         await self.stop()
 
     async def serve_forever(self) -> None:
-        """Run until cancelled (the command line's main loop)."""
+        """Run until cancelled (the command line's main loop).
+
+        The record of received messages only grows: every second what the collector tracks so far is frozen
+        (gc.freeze), so that full collections stay short. A long one would stall the loop, and the requests
+        arriving meanwhile would be stamped late and together, as if they had arrived in a burst.
+        """
         await self.start()
         try:
-            await asyncio.Event().wait()
+            while True:
+                await asyncio.sleep(1.0)
+                gc.freeze()
         finally:
             await self.stop()
 

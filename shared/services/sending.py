@@ -22,6 +22,7 @@ any daemon recognise the leases of a dead one.
 
 from __future__ import annotations
 
+import json
 import logging
 import os
 from collections.abc import Callable, Mapping, Sequence
@@ -29,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime, timedelta
 from typing import Any
 
+from tortoise import connections
 from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
@@ -123,7 +125,7 @@ async def blast_status(blast_id: int) -> BlastStatus | None:
 # ------------------------------------------------------------------------------------------------------------
 
 
-@dataclass(frozen=True, slots=True)
+@dataclass(slots=True)  # one per message: a frozen dataclass's __init__ costs 3x as much (treat as immutable)
 class ClaimedRecipient:
     id: int
     phone: str
@@ -138,52 +140,61 @@ def _claimable(now: datetime) -> Q:
     )
 
 
+_CLAIM = """
+UPDATE recipient SET lease_owner = {p[0]}, lease_expires_at = {p[1]}
+WHERE id IN (
+    SELECT id FROM recipient
+    WHERE blast_id = {p[2]} AND status = 'PENDING' AND id > {p[5]}
+      AND (lease_expires_at IS NULL OR lease_expires_at < {p[3]})
+      AND (next_attempt_at IS NULL OR next_attempt_at <= {p[3]})
+    ORDER BY id LIMIT {p[4]}{lock}
+)
+RETURNING id, phone, params, attempts, error_code
+"""
+_CLAIM_PG = _CLAIM.format(p=["$1", "$2", "$3", "$4", "$5", "$6"], lock=" FOR UPDATE SKIP LOCKED")
+_CLAIM_SQLITE = _CLAIM.format(p=["?1", "?2", "?3", "?4", "?5", "?6"], lock="")
+
+
 async def claim_page(
-    blast_id: int, token: str, size: int, *, lease_s: float = PENDING_LEASE_S
+    blast_id: int, token: str, size: int, *, lease_s: float = PENDING_LEASE_S, after_id: int = 0
 ) -> list[ClaimedRecipient]:
     """Lease up to `size` claimable PENDING recipients of a blast to `token` (their status does not change).
 
     A recipient is claimable when it is PENDING, due (next_attempt_at passed) and not leased (or its lease
-    expired). The conditional UPDATE re-checks that, so two claimers never hold the same row; on PostgreSQL
-    the selection also skips rows another claimer is locking.
+    expired). One statement selects and leases them, so two claimers never hold the same row (on PostgreSQL
+    the selection skips rows another claimer is locking; SQLite has one writer at a time).
+
+    Args:
+        after_id: claim only ids above this one (a sender's cursor: the index range of rows it already moved
+            on is not walked again; a claim from 0 finds the rows due for a retry or released).
 
     Returns:
         The recipients now leased to `token`, in id order.
     """
     now = utcnow()
-    async with in_transaction() as tx:
-        ids = await (
-            Recipient.filter(blast_id=blast_id, status=R.PENDING)
-            .filter(_claimable(now))
-            .order_by("id")
-            .limit(size)
-            .select_for_update(skip_locked=True)
-            .using_db(tx)
-            .values_list("id", flat=True)
+    until = now + timedelta(seconds=lease_s)
+    conn = connections.get("default")
+    pg = conn.capabilities.dialect == "postgres"
+    if pg:  # execute_query would not fetch the RETURNING rows of a statement that starts with UPDATE
+        rows = await conn.execute_query_dict(_CLAIM_PG, [token, until, blast_id, now, size, after_id])
+    else:
+        sqlite_now = now.isoformat(" ")  # tortoise stores datetimes so on SQLite; compared as text
+        _, rows = await conn.execute_query(
+            _CLAIM_SQLITE, [token, until.isoformat(" "), blast_id, sqlite_now, size, after_id]
         )
-        if not ids:
-            return []
-        await (
-            Recipient.filter(id__in=list(ids), status=R.PENDING)
-            .filter(_claimable(now))
-            .using_db(tx)
-            .update(lease_owner=token, lease_expires_at=now + timedelta(seconds=lease_s))
-        )
-    rows = await (
-        Recipient.filter(blast_id=blast_id, id__in=list(ids), status=R.PENDING, lease_owner=token)
-        .order_by("id")
-        .values("id", "phone", "params", "attempts", "error_code")
-    )
-    return [
+    loads = json.loads
+    out = [
         ClaimedRecipient(
-            id=r["id"],
+            id=int(r["id"]),
             phone=r["phone"],
-            params=dict(r["params"] or {}),
-            attempts=r["attempts"],
+            params=(loads(r["params"]) if isinstance(r["params"], str | bytes) else r["params"]) or {},
+            attempts=int(r["attempts"]),
             error_code=r["error_code"],
         )
         for r in rows
     ]
+    out.sort(key=lambda c: c.id)
+    return out
 
 
 async def has_claimable(blast_id: int) -> bool:
@@ -206,8 +217,17 @@ async def suppressed_phones(phones: Sequence[str]) -> set[str]:
     """Which of these numbers are on the suppression list (opted out)."""
     if not phones:
         return set()
-    rows: list[Any] = await Suppression.filter(phone__in=list(phones)).values_list("phone", flat=True)
-    return {str(p) for p in rows}
+    conn = connections.get("default")
+    args: list[Any]
+    if conn.capabilities.dialect == "postgres":
+        sql, args = "SELECT phone FROM suppression WHERE phone = ANY($1)", [list(phones)]
+    else:  # one page (at most 250) of numbers: well under SQLite's parameter limit
+        sql, args = (
+            f"SELECT phone FROM suppression WHERE phone IN ({', '.join('?' * len(phones))})",
+            list(phones),
+        )
+    rows = await conn.execute_query_dict(sql, args)
+    return {str(r["phone"]) for r in rows}
 
 
 async def _move_leased(
@@ -241,21 +261,14 @@ async def fail_before_send(blast_id: int, token: str, failures: Mapping[int, str
 
 
 async def mark_sending(blast_id: int, token: str, ids: Sequence[int], *, timeout_s: float) -> set[int]:
-    """PENDING -> SENDING for recipients still leased to `token`, right before their requests.
+    """PENDING -> SENDING for recipients still leased to `token`, right before their requests (one set-based
+    statement with the counters; the lease now outlives the request's timeout by SENDING_LEASE_GRACE_S).
 
     Returns:
         The ids that moved (a recipient whose lease was lost meanwhile is not sent).
     """
-    if not ids:
-        return set()
     lease_until = utcnow() + timedelta(seconds=timeout_s + SENDING_LEASE_GRACE_S)
-    values = {"attempts": F("attempts") + 1, "lease_expires_at": lease_until}
-    if await _move_leased(blast_id, token, ids, R.PENDING, R.SENDING, values) == len(ids):
-        return set(ids)
-    rows: list[Any] = await Recipient.filter(
-        id__in=list(ids), status=R.SENDING, lease_owner=token
-    ).values_list("id", flat=True)
-    return {int(r) for r in rows}
+    return set(await transitions.mark_sending(blast_id, token, ids, lease_until=lease_until))
 
 
 async def unmark_sending(blast_id: int, token: str, ids: Sequence[int]) -> int:

@@ -484,6 +484,8 @@ class EventWriter:
             return False
         self.batches += 1
         self.rows += len(batch)
+        for wake in _APPLIER_WAKES:  # this process's appliers apply them now, not at their next idle poll
+            wake.set()
         for _, _, future, _ in batch:
             if not future.done():
                 future.set_result(None)
@@ -1039,6 +1041,12 @@ async def backlog() -> int:
     return await WebhookEvent.filter(processed_at__isnull=True).count()
 
 
+#: The wake-up events of this process's running appliers (set when this process stores webhook events).
+_APPLIER_WAKES: set[asyncio.Event] = set()
+#: An idle applier polls for events stored by other daemons at most this far apart (doubling from `idle_s`).
+IDLE_MAX_S = 0.4
+
+
 async def run_applier(
     stop_event: asyncio.Event,
     *,
@@ -1048,15 +1056,34 @@ async def run_applier(
     on_batch: Callable[[ApplyReport], Awaitable[None] | None] | None = None,
 ) -> None:
     """Apply stored webhook events until `stop_event` is set: batches back to back while there is a backlog,
-    a short idle wait otherwise; due orphans every second, old rows purged every minute. Errors are logged and
-    the loop goes on (a database outage just delays the events: they are stored).
+    an idle wait otherwise (from `idle_s` doubling to IDLE_MAX_S while nothing comes, cut short when this
+    process stores events); due orphans every second, old rows purged every minute. Errors are logged and the
+    loop goes on (a database outage just delays the events: they are stored).
     """
     settings = settings or get_settings()
+    wake = asyncio.Event()
+    _APPLIER_WAKES.add(wake)
+    log.info("webhook applier started")
+    try:
+        await _apply_loop(stop_event, wake, settings, batch, idle_s, on_batch)
+    finally:
+        _APPLIER_WAKES.discard(wake)
+    log.info("webhook applier stopped")
+
+
+async def _apply_loop(
+    stop_event: asyncio.Event,
+    wake: asyncio.Event,
+    settings: Settings,
+    batch: int,
+    idle_s: float,
+    on_batch: Callable[[ApplyReport], Awaitable[None] | None] | None,
+) -> None:
     last_orphans = last_purge = 0.0
     outage = OutageLog(log, "webhook applier", base_s=0.4, cap_s=5.0)
-    wait = idle_s
-    log.info("webhook applier started")
+    wait = idle_wait = idle_s
     while not stop_event.is_set():
+        wake.clear()
         busy = False
         try:
             report = await apply_pending(settings, limit=batch)
@@ -1074,7 +1101,8 @@ async def run_applier(
                 if inspect.isawaitable(result):
                     await result
             outage.ok()
-            wait = idle_s
+            idle_wait = idle_s if report.events or report.reconciled else min(IDLE_MAX_S, idle_wait * 2)
+            wait = idle_wait
         except Exception as exc:
             # The events are stored: an outage only delays them (logged once); anything else is logged each time.
             if is_outage(exc):
@@ -1085,9 +1113,12 @@ async def run_applier(
         if busy:
             await asyncio.sleep(0)
             continue
-        with contextlib.suppress(TimeoutError):
-            await asyncio.wait_for(stop_event.wait(), wait)
-    log.info("webhook applier stopped")
+        waiters = [asyncio.ensure_future(stop_event.wait()), asyncio.ensure_future(wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
 
 
 def _reason(exc: BaseException) -> str:

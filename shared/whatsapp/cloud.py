@@ -5,14 +5,14 @@ from __future__ import annotations
 import json
 import logging
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import fields as dataclass_fields
 from dataclasses import replace
 from types import TracebackType
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
-from multidict import CIMultiDictProxy
+from multidict import CIMultiDict, CIMultiDictProxy
 from pydantic import SecretStr
 from yarl import URL
 
@@ -30,6 +30,7 @@ from shared.whatsapp.base import (
     TemplateSubmitted,
 )
 from shared.whatsapp.errors import classify_response, network_error
+from shared.whatsapp.lean_http import LeanClient, MaybeSent, NotSent
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -72,6 +73,11 @@ CALLBACK_DATA_MAX = 512
 TOKEN_REJECTED_CODE = 190
 _TIER = re.compile(r"^TIER_(\d+)(K?)$")
 _MAX_PAGES = 10_000
+
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode
+#: a JSON string literal ("…" with escapes, ASCII only), in C
+_quote: Callable[[str], str] = json.encoder.encode_basestring_ascii
 
 
 def daily_limit_of(tier: str | None) -> int | None:
@@ -117,6 +123,7 @@ class CloudClient:
         pool_size: int = DEFAULT_POOL_SIZE,
         session: aiohttp.ClientSession | None = None,
         name: str = "cloud",
+        send_client: str = "lean",
     ) -> None:
         self.api_url = api_url.rstrip("/")
         self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
@@ -135,6 +142,13 @@ class CloudClient:
         )
         self._messages_url = URL(f"{self.api_url}/{phone_number_id}/messages")
         self._marketing_url = URL(f"{self.api_url}/{phone_number_id}/marketing_messages")
+        self._headers: dict[str, dict[str, str]] = {}
+        self._send_client = send_client
+        self._lean: LeanClient | None = None
+        #: request heads of the lean client, per URL (built once per token)
+        self._lean_heads: dict[URL, bytes] = {}
+        #: (template, language) -> the encoded start of a send body (the same for every recipient)
+        self._heads: dict[tuple[str, str], bytes] = {}
 
     @classmethod
     def from_settings(
@@ -158,7 +172,10 @@ class CloudClient:
             business_account_id=settings.WHATSAPP_BUSINESS_ACCOUNT_ID,
             timeout_s=settings.WHATSAPP_TIMEOUT_S,
             use_marketing_endpoint=settings.WHATSAPP_USE_MARKETING_ENDPOINT,
+            # every request a daemon holds may be in flight at once: none waits for a pooled connection
+            pool_size=max(DEFAULT_POOL_SIZE, settings.BLAST_MAX_IN_FLIGHT),
             session=session,
+            send_client=settings.BLAST_SEND_CLIENT,
         )
 
     # --- provider identity ----------------------------------------------------------------------------------
@@ -185,6 +202,8 @@ class CloudClient:
         Requests already in flight keep the header they were sent with; nothing is dropped or re-sent.
         """
         self._token = access_token if isinstance(access_token, SecretStr) else SecretStr(access_token)
+        self._headers = {}
+        self._lean_heads = {}
 
     # --- lifecycle -----------------------------------------------------------------------------------------
     async def start(self) -> None:
@@ -195,12 +214,22 @@ class CloudClient:
             )
             self._session = aiohttp.ClientSession(connector=connector, raise_for_status=False)
             self._owns_session = True
+        if self._send_client == "lean" and self._lean is None:
+            self._lean = LeanClient(
+                self.api_url,
+                limit=self.pool_size,
+                connect_timeout_s=self.timeout_s,
+                read_timeout_s=self.timeout_s,
+            )
 
     async def close(self) -> None:
         """Close the session if this client opened it; safe to call twice."""
         if self._session is not None and self._owns_session:
             await self._session.close()
         self._session = None
+        if self._lean is not None:
+            await self._lean.close()
+            self._lean = None
 
     async def __aenter__(self) -> CloudClient:
         await self.start()
@@ -245,9 +274,12 @@ class CloudClient:
         if self._session is None or self._session.closed:
             await self.start()
         assert self._session is not None
-        headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
-        if body is not None:
-            headers["Content-Type"] = "application/json"
+        headers = self._headers.get("json" if body is not None else "")
+        if headers is None:  # built once per token (set_access_token starts afresh)
+            headers = {"Authorization": f"Bearer {self._token.get_secret_value()}"}
+            if body is not None:
+                headers["Content-Type"] = "application/json"
+            self._headers["json" if body is not None else ""] = headers
         try:
             async with self._session.request(
                 method, url, data=body, params=params, headers=headers, timeout=self._timeout
@@ -263,6 +295,26 @@ class CloudClient:
         except (aiohttp.ClientError, TimeoutError) as exc:
             # Read timeout, server disconnected, reset mid-answer, truncated body: it may have been sent.
             return self._scrub(network_error(sent=True, what=self._what(exc)))
+
+    async def _post_lean(self, url: URL, body: bytes) -> tuple[int, bytes, Mapping[str, str]] | GraphError:
+        """One send through the lean client; network failures come back classified, as `_call`'s."""
+        if self._lean is None:
+            await self.start()
+        assert self._lean is not None
+        head = self._lean_heads.get(url)
+        if head is None:
+            token = self._token.get_secret_value()
+            headers = {"Authorization": f"Bearer {token}", "Content-Type": "application/json"}
+            head = self._lean_heads[url] = self._lean.head(url.raw_path, headers)
+        try:
+            status, data, headers = await self._lean.post(head, body)
+        except NotSent as exc:
+            return self._scrub(network_error(sent=False, what=self._what(exc)))
+        except MaybeSent as exc:
+            return self._scrub(network_error(sent=True, what=self._what(exc)))
+        if 200 <= status < 300:
+            return status, data, headers
+        return status, data, CIMultiDictProxy(CIMultiDict(headers))  # errors read Retry-After and the like
 
     def _what(self, exc: BaseException) -> str:
         text = str(exc) or "no detail"
@@ -332,26 +384,26 @@ class CloudClient:
         """
         if callback_data is not None and len(callback_data) > CALLBACK_DATA_MAX:
             raise ValueError(f"callback_data is {len(callback_data)} characters; Meta takes at most 512")
-        template_obj: dict[str, Any] = {
-            "name": template,
-            "language": {"policy": "deterministic", "code": language},
-        }
-        if components:
-            template_obj["components"] = list(components)
-        payload: dict[str, Any] = {
-            "messaging_product": "whatsapp",
-            "recipient_type": "individual",
-            "to": to.lstrip("+"),
-            "type": "template",
-            "template": template_obj,
-        }
-        if callback_data is not None:
-            payload["biz_opaque_callback_data"] = callback_data
         marketing = self.use_marketing_endpoint and (category or "").upper() == "MARKETING"
+        # Only the recipient's parts are encoded per message; the rest once per template (see _head).
+        tail = ['},"to":', _quote(to.lstrip("+"))]
+        if callback_data is not None:
+            tail += [',"biz_opaque_callback_data":', _quote(callback_data)]
         if marketing and product_policy is not None:
-            payload["product_policy"] = product_policy
+            tail += [',"product_policy":', _quote(product_policy)]
+        tail.append("}")
+        body = b"".join(
+            (
+                self._head(template, language),
+                _dumps(list(components)).encode() if components else b"[]",
+                "".join(tail).encode(),
+            )
+        )
         url = self._marketing_url if marketing else self._messages_url
-        answer = await self._call("POST", url, body=json.dumps(payload, separators=(",", ":")).encode())
+        if self._send_client == "lean":
+            answer = await self._post_lean(url, body)
+        else:
+            answer = await self._call("POST", url, body=body)
         if isinstance(answer, GraphError):
             return self._failed(to, template, answer)
         status, data, headers = answer
@@ -367,11 +419,32 @@ class CloudClient:
             return self._failed(
                 to, template, GraphError(ErrorClass.UNKNOWN_OUTCOME, None, status, meaning, raw=raw)
             )
-        log.debug("sent %s to %s: %s (%s)", template, _mask(to), accepted.wamid, accepted.message_status)
+        if log.isEnabledFor(logging.DEBUG):
+            log.debug("sent %s to %s: %s (%s)", template, _mask(to), accepted.wamid, accepted.message_status)
         return accepted
+
+    def _head(self, template: str, language: str) -> bytes:
+        """The encoded start of every send body of a template, up to its components: `{"messaging_product":
+        …,"template":{"name":…,"language":{…},"components":` (the body ends `},"to":…}`)."""
+        key = (template, language)
+        head = self._heads.get(key)
+        if head is None:
+            fixed = {
+                "messaging_product": "whatsapp",
+                "recipient_type": "individual",
+                "type": "template",
+                "template": {"name": template, "language": {"policy": "deterministic", "code": language}},
+            }
+            head = _dumps(fixed)[:-2].encode() + b',"components":'
+            if len(self._heads) > 1000:  # templates are few; a runaway caller must not grow this forever
+                self._heads.clear()
+            self._heads[key] = head
+        return head
 
     def _failed(self, to: str, template: str, error: GraphError) -> SendFailed:
         level = logging.WARNING if error.error_class is ErrorClass.UNKNOWN_OUTCOME else logging.DEBUG
+        if not log.isEnabledFor(level):
+            return SendFailed(error)
         log.log(
             level,
             "send %s to %s failed: %s (code %s, HTTP %s)",

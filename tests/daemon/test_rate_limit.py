@@ -7,6 +7,8 @@ import itertools
 import time
 from typing import Any
 
+import pytest
+
 from daemon.rate_limit import RateLimiter
 from shared.config import Settings
 
@@ -57,3 +59,17 @@ async def test_slow_down_halves_and_recovers(settings: Settings, redis_client: A
     await asyncio.sleep(1.1)
     grant = await limiter.acquire(1)
     assert 0.5 <= grant.factor < 1.0  # climbing back
+
+
+async def test_a_slowed_limiter_still_grants_full_sized_asks(settings: Settings, redis_client: Any) -> None:
+    """Asking for at least N slots while a throttle slowed the rate so far that N never fit in the horizon would
+    grant nothing, ever: the least asked for is capped by what the horizon holds at the current rate."""
+    key = settings.key("rate", "least")
+    limiter = RateLimiter(redis_client, key, 120.0, horizon_s=0.1)
+    secs, micros = await redis_client.time()
+    now_us = int(secs) * 1_000_000 + int(micros)
+    # slowed to 5 % (an interval of 167 ms, longer than the 100 ms horizon), as a throttle storm leaves it
+    await redis_client.hset(key, mapping={"tat": now_us, "factor": "0.05", "fat": now_us})
+    grant = await limiter.acquire(12, least=9)
+    assert grant.count == 1  # one slot fits the horizon at this rate: it is granted, not refused forever
+    assert grant.factor == pytest.approx(0.05, abs=0.01)  # the slowdown stood (it recovers over 20 s)

@@ -114,9 +114,15 @@ def make_client(fake: FakeGraph, **overrides: Any) -> CloudClient:
     return CloudClient(**options)
 
 
+@pytest.fixture(params=["lean", "aiohttp"])
+def send_client(request: pytest.FixtureRequest) -> str:
+    """Sends go through either HTTP client (BLAST_SEND_CLIENT): every behaviour holds for both."""
+    return str(request.param)
+
+
 @pytest.fixture
-async def client(fake: FakeGraph) -> AsyncIterator[CloudClient]:
-    async with make_client(fake) as c:
+async def client(fake: FakeGraph, send_client: str) -> AsyncIterator[CloudClient]:
+    async with make_client(fake, send_client=send_client) as c:
         yield c
 
 
@@ -224,16 +230,21 @@ async def test_transient_server_errors_retry_later(
     assert isinstance(await send_order(client), SendAccepted)  # the fault fired once
 
 
-async def test_connection_refused_is_retry_later() -> None:
+async def test_connection_refused_is_retry_later(send_client: str) -> None:
     with socket.socket() as sock:
         sock.bind(("127.0.0.1", 0))
         port = sock.getsockname()[1]
     async with CloudClient(
-        api_url=f"http://127.0.0.1:{port}/v24.0", access_token=TOKEN, phone_number_id="1", timeout_s=1.0
+        api_url=f"http://127.0.0.1:{port}/v24.0",
+        access_token=TOKEN,
+        phone_number_id="1",
+        timeout_s=1.0,
+        send_client=send_client,
     ) as c:
         error = failed(await send_order(c)).error
     assert error.error_class is ErrorClass.RETRY_LATER
-    assert "nothing was sent" in error.meaning and "ClientConnectorError" in error.meaning
+    assert "nothing was sent" in error.meaning
+    assert ("ClientConnectorError" if send_client == "aiohttp" else "ConnectionRefusedError") in error.meaning
 
 
 async def test_waiting_for_a_pooled_connection_is_retry_later(fake: FakeGraph) -> None:
@@ -241,8 +252,8 @@ async def test_waiting_for_a_pooled_connection_is_retry_later(fake: FakeGraph) -
     fake.add_fault(mode="hang", to="6281200000009", delay_s=30)
     connector = aiohttp.TCPConnector(limit=1)
     async with aiohttp.ClientSession(connector=connector) as session:
-        slow = make_client(fake, session=session, timeout_s=10.0)
-        quick = make_client(fake, session=session, timeout_s=0.3)
+        slow = make_client(fake, session=session, timeout_s=10.0, send_client="aiohttp")
+        quick = make_client(fake, session=session, timeout_s=0.3, send_client="aiohttp")
         hanging = asyncio.create_task(send_order(slow, to="6281200000009"))
         await wait_until(lambda: len(fake.received) == 1)
         error = failed(await send_order(quick, to="6281200000010")).error
@@ -351,11 +362,13 @@ async def test_timeout_after_sending_is_unknown_and_never_retried(fake: FakeGrap
     await wait_until(lambda: any(b"blast=1;rcpt=5;try=1" in b for b in statuses))
 
 
-async def test_dropped_connection_after_sending_is_unknown(fake: FakeGraph, client: CloudClient) -> None:
+async def test_dropped_connection_after_sending_is_unknown(
+    fake: FakeGraph, client: CloudClient, send_client: str
+) -> None:
     fake.add_fault(mode="drop", times=1)
     error = failed(await send_order(client)).error
     assert error.error_class is ErrorClass.UNKNOWN_OUTCOME
-    assert "ServerDisconnectedError" in error.meaning
+    assert ("ServerDisconnectedError" if send_client == "aiohttp" else "connection lost") in error.meaning
     assert len(fake.received) == 1
     assert isinstance(await send_order(client), SendAccepted)  # the pool recovers
 

@@ -1,5 +1,5 @@
-"""Provides the daemon's event loop: uvloop when it is installed (its sockets and callbacks in C roughly halve
-the webhook server's per-request cost), else asyncio's own.
+"""Provides the event loop of the daemon and the fake Graph API: uvloop when it is installed (its sockets and
+callbacks in C roughly halve the webhook server's per-request cost), else asyncio's own.
 """
 
 from __future__ import annotations
