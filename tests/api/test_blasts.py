@@ -270,7 +270,9 @@ async def test_show_and_recipients_with_cursor_and_status(api: ApiEnv) -> None:
         "skipped": 0,
         "unknown": 1,
     }
-    assert "cost" not in detail  # not known yet (the cost issue is not built)
+    # no rate card imported: the cost says so, as `blast show --json` does
+    assert detail["cost"]["estimate"]["card_id"] is None and detail["cost"]["estimate"]["total"] is None
+    assert detail["cost"]["actual"]["messages"] == 0
     got: list[int] = []
     cursor = None
     while True:
@@ -378,3 +380,18 @@ async def test_concurrent_first_tries_with_one_key_make_one_blast(api: ApiEnv) -
     assert {r.status for r in answers} <= {200, 201} and 201 in {r.status for r in answers}
     ids = {(await r.json())["id"] for r in answers}
     assert len(ids) == 1 and await Blast.all().count() == 1
+
+
+async def test_the_detail_carries_the_cost_estimate_of_the_rate_card(api: ApiEnv) -> None:
+    """With a rate card imported, GET /blasts/{id} prices the recipients per market, as `blast show --json`."""
+    from shared.services import pricing
+    from tests.shared.test_pricing import import_sample
+
+    await import_sample()
+    pricing.forget_cached_card()
+    created = await (await api.post("/blasts", json=blast_json(3))).json()
+    detail = await (await api.get(f"/blasts/{created['id']}")).json()
+    estimate = detail["cost"]["estimate"]
+    assert estimate["currency"] == "IDR" and estimate["messages"] == 3
+    assert [line["market"] for line in estimate["lines"]] == ["Indonesia"]
+    assert estimate["total"] is not None and float(estimate["total"]) > 0

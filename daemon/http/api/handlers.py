@@ -23,11 +23,13 @@ from daemon.http.api import idempotency
 from daemon.http.api.auth import SETTINGS, request_token
 from daemon.http.api.models import (
     ActionOut,
+    BlastCostOut,
     BlastDetailOut,
     BlastFields,
     BlastListQuery,
     BlastPage,
     BlastSummaryOut,
+    CostOut,
     Counts,
     CreateBlastJson,
     DaemonOut,
@@ -55,7 +57,7 @@ from daemon.http.api.models import (
 from daemon.http.api.problems import API_PREFIX, ApiProblem
 from shared.config import Settings
 from shared.errors import NotFound, TooLarge, ValidationFailed
-from shared.services import blasts, recipients, templates
+from shared.services import blasts, pricing, recipients, templates
 from shared.services.queue_stats import queue_stats
 from shared.status import BlastStatus
 
@@ -416,6 +418,7 @@ async def list_blasts(request: web.Request) -> web.Response:
 
 async def show_blast(request: web.Request) -> web.Response:
     d = await blasts.show_blast(_blast_id(request))
+    cost = await pricing.blast_cost(d.id)  # as `blast show --json` gives it
     return respond(
         BlastDetailOut(
             id=d.id,
@@ -434,6 +437,10 @@ async def show_blast(request: web.Request) -> web.Response:
             total=d.total,
             counts=_counts(d.counts),
             constants=d.constants,
+            cost=BlastCostOut(
+                estimate=CostOut.model_validate(cost.estimate.to_json()),
+                actual=CostOut.model_validate(cost.actual.to_json()),
+            ),
         )
     )
 

@@ -171,6 +171,33 @@ class BlastPage(_Out):
     next_cursor: str | None = Field(description="Give it as ?cursor= for the next page; null on the last.")
 
 
+class CostLineOut(_Out):
+    market: str = Field(description="The rate card's market of the numbers (e.g. Indonesia).")
+    category: str = Field(description="MARKETING, UTILITY or AUTHENTICATION.")
+    messages: int
+    price: str | None = Field(description="Price per message, a decimal in the card's currency (null: none).")
+    amount: str | None = Field(description="messages x price, rounded to the currency's minor unit.")
+    tiered: bool = Field(description="Volume tiers applied (from the month-to-date count).")
+
+
+class CostOut(_Out):
+    card_id: int | None = Field(description="The rate card used; null when none is imported.")
+    currency: str | None
+    category: str
+    messages: int
+    total: str | None = Field(description="A decimal in the card's currency; null without a rate card.")
+    unpriced: int = Field(description="Messages with no price (no market or category in the card).")
+    note: str = Field(description="The assumptions, in one line.")
+    lines: list[CostLineOut]
+
+
+class BlastCostOut(_Out):
+    estimate: CostOut = Field(
+        description="If every counted recipient is delivered (blast-console's estimate)."
+    )
+    actual: CostOut = Field(description="Billable deliveries reported by Meta's status webhooks so far.")
+
+
 class BlastDetailOut(_Out):
     id: int
     name: str
@@ -188,6 +215,7 @@ class BlastDetailOut(_Out):
     total: int
     counts: Counts
     constants: dict[str, str]
+    cost: BlastCostOut
 
 
 class RecipientOut(_Out):
