@@ -38,7 +38,7 @@ from shared.notify import publish
 from shared.outage import is_outage
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
-from shared.services import sending
+from shared.services import sending, suppression
 from shared.services.transitions import SendOutcome, utcnow
 from shared.status import BlastStatus, RecipientStatus
 from shared.whatsapp.base import ErrorClass, GraphError, SendAccepted, SendFailed, SendResult
@@ -427,7 +427,7 @@ class ChunkRunner:
             self.report.failed += 1
             if err.opted_out:
                 with contextlib.suppress(Exception):
-                    await sending.add_suppression(row.phone, reason=err.meaning)
+                    await suppression.opt_out_131050([row.phone], actor=self.rt.actor)
             log.debug("recipient %s (%s) failed: %s", row.id, mask_phone(row.phone), err.meaning)
             self._add(
                 SendOutcome(

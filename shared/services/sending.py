@@ -37,7 +37,7 @@ from tortoise.transactions import in_transaction
 
 from shared import metrics
 from shared.errors import InvalidTransition
-from shared.models import Blast, Recipient, Suppression
+from shared.models import Blast, Recipient
 from shared.services import transitions
 from shared.services.blasts import expire_pending
 from shared.services.transitions import utcnow
@@ -290,11 +290,6 @@ async def release_leases(token: str, ids: Sequence[int]) -> int:
     return await Recipient.filter(id__in=list(ids), status=R.PENDING, lease_owner=token).update(
         lease_owner=None, lease_expires_at=None
     )
-
-
-async def add_suppression(phone: str, *, reason: str, source: str = "meta") -> None:
-    """Put a number on the suppression list (idempotent)."""
-    await Suppression.get_or_create(phone=phone, defaults={"reason": reason[:200], "source": source})
 
 
 # ------------------------------------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ from pathlib import Path
 from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.transactions import in_transaction
 
+from shared import metrics
 from shared.errors import CsvError, NotFound, ValidationFailed
 from shared.models import Suppression
 from shared.parsing.phones import mask_phone, normalize_phone
@@ -26,7 +27,10 @@ log = logging.getLogger(__name__)
 #: Sources of an entry: an operator, or the owner of the number through one of Meta's channels.
 SOURCE_OPERATOR = "operator"
 SOURCE_IMPORT = "import"
-OPT_OUT_SOURCES = frozenset({"opt_out_131050", "user_preferences", "quick_reply", "keyword"})
+SOURCE_OPT_OUT_131050 = "opt_out_131050"
+OPT_OUT_SOURCES = frozenset({SOURCE_OPT_OUT_131050, "user_preferences", "quick_reply", "keyword"})
+#: Meta's error for a number whose owner stopped marketing messages.
+OPT_OUT_CODE = 131050
 #: Rows inserted per statement while importing.
 IMPORT_BATCH = 1000
 MAX_REJECTED_LISTED = 1000
@@ -152,6 +156,28 @@ async def suppress(
         log.info("suppressed %s (%s: %s)", mask_phone(phone), source, reason)
     if len(added) > 20:
         log.info("suppressed %s numbers (%s: %s)", len(added), source, reason)
+    return added
+
+
+async def opt_out_131050(
+    phones: Sequence[str], *, actor: str, conn: BaseDBAsyncClient | None = None
+) -> list[str]:
+    """Put numbers whose send failed with Meta's error 131050 on the list, as their owner's opt-out: with the
+    source `remove_opt_out` lifts (and an operator's `remove`), an audit entry and the opt-out metric. The one
+    way both the sender and the webhook applier record it.
+
+    Returns:
+        The numbers added.
+    """
+    added = await suppress(
+        phones,
+        reason=f"Meta error {OPT_OUT_CODE}: stopped marketing messages",
+        source=SOURCE_OPT_OUT_131050,
+        actor=actor,
+        conn=conn,
+    )
+    if added:
+        metrics.OPT_OUTS.labels(SOURCE_OPT_OUT_131050).inc(len(added))
     return added
 
 

@@ -65,8 +65,6 @@ PURGE_PASS_S = 60.0
 PURGE_BATCH = 5000
 #: Webhook failures per blast are kept this long in Redis (the auto-pause only needs recent ones).
 FAILURES_TTL_S = 7 * 24 * 3600
-#: Meta's error code for "the user stopped marketing messages from you".
-OPT_OUT_CODE = 131050
 
 SignatureCheck = Literal["ok", "missing", "invalid"]
 
@@ -692,16 +690,8 @@ async def _apply_statuses(
         for i in opted:
             phone = by_wamid.get(i.update.wamid) or by_id.get(i.update.recipient_id or -1)
             phones.extend(p for p in (phone, i.phone) if p)
-        added = await suppression.suppress(
-            phones,
-            reason=f"Meta error {OPT_OUT_CODE}: stopped marketing messages",
-            source="opt_out_131050",
-            actor=actor,
-            conn=tx,
-        )
+        added = await suppression.opt_out_131050(phones, actor=actor, conn=tx)
         report.opt_outs += len(added)
-        if added:
-            metrics.OPT_OUTS.labels("opt_out_131050").inc(len(added))
     return result.unmatched
 
 

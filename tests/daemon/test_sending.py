@@ -103,3 +103,26 @@ async def test_suppressed_numbers_are_skipped_never_sent(
     blast = await blast_of(blast_id)
     assert blast.n_skipped == 1 and blast.n_sent == 9
     assert phone(3)[1:] not in {m.to for m in fake.received}
+
+
+async def test_a_131050_answer_is_an_opt_out_that_can_be_lifted_and_is_audited(
+    db: Any, cloud_settings: Any, fake: FakeGraph, start_daemon: Any, redis_client: Any
+) -> None:
+    from shared.models import AuditLog, Suppression
+    from shared.parsing.phones import mask_phone
+    from shared.services import suppression
+    from tests.daemon.conftest import phone
+
+    settings = cloud_settings()
+    fake.add_fault(mode="error", code=131050, to=phone(3))
+    await start_daemon(settings)
+    blast_id = await make_blast(settings, 10)
+    await wait_for(lambda: status_is(blast_id, BlastStatus.COMPLETED), timeout_s=20, what="blast done")
+    assert (await blast_of(blast_id)).n_failed == 1
+    # the sender records it as the owner's opt-out, like the webhook does, with an audit entry
+    row = await Suppression.get(phone=phone(3))
+    assert row.source == suppression.SOURCE_OPT_OUT_131050
+    assert await AuditLog.filter(action="suppress", entity_id=mask_phone(phone(3))).exists()
+    # so Meta's "resume" preference (and an operator) can lift it
+    assert await suppression.remove_opt_out(phone(3), actor="operator")
+    assert phone(3) not in await suppression.is_suppressed([phone(3)])
