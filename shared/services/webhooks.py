@@ -904,7 +904,10 @@ def _merge(total: ApplyReport, report: ApplyReport) -> None:
     total.applied += report.applied
     total.ignored += report.ignored
     total.orphaned += report.orphaned
+    total.reconciled += report.reconciled
+    total.expired += report.expired
     total.opt_outs += report.opt_outs
+    total.failed_events += report.failed_events
     for b, n in report.failures_by_blast.items():
         total.failures_by_blast[b] = total.failures_by_blast.get(b, 0) + n
     total.paused_blasts.extend(report.paused_blasts)

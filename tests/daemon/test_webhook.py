@@ -248,3 +248,17 @@ async def test_malformed_and_foreign_bodies_are_answered_and_change_nothing(wenv
     assert (await recipient(r.id)).status == R.SENT
     assert await WebhookEvent.filter(processed_at__isnull=True).count() == 0
     assert await Recipient.all().count() == 1
+
+
+def test_merged_applier_reports_keep_every_count() -> None:
+    """The applier adds the orphan pass's report to the batch's: no count may be dropped on the way."""
+    import dataclasses
+
+    counts = [f.name for f in dataclasses.fields(webhooks.ApplyReport) if f.type in ("int", int)]
+    assert {"reconciled", "expired"} <= set(counts)
+    total, batch = webhooks.ApplyReport(), webhooks.ApplyReport()
+    for name in counts:
+        setattr(total, name, 1)
+        setattr(batch, name, 2)
+    webhooks._merge(total, batch)
+    assert {name: getattr(total, name) for name in counts} == dict.fromkeys(counts, 3)
