@@ -5,7 +5,8 @@ refresh loop (re-armed after each success, so polls never overlap) and turning w
 from __future__ import annotations
 
 import logging
-from typing import TYPE_CHECKING, ClassVar
+from datetime import datetime
+from typing import TYPE_CHECKING, ClassVar, Protocol, cast
 
 from textual.screen import Screen
 from textual.timer import Timer
@@ -14,7 +15,7 @@ from textual.worker import Worker, WorkerState
 from shared.errors import BlastError
 
 if TYPE_CHECKING:
-    from console.app import BlastConsole
+    from shared.config import Settings
 
 log = logging.getLogger(__name__)
 
@@ -44,6 +45,23 @@ MUTATING_ACTIONS = frozenset(
 REFRESH_GROUP = "refresh"
 
 
+class ConsoleApp(Protocol):
+    """What screens need from the console app (console/app.py's BlastConsole provides it): screens depend on
+    this, not on the app module, so the app can import its screens without a circle."""
+
+    @property
+    def settings(self) -> Settings: ...
+    @property
+    def read_only(self) -> bool: ...
+    @property
+    def is_frozen(self) -> bool: ...
+    def now(self) -> datetime: ...
+    def show_error(self, error: BaseException | None) -> None: ...
+    def open_blast_form(self, blast_id: int | None = None) -> None: ...
+    def open_test_send(self) -> None: ...
+    def action_sync_templates(self) -> None: ...
+
+
 class BaseScreen(Screen[None]):
     """A screen of the console with an optional live refresh every REFRESH_S seconds."""
 
@@ -52,12 +70,8 @@ class BaseScreen(Screen[None]):
     _refresh_timer: Timer | None = None
 
     @property
-    def console(self) -> BlastConsole:
-        from console.app import BlastConsole
-
-        app = self.app
-        assert isinstance(app, BlastConsole)
-        return app
+    def console(self) -> ConsoleApp:
+        return cast("ConsoleApp", self.app)
 
     def on_mount(self) -> None:
         self.start_refresh()

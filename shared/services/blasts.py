@@ -332,13 +332,18 @@ async def _insert_recipients(blast_id: int, rows: Sequence[AcceptedRow], tx: Bas
     await tx.execute_many(sql, values)
 
 
-def _open_csv(
+def open_csv(
     path: str | Path,
     template: Template,
     constants: Mapping[str, str],
     settings: Settings,
     display_name: str | None = None,
 ) -> RecipientCsv:
+    """The recipients CSV read against what the template needs (used by create, edit and preview).
+
+    Raises:
+        ValidationFailed: the template has parts blast cannot fill.
+    """
     keys = param_keys(template.components or [], template.parameter_format)
     if keys.unsupported:
         raise ValidationFailed(
@@ -362,7 +367,12 @@ def _estimate_rows(path: str | Path) -> int:
         return 1000
 
 
-async def _approved_template(name: str, language: str) -> Template:
+async def approved_template(name: str, language: str) -> Template:
+    """The local template a blast or a test send may use.
+
+    Raises:
+        ValidationFailed: no such template or language, or it is not approved.
+    """
     template = await Template.get_or_none(name=name, language=language)
     if template is None:
         others = await Template.filter(name=name).values_list("language", flat=True)
@@ -429,10 +439,10 @@ async def create_blast(
         existing = await Blast.get_or_none(client_key=client_key)
         if existing is not None:
             return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
-    tmpl = await _approved_template(template, language)
+    tmpl = await approved_template(template, language)
     when, until = _parse_times(send_at, valid_until, settings)
     shown = recipients_name or str(recipients)
-    csv = _open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
+    csv = open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
     status = B.DRAFT if draft else B.SCHEDULED
     try:
         async with in_transaction() as tx:
@@ -573,14 +583,14 @@ async def edit_blast(
         changes["name"] = name.strip()
     tmpl = blast.template
     if template is not None or language is not None:
-        tmpl = await _approved_template(template or blast.template.name, language or blast.template.language)
+        tmpl = await approved_template(template or blast.template.name, language or blast.template.language)
         changes["template_id"] = tmpl.id
     when, until = _parse_times(send_at, valid_until, settings)
     if when is not None:
         changes["send_at"] = when
     if until is not None:
         changes["valid_until"] = until
-    csv = _open_csv(recipients, tmpl, blast.constants or {}, settings) if recipients is not None else None
+    csv = open_csv(recipients, tmpl, blast.constants or {}, settings) if recipients is not None else None
     if csv is None and "template_id" in changes:
         # The new template must fit the recipients already stored.
         needed = set(param_keys(tmpl.components or [], tmpl.parameter_format).all_keys) - set(

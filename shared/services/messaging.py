@@ -21,7 +21,7 @@ from shared.errors import ConfigError, ProviderError, ValidationFailed
 from shared.models import Recipient
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, param_keys
-from shared.services.blasts import _approved_template, current_actor
+from shared.services.blasts import approved_template, current_actor
 from shared.services.recipients import normalize_query_phone
 from shared.services.transitions import audit, utcnow
 from shared.whatsapp.base import PhoneNumberInfo, SendAccepted, WhatsAppProvider
@@ -84,7 +84,7 @@ async def test_send(
         ConfigError: the cloud provider lacks its credentials.
         ProviderError: Meta refused the message (one line with the code and its meaning).
     """
-    tmpl = await _approved_template(template, language)
+    tmpl = await approved_template(template, language)
     phone = normalize_query_phone(to, settings)
     keys = param_keys(tmpl.components or [], tmpl.parameter_format)
     missing = [k for k in keys.all_keys if k not in params]

@@ -13,7 +13,7 @@ from shared.config import Settings
 from shared.models import Suppression
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.template_params import render_preview
-from shared.services.blasts import Rejected, _approved_template, _open_csv
+from shared.services.blasts import Rejected, approved_template, open_csv
 
 #: Rejected rows listed in a preview (the count is exact).
 MAX_REJECTED_SHOWN = 50
@@ -55,8 +55,8 @@ async def preview_csv(
         ValidationFailed: the template is unknown or not APPROVED.
         CsvError: the file cannot be used (missing, no phone column, a parameter column missing …).
     """
-    tmpl = await _approved_template(template, language)
-    csv = await asyncio.to_thread(_open_csv, path, tmpl, {}, settings)
+    tmpl = await approved_template(template, language)
+    csv = await asyncio.to_thread(open_csv, path, tmpl, {}, settings)
     components = list(tmpl.components or [])
     phones: list[str] = await Suppression.all().values_list("phone", flat=True)  # type: ignore[assignment]  # flat: one column
     suppressed = frozenset(phones)
