@@ -68,6 +68,14 @@ class BlastConsole(App[None]):
             "question_mark", "toggle_help", "Help", tooltip="Show every key of this screen", id="app.help"
         ),
         Binding(
+            "escape",
+            "close_help",
+            "Close keys",
+            priority=True,
+            tooltip="Close the keys panel",
+            id="app.close_help",
+        ),
+        Binding(
             "1",
             "switch_mode('dashboard')",
             "Dashboard",
@@ -243,6 +251,8 @@ class BlastConsole(App[None]):
     # --- read-only -----------------------------------------------------------------------------------------
 
     def check_action(self, action: str, parameters: tuple[object, ...]) -> bool | None:
+        if action == "close_help":  # escape belongs to the screen unless the keys panel is open
+            return bool(self.screen.query("HelpPanel"))
         return not (action in MUTATING_ACTIONS and self.read_only)
 
     def refuse_if_read_only(self) -> bool:
@@ -260,6 +270,17 @@ class BlastConsole(App[None]):
             self.action_hide_help_panel()
         else:
             self.action_show_help_panel()
+
+    def action_close_help(self) -> None:
+        self.action_hide_help_panel()
+
+    def action_show_help_panel(self) -> None:
+        super().action_show_help_panel()
+        self.refresh_bindings()  # escape now closes the panel
+
+    def action_hide_help_panel(self) -> None:
+        super().action_hide_help_panel()
+        self.refresh_bindings()
 
     def action_toggle_freeze(self) -> None:
         self.is_frozen = not self.is_frozen

@@ -76,6 +76,10 @@ class BaseScreen(Screen[None]):
     def on_mount(self) -> None:
         self.start_refresh()
 
+    def on_screen_suspend(self) -> None:
+        # The keys panel belongs to the moment it was asked for: it does not come back with the screen.
+        self.query("HelpPanel").remove()
+
     def start_refresh(self) -> None:
         """Load now; every successful load re-arms the next one."""
         self.refresh_data()
