@@ -3,7 +3,7 @@ bars)."""
 
 from __future__ import annotations
 
-from datetime import datetime
+from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
 BAR_FULL = "█"
@@ -15,6 +15,12 @@ def local_time(value: datetime | None, zone: ZoneInfo, *, seconds: bool = False)
     if value is None:
         return "-"
     return value.astimezone(zone).strftime("%Y-%m-%d %H:%M:%S" if seconds else "%Y-%m-%d %H:%M")
+
+
+def example_send_time(now: datetime, zone: ZoneInfo) -> str:
+    """A send time to show as an example in a hint: tomorrow at 09:00 in the blast's zone, always in the future."""
+    tomorrow = now.astimezone(zone).date() + timedelta(days=1)
+    return f"{tomorrow:%Y-%m-%d} 09:00"
 
 
 def duration(seconds: float | None) -> str:

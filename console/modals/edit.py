@@ -4,6 +4,8 @@ SCHEDULED blast a new recipients file, previewed like the create form's (rendere
 from __future__ import annotations
 
 from dataclasses import dataclass
+from datetime import UTC, datetime
+from zoneinfo import ZoneInfo
 
 from textual import work
 from textual.app import ComposeResult
@@ -12,6 +14,7 @@ from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
 from textual.widgets import Button, Input, Label
 
+from console.format import example_send_time
 from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
 
 
@@ -52,11 +55,13 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         zone: str,
         name_editable: bool,
         template: tuple[str, str] | None = None,
+        example: str | None = None,
     ) -> None:
         """The dialog for one blast.
 
         Args:
             template: (name, language) the blast sends; a new recipients file is previewed against it.
+            example: a send time shown in the hint (default: tomorrow 09:00 in `zone`).
         """
         super().__init__()
         self.blast_id = blast_id
@@ -65,6 +70,7 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         self.zone = zone
         self.name_editable = name_editable
         self.template = template
+        self.example = example or example_send_time(datetime.now(UTC), ZoneInfo(zone))
 
     def compose(self) -> ComposeResult:
         # The whole dialog scrolls: a preview can be taller than a small terminal.
@@ -74,7 +80,7 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
             if self.name_editable:
                 yield Label("Name")
                 yield Input(self.initial_name, id="name")
-            yield Label(f"Send at ({self.zone}; 'now', '+10m' or 2025-06-01 09:00)")
+            yield Label(f"Send at ({self.zone}; 'now', '+10m' or {self.example})")
             yield Input(self.initial_send_at, id="send_at")
             if self.name_editable:
                 yield Label("Valid until (optional)")

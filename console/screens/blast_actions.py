@@ -8,7 +8,7 @@ from __future__ import annotations
 from textual import work
 from textual.binding import Binding
 
-from console.format import local_time
+from console.format import example_send_time, local_time
 from console.modals.confirm import ConfirmModal
 from console.modals.edit import EditBlastModal, EditRequest
 from console.modals.retry import RetryModal
@@ -140,6 +140,7 @@ class BlastActionScreen(BaseScreen):
                 zone=settings.BLAST_TIMEZONE,
                 name_editable=b.status in BLAST_EDITABLE,
                 template=(b.template, b.language),
+                example=example_send_time(self.console.now(), settings.zone),
             ),
             answered,
         )

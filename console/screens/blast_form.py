@@ -11,6 +11,7 @@ from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.widgets import Button, Header, Input, Label, Select
 
+from console.format import example_send_time
 from console.modals.confirm import ConfirmModal
 from console.screens.base import BaseScreen
 from console.widgets.banner import Banner
@@ -67,7 +68,8 @@ class BlastFormScreen(BaseScreen):
             yield Label("Recipients CSV (a phone column and one column per parameter)")
             yield Input(id="form-csv", placeholder="/path/to/recipients.csv (Enter reads it)")
             yield CsvPreviewBox(id="form-preview")
-            yield Label(f"Send at — {zone} (now, +10m, 2025-06-01 09:00)")
+            example = example_send_time(self.console.now(), self.console.settings.zone)
+            yield Label(f"Send at — {zone} (now, +10m, {example})")
             yield Input("now", id="form-send-at")
             yield Label(f"Valid until — {zone} (optional: nothing is sent after it)")
             yield Input(id="form-valid-until")

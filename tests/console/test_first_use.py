@@ -2,11 +2,19 @@
 
 from __future__ import annotations
 
-from textual.pilot import Pilot
+import re
+from datetime import UTC, datetime, timedelta
+from zoneinfo import ZoneInfo
 
+from textual.pilot import Pilot
+from textual.widgets import Label
+
+from console.format import example_send_time
+from console.modals.edit import EditBlastModal
 from console.screens.blast_form import BlastFormScreen
 from shared.config import Settings
-from tests.console.conftest import AppFactory, settle
+from shared.status import BlastStatus
+from tests.console.conftest import FROZEN_NOW, AppFactory, seed_blast, seed_template, settle, text_of
 
 
 def panels(pilot: Pilot[None]) -> int:
@@ -44,3 +52,34 @@ async def test_escape_closes_the_keys_panel_and_it_does_not_come_back(
         await pilot.press("escape")
         await pilot.pause()
         assert not isinstance(app.screen, BlastFormScreen)
+
+
+def send_at_hint(pilot: Pilot[None], settings: Settings) -> datetime:
+    """The example time in the screen's "Send at" hint, read in the console's zone."""
+    label = next(text_of(w) for w in pilot.app.screen.query(Label) if text_of(w).startswith("Send at"))
+    found = re.search(r"(\d{4}-\d\d-\d\d \d\d:\d\d)", label)
+    assert found, label
+    return datetime.strptime(found.group(1), "%Y-%m-%d %H:%M").replace(tzinfo=settings.zone)
+
+
+async def test_the_send_at_hints_show_a_time_to_come(db: Settings, make_app: AppFactory) -> None:
+    t = await seed_template()
+    await seed_blast(t, "later", BlastStatus.SCHEDULED)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        await settle(pilot)
+        app.open_blast_form()
+        await settle(pilot)
+        assert FROZEN_NOW < send_at_hint(pilot, db) <= FROZEN_NOW + timedelta(days=2)
+        await pilot.press("escape", "2")
+        await settle(pilot)
+        await pilot.press("e")
+        await settle(pilot)
+        assert isinstance(app.screen, EditBlastModal)
+        assert FROZEN_NOW < send_at_hint(pilot, db) <= FROZEN_NOW + timedelta(days=2)
+
+
+def test_the_example_is_tomorrow_morning_in_the_blasts_zone() -> None:
+    late_evening_utc = datetime(2030, 6, 1, 20, 0, tzinfo=UTC)  # already June 2 in Jakarta
+    assert example_send_time(late_evening_utc, ZoneInfo("Asia/Jakarta")) == "2030-06-03 09:00"
+    assert example_send_time(late_evening_utc, ZoneInfo("UTC")) == "2030-06-02 09:00"
