@@ -31,6 +31,7 @@ from console.screens.templates import TemplatesScreen
 from console.screens.tokens import TokensScreen
 from shared.config import Settings
 from shared.services import blasts, health
+from shared.text import plural
 
 log = logging.getLogger(__name__)
 
@@ -309,7 +310,8 @@ class BlastConsole(App[None]):
     async def stop_all_worker(self) -> None:
         paused = await blasts.pause_all(settings=self.settings)
         self.notify(
-            f"{len(paused)} blasts paused" + (f": {', '.join(map(str, paused[:10]))}" if paused else ""),
+            f"{plural(len(paused), 'blast')} paused"
+            + (f": {', '.join(map(str, paused[:10]))}" if paused else ""),
             title="Emergency stop",
             severity="warning",
             timeout=10,
@@ -333,7 +335,7 @@ class BlastConsole(App[None]):
     @work(exclusive=True, exit_on_error=False, group="action")
     async def resume_all_worker(self) -> None:
         resumed = await blasts.resume_all(settings=self.settings)
-        self.notify(f"{len(resumed)} blasts resumed", title="Resume all")
+        self.notify(f"{plural(len(resumed), 'blast')} resumed", title="Resume all")
 
     def open_blast_form(self, blast_id: int | None = None) -> None:
         from console.screens.blast_form import BlastFormScreen
@@ -366,7 +368,7 @@ class BlastConsole(App[None]):
             for c in [*report.created, *report.changed]
         ]
         self.notify(
-            f"{report.listed} templates, {len(changes)} changed"
+            f"{plural(report.listed, 'template')}, {len(changes)} changed"
             + (": " + "; ".join(changes[:5]) if changes else ""),
             title="Templates synced",
         )

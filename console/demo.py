@@ -19,6 +19,7 @@ from shared.notify import close_redis_clients
 from shared.services import blasts, pricing
 from shared.services.messaging import provider_session
 from shared.services.template_sync import sync_templates
+from shared.text import plural
 from shared.whatsapp.sandbox import DEMO_TEMPLATES, TEMPLATES_FILE, sandbox_dir
 
 DEMO_CSV = Path(__file__).parent / "demo_data" / "recipients.csv"
@@ -95,8 +96,8 @@ async def seed(settings: Settings) -> str:
     if result.existing:
         return f"demo already seeded (blast {result.id} is {result.status.value}){card}"
     return (
-        f"{report.listed} templates synced; blast {result.id} scheduled in 20 s with {result.recipients} "
-        f"recipients ({result.rejected_total} rejected row to show how rejects look){card}"
+        f"{plural(report.listed, 'template')} synced; blast {result.id} scheduled in 20 s with "
+        f"{plural(result.recipients, 'recipient')} ({result.rejected_total} rejected row to show how rejects look){card}"
     )
 
 

@@ -14,6 +14,7 @@ import click
 from shared import eventloop
 from shared.config import Settings, get_settings
 from shared.errors import BlastError
+from shared.text import plural
 from shared.whatsapp.base import WhatsAppProvider
 
 if TYPE_CHECKING:
@@ -187,8 +188,9 @@ def purge(older_than_days: float, yes: bool) -> None:
     when = result.cutoff.isoformat(timespec="seconds")
     verb = "would purge" if result.dry_run else "purged"
     click.echo(
-        f"{verb} {result.recipients} recipients of {len(result.blast_ids)} blasts finished before {when}; "
-        f"{result.webhook_events} processed webhook events"
+        f"{verb} {plural(result.recipients, 'recipient', grouped=False)} of "
+        f"{plural(len(result.blast_ids), 'blast', grouped=False)} finished before {when}; "
+        f"{plural(result.webhook_events, 'processed webhook event', grouped=False)}"
     )
     if result.dry_run and (result.recipients or result.webhook_events):
         click.echo("nothing changed: run again with --yes to purge", err=True)

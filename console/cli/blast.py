@@ -10,6 +10,7 @@ from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
 from shared.services import blasts, pricing
 from shared.status import BlastStatus
+from shared.text import plural
 
 COUNT_KEYS = ("pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown")
 
@@ -45,11 +46,11 @@ def _print_create(done: tuple[blasts.CreateResult, pricing.Cost], verb: str) -> 
         return
     if result.existing:
         click.echo(
-            f"blast {result.id} already exists for this key ({result.status.value}, {result.recipients} recipients)"
+            f"blast {result.id} already exists for this key ({result.status.value}, {plural(result.recipients, 'recipient', grouped=False)})"
         )
         return
     click.echo(
-        f"blast {result.id} {verb}: {result.status.value}, {result.recipients} recipients, "
+        f"blast {result.id} {verb}: {result.status.value}, {plural(result.recipients, 'recipient', grouped=False)}, "
         f"{result.rejected_total} rejected"
     )
     for r in result.rejected[:20]:
@@ -256,7 +257,11 @@ def _simple(verb: str, action: Any, help_text: str) -> Any:
                 out["recipients_cancelled"] = result
             emit_json(out)
         else:
-            extra = f" ({result} pending recipients cancelled)" if verb == "cancelled" else ""
+            extra = (
+                f" ({plural(result, 'pending recipient', grouped=False)} cancelled)"
+                if verb == "cancelled"
+                else ""
+            )
             click.echo(f"blast {blast_id} {verb}: now {detail.status.value}{extra}")
 
     command.__doc__ = help_text
@@ -295,7 +300,7 @@ def retry_cmd(blast_id: int, include_unknown: bool) -> None:
         )
     else:
         click.echo(
-            f"blast {blast_id}: {r.requeued} recipients re-queued"
+            f"blast {blast_id}: {plural(r.requeued, 'recipient', grouped=False)} re-queued"
             + (f", {r.skipped_opted_out} opted out kept FAILED" if r.skipped_opted_out else "")
             + (f", {r.skipped_recent_cap} hit the marketing cap < 24 h ago" if r.skipped_recent_cap else "")
         )

@@ -11,6 +11,7 @@ from console.cli.blast import blast_group
 from console.cli.common import emit_json, fail, run, state
 from shared.config import Settings
 from shared.services import blasts, messaging, recipients
+from shared.text import plural
 
 
 @blast_group.command("export")
@@ -78,7 +79,10 @@ def stop_all_cmd(yes: bool) -> None:
     if state().json:
         emit_json({"paused": paused})
     else:
-        click.echo(f"{len(paused)} blasts paused" + (f": {', '.join(map(str, paused))}" if paused else ""))
+        click.echo(
+            f"{plural(len(paused), 'blast', grouped=False)} paused"
+            + (f": {', '.join(map(str, paused))}" if paused else "")
+        )
 
 
 @click.command("resume-all")
@@ -93,5 +97,6 @@ def resume_all_cmd() -> None:
         emit_json({"resumed": resumed})
     else:
         click.echo(
-            f"{len(resumed)} blasts resumed" + (f": {', '.join(map(str, resumed))}" if resumed else "")
+            f"{plural(len(resumed), 'blast', grouped=False)} resumed"
+            + (f": {', '.join(map(str, resumed))}" if resumed else "")
         )

@@ -10,6 +10,7 @@ from console.cli.common import emit_json, run, state, table
 from shared.config import Settings
 from shared.services import pricing
 from shared.services.blasts import current_actor
+from shared.text import plural
 
 
 def card_json(card: pricing.RateCard) -> dict[str, Any]:
@@ -81,8 +82,9 @@ def import_cmd(
     reused = f" (calling codes of card {result.markets_reused_from})" if result.markets_reused_from else ""
     click.echo(
         f"rate card {card.id} imported: {card.currency}, effective {card.effective_on.isoformat()}, "
-        f"{len(card.rates)} markets, {len(card.markets)} calling codes{reused}, "
-        f"{sum(len(t) for t in card.tiers.values())} volume tiers"
+        f"{plural(len(card.rates), 'market', grouped=False)}, {plural(len(card.markets), 'calling code', grouped=False)}"
+        f"{reused}, "
+        f"{plural(sum(len(t) for t in card.tiers.values()), 'volume tier', grouped=False)}"
     )
 
 

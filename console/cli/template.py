@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.errors import ConfigError, ValidationFailed
 from shared.services import template_sync, templates
 from shared.status import TemplateStatus
+from shared.text import plural
 from shared.whatsapp.base import WhatsAppProvider
 
 T = TypeVar("T")
@@ -144,9 +145,13 @@ def sync_cmd() -> None:
     for p in report.paused_blasts:
         click.echo(f"paused   blast {p.blast_id}: {p.reason}")
     click.echo(
-        f"{report.listed} templates at Meta: {len(report.created)} new, {len(report.changed)} changed, "
+        f"{plural(report.listed, 'template', grouped=False)} at Meta: {len(report.created)} new, {len(report.changed)} changed, "
         f"{report.unchanged} unchanged"
-        + (f"; {len(report.paused_blasts)} blasts paused" if report.paused_blasts else "")
+        + (
+            f"; {plural(len(report.paused_blasts), 'blast', grouped=False)} paused"
+            if report.paused_blasts
+            else ""
+        )
     )
 
 

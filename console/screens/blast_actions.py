@@ -16,6 +16,7 @@ from console.screens.base import BaseScreen
 from shared.errors import BlastError
 from shared.services import blasts
 from shared.status import BLAST_EDITABLE, BlastStatus
+from shared.text import plural
 
 B = BlastStatus
 BlastView = blasts.BlastSummary | blasts.BlastDetail
@@ -54,7 +55,7 @@ class BlastActionScreen(BaseScreen):
         b = self.blast_view(ids[0]) if len(ids) == 1 else None
         if b is not None:
             return f"blast {b.id} “{b.name}” ({b.status.value}, {b.counts['pending']:,} pending)"
-        return f"{len(ids)} blasts ({', '.join(map(str, ids[:8]))}{' …' if len(ids) > 8 else ''})"
+        return f"{plural(len(ids), 'blast')} ({', '.join(map(str, ids[:8]))}{' …' if len(ids) > 8 else ''})"
 
     def _acting_on(self) -> list[int]:
         """The blasts an action applies to; empty (do nothing) when read-only (refused) or nothing is selected."""
@@ -195,7 +196,7 @@ class BlastActionScreen(BaseScreen):
                 recipients=req.recipients,
             )
             replaced = (
-                f": {result.recipients:,} recipients, {result.rejected_total:,} rejected rows"
+                f": {plural(result.recipients, 'recipient')}, {plural(result.rejected_total, 'rejected row')}"
                 if req.recipients
                 else ""
             )

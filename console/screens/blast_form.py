@@ -23,6 +23,7 @@ from shared.errors import BlastError
 from shared.services import blasts, messaging, preview, pricing, templates
 from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
+from shared.text import plural
 
 
 async def read_preview(settings: Settings, template: str, language: str, path: str) -> PreviewReady:
@@ -136,7 +137,7 @@ class BlastFormScreen(BaseScreen):
             self.notify(f"fill in: {', '.join(missing)}", title="Create blast", severity="warning")
             return
         assert template is not None
-        count = f"{self.preview.accepted:,} recipients" if self.preview else "the recipients in the file"
+        count = plural(self.preview.accepted, "recipient") if self.preview else "the recipients in the file"
         when = "now" if send_at == "now" else f"at {send_at} ({self.console.settings.BLAST_TIMEZONE})"
         warn = f"\n\nWARNING: {self.estimate.warning}" if self.estimate and self.estimate.warning else ""
         cost = "\n\n" + "\n".join(pricing.summary_lines(self.cost, limit=5)) if self.cost is not None else ""
@@ -168,7 +169,7 @@ class BlastFormScreen(BaseScreen):
             valid_until=until,
         )
         self.notify(
-            f"blast {result.id}: {result.status.value}, {result.recipients:,} recipients, "
+            f"blast {result.id}: {result.status.value}, {plural(result.recipients, 'recipient')}, "
             f"{result.rejected_total:,} rejected",
             title="Blast created",
         )

@@ -24,6 +24,7 @@ from console.widgets.status_badge import status_text
 from shared.errors import InvalidTransition
 from shared.services import blasts, live
 from shared.status import BlastStatus
+from shared.text import plural
 
 BLAST_KEY = re.compile(r"^blast:(\d+)")
 
@@ -150,4 +151,4 @@ class JobsScreen(BaseScreen):
         except InvalidTransition as exc:
             self.notify(exc.message, title="Not allowed", severity="error")
             return
-        self.notify(f"blast {blast_id}: {result.requeued:,} recipients re-queued", title="Retried")
+        self.notify(f"blast {blast_id}: {plural(result.requeued, 'recipient')} re-queued", title="Retried")

@@ -18,6 +18,7 @@ from console.widgets.banner import Banner
 from console.widgets.footer import ConsoleFooter
 from console.widgets.status_badge import status_text
 from shared.services import recipients
+from shared.text import plural
 
 
 @dataclass
@@ -83,7 +84,7 @@ class SearchScreen(BaseScreen):
                 key=f"{h.blast_id}",
             )
         self.query_one("#search-status", Static).update(
-            f"{len(m.hits)} blasts included {m.phone} · times in {self.console.settings.BLAST_TIMEZONE}"
+            f"{plural(len(m.hits), 'blast')} included {m.phone} · times in {self.console.settings.BLAST_TIMEZONE}"
             + (" · Enter opens the blast" if m.hits else "")
         )
         if m.hits:

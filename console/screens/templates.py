@@ -17,6 +17,7 @@ from console.widgets.banner import Banner
 from console.widgets.footer import ConsoleFooter
 from console.widgets.status_badge import status_text
 from shared.services import templates
+from shared.text import plural
 
 
 @dataclass
@@ -88,7 +89,7 @@ class TemplatesScreen(BaseScreen):
         if m.items:
             table.move_cursor(row=min(row, len(m.items) - 1), animate=False)
         self.query_one("#template-detail", Static).update(
-            f"{len(m.items)} templates · only APPROVED ones can be sent · s syncs with Meta"
+            f"{plural(len(m.items), 'template')} · only APPROVED ones can be sent · s syncs with Meta"
         )
 
     def action_submit_template(self) -> None:

@@ -16,6 +16,7 @@ from console.format import duration
 from shared.services import pricing
 from shared.services.messaging import SendEstimate
 from shared.services.preview import CsvPreview
+from shared.text import plural
 
 #: Rejected rows listed (the count is exact).
 REJECTED_SHOWN = 10
@@ -47,7 +48,8 @@ class CsvPreviewBox(Static):
         p, e = result.preview, result.estimate
         parts: list[Text] = [
             Text(
-                f"{p.accepted:,} recipients, {p.rejected_total:,} rejected rows, {p.duplicates:,} duplicates",
+                f"{plural(p.accepted, 'recipient')}, {plural(p.rejected_total, 'rejected row')}, "
+                f"{plural(p.duplicates, 'duplicate')}",
                 style="bold",
             )
         ]

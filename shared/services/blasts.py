@@ -360,6 +360,10 @@ def open_csv(
     )
 
 
+def _all_rejected(n: int) -> str:
+    return "its one row was rejected" if n == 1 else f"all {n} rows were rejected"
+
+
 def _estimate_rows(path: str | Path) -> int:
     try:
         return max(1000, Path(path).stat().st_size // 16)
@@ -460,7 +464,7 @@ async def create_blast(
             stats = await _import_rows(blast.id, csv, _estimate_rows(recipients), tx)
             if stats.accepted == 0:
                 raise CsvError(
-                    f"no usable recipients in {shown}: all {stats.rejected_total} rows were rejected"
+                    f"no usable recipients in {shown}: {_all_rejected(stats.rejected_total)}"
                     + (
                         f" (row {stats.rejected[0].row}: {stats.rejected[0].reason})"
                         if stats.rejected
@@ -616,9 +620,7 @@ async def edit_blast(
             await Recipient.filter(blast_id=blast_id).using_db(tx).delete()
             stats = await _import_rows(blast_id, csv, _estimate_rows(recipients or ""), tx)
             if stats.accepted == 0:
-                raise CsvError(
-                    f"no usable recipients in {recipients}: all {stats.rejected_total} rows were rejected"
-                )
+                raise CsvError(f"no usable recipients in {recipients}: {_all_rejected(stats.rejected_total)}")
             counters = {f"n_{s.value.lower()}": 0 for s in RecipientStatus} | {"n_pending": stats.accepted}
             await Blast.filter(id=blast_id).using_db(tx).update(**counters, total=stats.accepted)
         await transitions.audit(

@@ -24,6 +24,7 @@ from shared.parsing.template_params import build_send_components, param_keys
 from shared.services.blasts import approved_template, current_actor
 from shared.services.recipients import normalize_query_phone
 from shared.services.transitions import audit, utcnow
+from shared.text import plural
 from shared.whatsapp.base import PhoneNumberInfo, SendAccepted, WhatsAppProvider
 
 log = logging.getLogger(__name__)
@@ -239,7 +240,7 @@ async def estimate(
         used = await unique_recipients_since(utcnow() - timedelta(hours=24))
         if used + recipients > tier.limit:
             warning = (
-                f"{recipients:,} recipients + {used:,} numbers messaged in the last 24 h exceed the "
+                f"{plural(recipients, 'recipient')} + {plural(used, 'number')} messaged in the last 24 h exceed the "
                 f"messaging limit of {tier.limit:,} unique users per 24 h ({tier.source}): Meta will refuse "
                 "the excess; split the blast or send later"
             )

@@ -30,6 +30,7 @@ from shared.errors import NotFound, ValidationFailed
 from shared.models import Blast, PriceCard
 from shared.services import transitions
 from shared.status import BLAST_TERMINAL, BlastStatus, RecipientStatus
+from shared.text import plural
 
 log = logging.getLogger(__name__)
 R = RecipientStatus
@@ -798,7 +799,9 @@ def summary_lines(cost: Cost, *, limit: int = 10) -> list[str]:
     title = "estimated cost" if cost.kind == "estimate" else "actual cost"
     if cost.card_id is None:
         return [f"{title}: {NO_CARD} (blast-console pricing import)"]
-    out = [f"{title}: {cost.fmt(cost.total)} for {cost.messages:,} messages (rate card {cost.card_id})"]
+    out = [
+        f"{title}: {cost.fmt(cost.total)} for {plural(cost.messages, 'message')} (rate card {cost.card_id})"
+    ]
     for line in cost.lines[:limit]:
         what = f"{line.market} ({line.category})" if cost.kind == "actual" else line.market
         if line.amount is None:

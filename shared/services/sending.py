@@ -42,6 +42,7 @@ from shared.services import transitions
 from shared.services.blasts import expire_pending
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus
+from shared.text import plural
 
 log = logging.getLogger(__name__)
 B, R = BlastStatus, RecipientStatus
@@ -491,7 +492,8 @@ async def finish_if_done(blast_id: int, *, actor: str) -> BlastStatus | None:
         if blast.n_cancelled and blast.valid_until is not None and blast.valid_until <= now:
             values["last_error"] = (
                 f"expired: valid until {blast.valid_until.isoformat(timespec='seconds')}; "
-                f"{blast.n_cancelled} recipients were not sent"
+                f"{plural(blast.n_cancelled, 'recipient', grouped=False)} "
+                f"{'was' if blast.n_cancelled == 1 else 'were'} not sent"
             )
     try:
         won = await transitions.transition_blast(

@@ -92,7 +92,7 @@ async def test_a_csv_that_cannot_be_used_is_refused_with_the_clis_message(api: A
     assert body["detail"] == "column '2' missing: template order_update (en_US) needs 1, 2"
     body = await problem_of(await api.post("/blasts", data=csv_form("phone;1;2\nbad;x;y\n")), 422)
     assert body["detail"].startswith(
-        "no usable recipients in customers.csv: all 1 rows were rejected (row 1:"
+        "no usable recipients in customers.csv: its one row was rejected (row 1:"
     )
     assert await Blast.all().count() == 0
 

@@ -210,3 +210,11 @@ def test_blast_bad_input(seeded: Settings, tmp_path: Path, capsys: pytest.Captur
     line = _one_error_line(run_cli(capsys, *create_args(bad)))
     assert "phone" in line
     assert "read-only" in _one_error_line(run_cli(capsys, "--read-only", "blast", "cancel", str(sched)))
+
+
+def test_counts_are_worded_in_the_right_number(seeded: Settings, capsys: pytest.CaptureFixture[str]) -> None:
+    r = run_cli(capsys, "stop-all", "--yes")
+    assert r.code == 0, r.err
+    assert r.out.startswith("1 blast paused: ")
+    r = run_cli(capsys, "resume-all")
+    assert r.code == 0 and r.out.startswith("1 blast resumed: ")

@@ -136,7 +136,7 @@ def test_create_and_show_give_the_estimate(
         }
     ]
     r = run_cli(capsys, "blast", "show", str(blast_id))
-    assert "estimated cost: IDR 893.30" in r.out and "actual cost: IDR 586.33 for 1 messages" in r.out
+    assert "estimated cost: IDR 893.30" in r.out and "actual cost: IDR 586.33 for 1 message " in r.out
 
     r = run_cli(capsys, "blast", "export", str(blast_id), "--csv")
     header, *rows = r.out.strip().splitlines()

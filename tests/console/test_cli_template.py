@@ -98,7 +98,7 @@ def test_sync_prints_changes_and_works_without_a_daemon(
     r = run_cli(capsys, "template", "sync")
     assert r.code == 0, r.err
     assert "new      order_update (en_US) APPROVED" in r.out
-    assert "1 templates at Meta: 1 new, 0 changed, 0 unchanged" in r.out
+    assert "1 template at Meta: 1 new, 0 changed, 0 unchanged" in r.out
 
     async def blast() -> int:
         tmpl = await Template.get(name="order_update")

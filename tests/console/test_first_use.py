@@ -4,17 +4,28 @@ from __future__ import annotations
 
 import re
 from datetime import UTC, datetime, timedelta
+from pathlib import Path
 from zoneinfo import ZoneInfo
 
 from textual.pilot import Pilot
-from textual.widgets import Label
+from textual.widgets import Input, Label
 
 from console.format import example_send_time
 from console.modals.edit import EditBlastModal
 from console.screens.blast_form import BlastFormScreen
+from console.widgets.csv_preview import CsvPreviewBox
 from shared.config import Settings
 from shared.status import BlastStatus
-from tests.console.conftest import FROZEN_NOW, AppFactory, seed_blast, seed_template, settle, text_of
+from shared.text import plural
+from tests.console.conftest import (
+    FROZEN_NOW,
+    AppFactory,
+    seed_blast,
+    seed_template,
+    settle,
+    text_of,
+    write_csv,
+)
 
 
 def panels(pilot: Pilot[None]) -> int:
@@ -83,3 +94,28 @@ def test_the_example_is_tomorrow_morning_in_the_blasts_zone() -> None:
     late_evening_utc = datetime(2030, 6, 1, 20, 0, tzinfo=UTC)  # already June 2 in Jakarta
     assert example_send_time(late_evening_utc, ZoneInfo("Asia/Jakarta")) == "2030-06-03 09:00"
     assert example_send_time(late_evening_utc, ZoneInfo("UTC")) == "2030-06-02 09:00"
+
+
+def test_plural() -> None:
+    assert [plural(n, "recipient") for n in (0, 1, 2, 1200)] == [
+        "0 recipients",
+        "1 recipient",
+        "2 recipients",
+        "1,200 recipients",
+    ]
+    assert plural(1200, "blast", grouped=False) == "1200 blasts"
+    assert plural(1, "calling code") == "1 calling code" and plural(3, "entry", "entries") == "3 entries"
+
+
+async def test_the_csv_preview_says_one_recipient(db: Settings, make_app: AppFactory, tmp_path: Path) -> None:
+    await seed_template()
+    one = write_csv(tmp_path / "one.csv", ["+6281234567890,Ada,A-1"])
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_blast_form()
+        await settle(pilot)
+        app.screen.query_one("#form-csv", Input).focus()
+        await pilot.press(*str(one), "enter")
+        await settle(pilot)
+        preview = text_of(app.screen.query_one(CsvPreviewBox))
+        assert preview.startswith("1 recipient, 0 rejected rows, 0 duplicates\n"), preview

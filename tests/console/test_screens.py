@@ -153,7 +153,7 @@ async def test_edit_replaces_recipients_with_a_preview(
         await pilot.press("ctrl+s")
         await settle(pilot)
         assert not isinstance(app.screen, EditBlastModal)
-        assert any("2 recipients, 1 rejected rows" in n.message for n in app._notifications)
+        assert any("2 recipients, 1 rejected row" in n.message for n in app._notifications)
     fresh = await Blast.get(id=blast.id)
     assert fresh.status == B.SCHEDULED and fresh.total == 2 and fresh.n_pending == 2
     phones = sorted(await Recipient.filter(blast_id=blast.id).values_list("phone", flat=True))

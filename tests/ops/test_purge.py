@@ -128,11 +128,11 @@ def test_the_cli_counts_first_and_purges_with_yes(env_settings: Settings) -> Non
     runner = CliRunner()
     dry = runner.invoke(cli, ["purge", "--older-than", "30"])
     assert dry.exit_code == 0, dry.output
-    assert dry.stdout.startswith("would purge 6 recipients of 1 blasts finished before ")
+    assert dry.stdout.startswith("would purge 6 recipients of 1 blast finished before ")
     assert "run again with --yes" in dry.stderr
     assert asyncio.run(purged(blast_id)) == 0
     done = runner.invoke(cli, ["purge", "--older-than", "30", "--yes"])
     assert done.exit_code == 0, done.output
-    assert done.stdout.startswith("purged 6 recipients of 1 blasts")
+    assert done.stdout.startswith("purged 6 recipients of 1 blast ")
     assert asyncio.run(purged(blast_id)) == 6
     assert runner.invoke(cli, ["purge", "--older-than", "0"]).exit_code == 2  # at least one day
