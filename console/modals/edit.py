@@ -16,6 +16,7 @@ from textual.widgets import Button, Input, Label
 
 from console.format import example_send_time
 from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
+from console.widgets.path_suggester import PathSuggester
 
 
 @dataclass(frozen=True)
@@ -86,7 +87,12 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
                 yield Label("Valid until (optional)")
                 yield Input("", id="valid_until")
                 yield Label("New recipients CSV (optional, replaces them all; Enter previews)")
-                yield Input("", id="recipients", placeholder="/path/to/recipients.csv")
+                yield Input(
+                    "",
+                    id="recipients",
+                    placeholder="/path/to/recipients.csv (→ completes)",
+                    suggester=PathSuggester(),
+                )
                 yield CsvPreviewBox(id="edit-preview")
             with Horizontal():
                 yield Button("Cancel", id="cancel")

@@ -17,6 +17,7 @@ from console.screens.base import BaseScreen
 from console.widgets.banner import Banner
 from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
 from console.widgets.footer import ConsoleFooter
+from console.widgets.path_suggester import PathSuggester
 from console.widgets.template_select import TemplateSelect
 from shared.config import Settings
 from shared.errors import BlastError
@@ -67,7 +68,11 @@ class BlastFormScreen(BaseScreen):
             yield Label("Template (APPROVED only)")
             yield TemplateSelect(id="form-template")
             yield Label("Recipients CSV (a phone column and one column per parameter)")
-            yield Input(id="form-csv", placeholder="/path/to/recipients.csv (Enter reads it)")
+            yield Input(
+                id="form-csv",
+                placeholder="/path/to/recipients.csv (→ completes, Enter reads it)",
+                suggester=PathSuggester(),
+            )
             yield CsvPreviewBox(id="form-preview")
             example = example_send_time(self.console.now(), self.console.settings.zone)
             yield Label(f"Send at — {zone} (now, +10m, {example})")

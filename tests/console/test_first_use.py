@@ -119,3 +119,45 @@ async def test_the_csv_preview_says_one_recipient(db: Settings, make_app: AppFac
         await settle(pilot)
         preview = text_of(app.screen.query_one(CsvPreviewBox))
         assert preview.startswith("1 recipient, 0 rejected rows, 0 duplicates\n"), preview
+
+
+async def test_the_csv_path_completes_over_its_directory(
+    db: Settings, make_app: AppFactory, tmp_path: Path
+) -> None:
+    await seed_template()
+    write_csv(tmp_path / "recipients.csv", ["+6281234567890,Ada,A-1"])
+    (tmp_path / "records").mkdir()
+    (tmp_path / "readme.txt").write_text("not a CSV", encoding="utf-8")
+    (tmp_path / ".hidden.csv").write_text("phone\n", encoding="utf-8")
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        app.open_blast_form()
+        await settle(pilot)
+        field = app.screen.query_one("#form-csv", Input)
+        field.focus()
+        await pilot.press(*f"{tmp_path}/rec")
+        await settle(pilot)
+        await pilot.press("right")  # accepts the suggestion: the directory comes first
+        assert field.value == f"{tmp_path}/records/"
+        field.value = ""
+        await pilot.press(*f"{tmp_path}/reci")
+        await settle(pilot)
+        await pilot.press("right")
+        assert field.value == f"{tmp_path}/recipients.csv"
+        await pilot.press("enter")  # and Enter reads the completed file
+        await settle(pilot)
+        assert text_of(app.screen.query_one(CsvPreviewBox)).startswith("1 recipient")
+
+
+def test_path_suggestions_skip_other_files_and_hidden_ones(tmp_path: Path) -> None:
+    from console.widgets.path_suggester import PathSuggester
+
+    (tmp_path / "readme.txt").write_text("", encoding="utf-8")
+    (tmp_path / ".hidden.csv").write_text("", encoding="utf-8")
+    (tmp_path / "June.CSV").write_text("", encoding="utf-8")
+    s = PathSuggester()
+    assert s.complete(f"{tmp_path}/re") is None
+    assert s.complete(f"{tmp_path}/") == f"{tmp_path}/June.CSV"
+    assert s.complete(f"{tmp_path}/.h") == f"{tmp_path}/.hidden.csv"
+    assert s.complete(f"{tmp_path}/June.CSV") is None
+    assert s.complete(f"{tmp_path}/nowhere/x") is None
