@@ -26,7 +26,7 @@ import time
 from collections import deque
 from collections.abc import Mapping
 from dataclasses import dataclass, field
-from datetime import timedelta
+from datetime import datetime, timedelta
 from typing import Any
 
 from redis.exceptions import RedisError
@@ -307,7 +307,7 @@ class ChunkRunner:
             await self._changed.wait()
         while self._again:  # marked SENDING, slot missed, and the chunk stopped: not sent
             p = self._again.popleft()
-            self._add(SendOutcome(p.row.id, self.plan.id, R.PENDING, lease_owner=self.token))
+            self._result(p.row.id, R.PENDING)
         self._unsent.extend(p.row.id for p in self._todo)
         self._todo.clear()
         deadline = time.monotonic() + (20.0 if self.rt.stopping.is_set() else 120.0)
@@ -344,9 +344,7 @@ class ChunkRunner:
         row = p.row
         if self._stop_reason() is not None:
             # Not sent: back to PENDING (a cancelled blast's leftovers are cancelled after the chunk).
-            self._add(
-                SendOutcome(row.id, self.plan.id, R.PENDING, lease_owner=self.token, next_attempt_at=None)
-            )
+            self._result(row.id, R.PENDING, next_attempt_at=None)
             return
         attempt = row.attempts + 1
         try:
@@ -362,30 +360,13 @@ class ChunkRunner:
             log.exception("provider raised for recipient %s (%s)", row.id, mask_phone(row.phone))
             self.report.requests += 1
             self.report.unknown += 1
-            self._add(
-                SendOutcome(
-                    row.id,
-                    self.plan.id,
-                    R.UNKNOWN,
-                    lease_owner=self.token,
-                    error_text=f"{type(exc).__name__}: {exc}",
-                )
-            )
+            self._result(row.id, R.UNKNOWN, error_text=f"{type(exc).__name__}: {exc}")
             return
         self.report.requests += 1
         if isinstance(result, SendAccepted):
             self.rt.streaks.accepted(self.plan.id)
             self.report.sent += 1
-            self._add(
-                SendOutcome(
-                    row.id,
-                    self.plan.id,
-                    R.SENT,
-                    lease_owner=self.token,
-                    wamid=result.wamid,
-                    wa_id=result.wa_id,
-                )
-            )
+            self._result(row.id, R.SENT, wamid=result.wamid, wa_id=result.wa_id)
             return
         assert isinstance(result, SendFailed)
         await self._on_error(p, attempt, result.error)
@@ -399,29 +380,11 @@ class ChunkRunner:
             if self.rt.halts.halt(self.plan.id, err.meaning):
                 self._fatal_task = asyncio.create_task(self._pause(err.meaning, err.code))
             self.report.retry += 1
-            self._add(
-                SendOutcome(
-                    row.id,
-                    self.plan.id,
-                    R.PENDING,
-                    lease_owner=self.token,
-                    error_code=err.code,
-                    error_text=err.meaning,
-                )
-            )
+            self._result(row.id, R.PENDING, error_code=err.code, error_text=err.meaning)
             return
         if cls is ErrorClass.UNKNOWN_OUTCOME:
             self.report.unknown += 1
-            self._add(
-                SendOutcome(
-                    row.id,
-                    self.plan.id,
-                    R.UNKNOWN,
-                    lease_owner=self.token,
-                    error_code=err.code,
-                    error_text=err.meaning,
-                )
-            )
+            self._result(row.id, R.UNKNOWN, error_code=err.code, error_text=err.meaning)
             return
         if cls is ErrorClass.RECIPIENT_PERMANENT:
             self.report.failed += 1
@@ -429,16 +392,7 @@ class ChunkRunner:
                 with contextlib.suppress(Exception):
                     await suppression.opt_out_131050([row.phone], actor=self.rt.actor)
             log.debug("recipient %s (%s) failed: %s", row.id, mask_phone(row.phone), err.meaning)
-            self._add(
-                SendOutcome(
-                    row.id,
-                    self.plan.id,
-                    R.FAILED,
-                    lease_owner=self.token,
-                    error_code=err.code,
-                    error_text=err.meaning,
-                )
-            )
+            self._result(row.id, R.FAILED, error_code=err.code, error_text=err.meaning)
             if err.may_be_systemic:
                 self._note_systemic(err)
             return
@@ -459,29 +413,21 @@ class ChunkRunner:
             if err.code is not None and attempt >= MAX_TRANSIENT_ATTEMPTS:
                 self.report.retry -= 1
                 self.report.failed += 1
-                self._add(
-                    SendOutcome(
-                        row.id,
-                        self.plan.id,
-                        R.FAILED,
-                        lease_owner=self.token,
-                        error_code=err.code,
-                        error_text=f"{err.meaning} (gave up after {attempt} attempts)",
-                    )
+                self._result(
+                    row.id,
+                    R.FAILED,
+                    error_code=err.code,
+                    error_text=f"{err.meaning} (gave up after {attempt} attempts)",
                 )
                 return
             base = err.retry_after_s or 2.0
             wait_s = min(MAX_BACKOFF_S, base * 2 ** max(0, min(attempt - 1, 10))) * random.uniform(0.8, 1.2)
-        self._add(
-            SendOutcome(
-                row.id,
-                self.plan.id,
-                R.PENDING,
-                lease_owner=self.token,
-                error_code=err.code,
-                error_text=err.meaning,
-                next_attempt_at=now + timedelta(seconds=wait_s),
-            )
+        self._result(
+            row.id,
+            R.PENDING,
+            error_code=err.code,
+            error_text=err.meaning,
+            next_attempt_at=now + timedelta(seconds=wait_s),
         )
 
     def _note_systemic(self, err: GraphError) -> None:
@@ -511,6 +457,32 @@ class ChunkRunner:
 
     # --- results
     # ---------------------------------------------------------------------------------------------
+    def _result(
+        self,
+        recipient_id: int,
+        to: RecipientStatus,
+        *,
+        wamid: str | None = None,
+        wa_id: str | None = None,
+        error_code: int | None = None,
+        error_text: str | None = None,
+        next_attempt_at: datetime | None = None,
+    ) -> None:
+        """One recipient's outcome, for the daemon's writer (written under this chunk's lease)."""
+        self._add(
+            SendOutcome(
+                recipient_id,
+                self.plan.id,
+                to,
+                wamid=wamid,
+                wa_id=wa_id,
+                error_code=error_code,
+                error_text=error_text,
+                next_attempt_at=next_attempt_at,
+                lease_owner=self.token,
+            )
+        )
+
     def _add(self, outcome: SendOutcome) -> None:
         """Hand a result to the daemon's writer (written under this chunk's lease)."""
         self._unwritten += 1

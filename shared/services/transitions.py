@@ -232,29 +232,33 @@ _RESULT_TARGETS = (R.SENT, R.FAILED, R.PENDING, R.UNKNOWN)
 assert all(recipient_allowed(R.SENDING, to) for to in _RESULT_TARGETS)
 assert recipient_allowed(R.PENDING, R.SENDING)
 
+# The change of a SENDING row still under its lease (v: the results, one row each), for both databases.
+_RESULT_UPDATE = """
+    status = v.status,
+    updated_at = v.at,
+    lease_owner = NULL,
+    lease_expires_at = NULL,
+    wamid = COALESCE(v.wamid, r.wamid),
+    wa_id = COALESCE(v.wa_id, r.wa_id),
+    sent_at = CASE WHEN v.status = 'SENT' THEN v.at ELSE r.sent_at END,
+    failed_at = CASE WHEN v.status = 'FAILED' THEN v.at ELSE r.failed_at END,
+    next_attempt_at = CASE WHEN v.status = 'PENDING' THEN v.next_at ELSE r.next_attempt_at END,
+    error_code = v.error_code,
+    error_text = v.error_text
+FROM v
+WHERE r.id = v.id AND r.status = 'SENDING' AND (v.owner IS NULL OR r.lease_owner = v.owner)
+"""
+
 # One statement per flush on PostgreSQL: the rows still SENDING under their lease take their results, the blasts'
 # counters move by what the UPDATE returned, and a SENT result whose row a webhook already moved on (DELIVERED,
 # READ) only leaves its wamid there. Rows are given in id order (the order every writer locks them in).
-_RESULTS_PG = """
+_RESULTS_PG = f"""
 WITH v AS (
     SELECT * FROM unnest($1::bigint[], $2::text[], $3::text[], $4::text[], $5::text[], $6::timestamptz[],
                          $7::int[], $8::text[], $9::timestamptz[])
         AS v(id, owner, status, wamid, wa_id, at, error_code, error_text, next_at)
 ), u AS (
-    UPDATE recipient AS r SET
-        status = v.status,
-        updated_at = v.at,
-        lease_owner = NULL,
-        lease_expires_at = NULL,
-        wamid = COALESCE(v.wamid, r.wamid),
-        wa_id = COALESCE(v.wa_id, r.wa_id),
-        sent_at = CASE WHEN v.status = 'SENT' THEN v.at ELSE r.sent_at END,
-        failed_at = CASE WHEN v.status = 'FAILED' THEN v.at ELSE r.failed_at END,
-        next_attempt_at = CASE WHEN v.status = 'PENDING' THEN v.next_at ELSE r.next_attempt_at END,
-        error_code = v.error_code,
-        error_text = v.error_text
-    FROM v
-    WHERE r.id = v.id AND r.status = 'SENDING' AND (v.owner IS NULL OR r.lease_owner = v.owner)
+    UPDATE recipient AS r SET {_RESULT_UPDATE}
     RETURNING r.id, r.blast_id, v.status AS moved_to
 ), c AS (
     SELECT blast_id, count(*) AS n,
@@ -280,22 +284,9 @@ SELECT count(*) AS changed FROM u
 """
 
 # SQLite (one writer at a time): the same UPDATE over a VALUES table, then the counters from what it returned.
-_RESULTS_SQLITE = """
-WITH v(id, owner, status, wamid, wa_id, at, error_code, error_text, next_at) AS (VALUES {rows})
-UPDATE recipient AS r SET
-    status = v.status,
-    updated_at = v.at,
-    lease_owner = NULL,
-    lease_expires_at = NULL,
-    wamid = COALESCE(v.wamid, r.wamid),
-    wa_id = COALESCE(v.wa_id, r.wa_id),
-    sent_at = CASE WHEN v.status = 'SENT' THEN v.at ELSE r.sent_at END,
-    failed_at = CASE WHEN v.status = 'FAILED' THEN v.at ELSE r.failed_at END,
-    next_attempt_at = CASE WHEN v.status = 'PENDING' THEN v.next_at ELSE r.next_attempt_at END,
-    error_code = v.error_code,
-    error_text = v.error_text
-FROM v
-WHERE r.id = v.id AND r.status = 'SENDING' AND (v.owner IS NULL OR r.lease_owner = v.owner)
+_RESULTS_SQLITE = f"""
+WITH v(id, owner, status, wamid, wa_id, at, error_code, error_text, next_at) AS (VALUES {{rows}})
+UPDATE recipient AS r SET {_RESULT_UPDATE}
 RETURNING id, blast_id, status
 """
 _SQLITE_ROW = "(?, ?, ?, ?, ?, ?, ?, ?, ?)"
