@@ -481,24 +481,24 @@ async def _status_now(blast_id: int) -> BlastStatus:
     return (await blasts.show_blast(blast_id)).status
 
 
-async def pause_blast(request: web.Request) -> web.Response:
+async def _status_action(request: web.Request, action: Callable[..., Awaitable[Any]]) -> web.Response:
+    """A body-less action on one blast (the service's own rule decides), answered with the blast's new status."""
+
     async def run() -> web.Response:
         blast_id = _blast_id(request)
-        await blasts.pause_blast(blast_id, settings=_settings(request), actor=request_token(request).actor)
+        await action(blast_id, settings=_settings(request), actor=request_token(request).actor)
         return respond(ActionOut(id=blast_id, status=await _status_now(blast_id)))
 
     await read_json(request, EmptyBody, required=False)
     return await _idempotent(request, run)
+
+
+async def pause_blast(request: web.Request) -> web.Response:
+    return await _status_action(request, blasts.pause_blast)
 
 
 async def resume_blast(request: web.Request) -> web.Response:
-    async def run() -> web.Response:
-        blast_id = _blast_id(request)
-        await blasts.resume_blast(blast_id, settings=_settings(request), actor=request_token(request).actor)
-        return respond(ActionOut(id=blast_id, status=await _status_now(blast_id)))
-
-    await read_json(request, EmptyBody, required=False)
-    return await _idempotent(request, run)
+    return await _status_action(request, blasts.resume_blast)
 
 
 async def cancel_blast(request: web.Request) -> web.Response:
