@@ -248,7 +248,7 @@ async def _run_template_sync(
     settings: Settings, provider: WhatsAppProvider, rt: Runtime, stop: asyncio.Event
 ) -> None:
     try:
-        from daemon.template_sync import run_template_sync_loop
+        from daemon.template_sync_loop import run_template_sync_loop
     except ImportError:
         return
     await run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id)

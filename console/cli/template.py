@@ -10,7 +10,7 @@ import click
 from console.cli.common import emit_json, fail, run, state, table
 from shared.config import Settings
 from shared.errors import ConfigError, ValidationFailed
-from shared.services import template_sync, templates
+from shared.services import template_drafts, template_sync, templates
 from shared.status import TemplateStatus
 from shared.text import plural
 from shared.whatsapp.base import WhatsAppProvider
@@ -189,7 +189,7 @@ def submit_cmd(
     parsed = _parse_examples(examples)
     # Validate before asking for credentials or opening anything: typos are the common failure.
     try:
-        template_sync.build_template(
+        template_drafts.build_template(
             name=name,
             language=language,
             category=category,
@@ -201,11 +201,11 @@ def submit_cmd(
     except ValidationFailed as exc:
         fail(str(exc))
 
-    async def work(settings: Settings) -> template_sync.SubmitResult:
+    async def work(settings: Settings) -> template_drafts.SubmitResult:
         return await with_provider(
             settings,
             "submit",
-            lambda provider: template_sync.submit_template(
+            lambda provider: template_drafts.submit_template(
                 settings=settings,
                 provider=provider,
                 name=name,

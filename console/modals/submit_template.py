@@ -12,7 +12,7 @@ from textual.widgets import Button, Input, Label, Select, Static
 
 from shared.errors import BlastError
 from shared.services.messaging import parse_params, provider_session
-from shared.services.template_sync import submit_template
+from shared.services.template_drafts import submit_template
 
 CATEGORIES = ("UTILITY", "MARKETING", "AUTHENTICATION")
 

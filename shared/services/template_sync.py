@@ -1,4 +1,6 @@
-"""Provides template management against Meta: the full sync, the status webhook, and template submission.
+"""Provides the mirror of Meta's templates: the full sync (one per interval across daemons, by a Redis slot lock)
+and the template webhooks (status and category updates). Drafts and their submission live in
+shared.services.template_drafts; pausing the blasts of unusable templates in shared.services.template_pausing.
 
 Sync and webhooks write what Meta says (ARCHITECTURE.md §3). Every write is conditional on the row not
 having been observed later than this observation (`last_synced_at`), so a sync whose list was fetched before
@@ -11,12 +13,11 @@ from __future__ import annotations
 import asyncio
 import logging
 import math
-import re
 import time
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
-from typing import Any, Literal
+from typing import Any
 
 import aiohttp
 from redis.exceptions import RedisError
@@ -24,31 +25,17 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from shared.config import Settings
-from shared.errors import BlastError, InvalidTransition, NotFound, ValidationFailed
-from shared.models import Blast, Template
+from shared.errors import BlastError
+from shared.models import Template
 from shared.notify import redis_client
-from shared.parsing.template_params import param_keys
-from shared.services import transitions
+from shared.services.template_pausing import PausedBlast, pause_blasts_of_unusable_templates
+from shared.services.templates import label, stored_parameters
 from shared.services.transitions import utcnow
-from shared.status import BLAST_ACTIVE, TemplateStatus
+from shared.status import TemplateStatus
 from shared.whatsapp.base import TemplateInfo, WhatsAppProvider
 
 log = logging.getLogger(__name__)
 T = TemplateStatus
-
-#: Statuses after which Meta will not bring the template back: the blast needs another template.
-FINAL_STATUSES = frozenset({T.DISABLED, T.DELETED, T.PENDING_DELETION, T.ARCHIVED})
-
-CATEGORIES = ("MARKETING", "UTILITY")
-NAME_RE = re.compile(r"^[a-z0-9_]{1,512}$")
-LANGUAGE_RE = re.compile(r"^[a-z]{2,3}(_[A-Za-z]{2,4})?$")
-_PLACEHOLDER_RE = re.compile(r"\{\{(.*?)\}\}")
-_POSITIONAL_RE = re.compile(r"^[1-9][0-9]*$")
-_NAMED_RE = re.compile(r"^[a-z][a-z0-9_]*$")
-BODY_MAX = 1024
-HEADER_MAX = 60
-FOOTER_MAX = 60
-EXAMPLE_MAX = 200
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -65,14 +52,6 @@ class TemplateChange:
     old: TemplateStatus | None
     new: TemplateStatus
     reason: str | None = None
-
-
-@dataclass(frozen=True, slots=True)
-class PausedBlast:
-    blast_id: int
-    template: str
-    language: str
-    reason: str
 
 
 @dataclass(frozen=True, slots=True)
@@ -135,37 +114,9 @@ class TemplateEventResult:
     paused_blasts: list[PausedBlast] = field(default_factory=list)
 
 
-@dataclass(frozen=True, slots=True)
-class SubmitResult:
-    id: int
-    meta_id: str
-    name: str
-    language: str
-    category: str
-    status: TemplateStatus
-    parameter_format: str
-    parameters: tuple[str, ...]
-
-
-@dataclass(frozen=True, slots=True)
-class TemplateDraft:
-    """A validated template ready to be sent to Meta."""
-
-    name: str
-    language: str
-    category: str
-    parameter_format: Literal["POSITIONAL", "NAMED"]
-    parameters: tuple[str, ...]
-    components: list[dict[str, Any]]
-
-
 # ------------------------------------------------------------------------------------------------------------
 # helpers
 # ------------------------------------------------------------------------------------------------------------
-
-
-def _label(name: str, language: str) -> str:
-    return f"{name} ({language})"
 
 
 def _meta_reason(value: str | None) -> str | None:
@@ -175,30 +126,6 @@ def _meta_reason(value: str | None) -> str | None:
     return None if text == "" or text.upper() == "NONE" else text
 
 
-def _parameters(components: Sequence[Mapping[str, Any]], parameter_format: str) -> tuple[list[str], int]:
-    """The body's parameter names in order and their count (what the model stores)."""
-    try:
-        keys = param_keys(list(components), parameter_format)
-    except ValidationFailed as exc:
-        # Meta's definition is what it is: keep the template, say why its parameters are unknown.
-        log.warning("template parameters not understood (%s)", exc)
-        return [], 0
-    names = [str(k) for k in keys.body]
-    return names, len(names)
-
-
-def _status_tail(status: TemplateStatus) -> str:
-    if status in FINAL_STATUSES:
-        return "it will not come back: cancel the blast, or create it again with another template"
-    return "resume the blast once the template is APPROVED again"
-
-
-def pause_reason(name: str, language: str, status: TemplateStatus, why: str | None) -> str:
-    """The operator-facing reason of a blast paused because of its template."""
-    detail = f": {why}" if why else ""
-    return f"template {_label(name, language)} became {status.value} at Meta{detail}; {_status_tail(status)}"
-
-
 def _failure_text(exc: BaseException) -> str:
     if isinstance(exc, BlastError):
         return exc.message
@@ -206,53 +133,6 @@ def _failure_text(exc: BaseException) -> str:
         return "the Graph API did not answer in time (timeout)"
     text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no details"
     return f"could not reach the Graph API ({type(exc).__name__}: {text})"
-
-
-# ------------------------------------------------------------------------------------------------------------
-# pausing affected blasts
-# ------------------------------------------------------------------------------------------------------------
-
-
-async def pause_blasts_of_unusable_templates(
-    *, settings: Settings, actor: str, template_ids: Sequence[int] | None = None
-) -> list[PausedBlast]:
-    """Pause every SCHEDULED or PROCESSING blast whose template is not APPROVED.
-
-    Args:
-        settings: the deployment.
-        actor: who pauses (recorded in the audit log).
-        template_ids: only blasts of these templates (default: all).
-
-    Returns:
-        The blasts this call paused (one another process paused first are left out).
-    """
-    # Deferred: blasts imports the CSV parsers, which the sync itself does not need.
-    from shared.services.blasts import pause_blast
-
-    query = Blast.filter(status__in=list(BLAST_ACTIVE)).exclude(template__status=T.APPROVED)
-    if template_ids is not None:
-        if not template_ids:
-            return []
-        query = query.filter(template_id__in=list(template_ids))
-    rows = await query.select_related("template").order_by("id")
-    paused: list[PausedBlast] = []
-    for blast in rows:
-        tmpl = blast.template
-        status = TemplateStatus(tmpl.status)
-        why = tmpl.rejection_reason
-        if why is None and status == T.PAUSED and tmpl.quality_score:
-            why = f"quality rating {tmpl.quality_score}"
-        reason = pause_reason(tmpl.name, tmpl.language, status, why)
-        try:
-            await pause_blast(blast.id, settings=settings, reason=reason, actor=actor)
-        except (InvalidTransition, NotFound) as exc:
-            log.info(
-                "blast %s not paused for template %s: %s", blast.id, _label(tmpl.name, tmpl.language), exc
-            )
-            continue
-        log.warning("blast %s paused: %s", blast.id, reason)
-        paused.append(PausedBlast(blast.id, tmpl.name, tmpl.language, reason))
-    return paused
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -277,7 +157,7 @@ async def _write_listed(
     reason = _meta_reason(info.rejected_reason) if status == T.REJECTED else None
     components = [dict(c) for c in info.components] if isinstance(info.components, Sequence) else []
     parameter_format = (info.parameter_format or "POSITIONAL").upper()
-    names, count = _parameters(components, parameter_format)
+    names, count = stored_parameters(components, parameter_format)
     values: dict[str, Any] = {
         "meta_id": info.id,
         "category": (info.category or "UTILITY").upper()[:32],
@@ -302,7 +182,7 @@ async def _write_listed(
                 raise
         else:
             report.created.append(TemplateChange(info.name, info.language, None, status, reason))
-            log.info("template %s created from Meta: %s", _label(info.name, info.language), status.value)
+            log.info("template %s created from Meta: %s", label(info.name, info.language), status.value)
             return created.id
     old = TemplateStatus(row.status)
     values.update(category_change(row.category, values["category"], observed_at))
@@ -324,7 +204,7 @@ async def _write_listed(
         values["components"],
         values["parameter_format"],
     ):
-        report.updated.append(_label(row.name, row.language))
+        report.updated.append(label(row.name, row.language))
     report.unchanged += 1
     return None
 
@@ -367,10 +247,10 @@ async def sync_templates(
         except ValueError:
             log.warning(
                 "template %s has status %r, unknown to blast; left alone",
-                _label(info.name, info.language),
+                label(info.name, info.language),
                 info.status,
             )
-            report.ignored.append(_label(info.name, info.language))
+            report.ignored.append(label(info.name, info.language))
             known = by_meta.get(info.id) or by_key.get((info.name, info.language))
             if known is not None:
                 seen.add(known.id)
@@ -385,7 +265,7 @@ async def sync_templates(
     # statement about it (another WABA, a test row, a sandbox store): reported and left alone.
     for row in local:
         if row.id not in seen and row.meta_id and TemplateStatus(row.status) != T.DELETED:
-            report.missing.append(_label(row.name, row.language))
+            report.missing.append(label(row.name, row.language))
     if report.missing:
         log.warning(
             "template sync: %s template(s) known here are not listed by Meta, left unchanged: %s",
@@ -509,7 +389,7 @@ async def apply_category_event(value: Mapping[str, Any]) -> bool:
         row = await Template.get_or_none(name=name, language=language)
     if row is None:
         log.info(
-            "template category update for %s (id %s): not known here yet", _label(name, language), meta_id
+            "template category update for %s (id %s): not known here yet", label(name, language), meta_id
         )
         return False
     values = category_change(row.category, new.strip(), utcnow())
@@ -545,7 +425,7 @@ async def apply_template_event(
     try:
         status = TemplateStatus.from_meta(event)
     except ValueError:
-        log.info("template webhook %r for %s ignored (not a status)", event, _label(name, language))
+        log.info("template webhook %r for %s ignored (not a status)", event, label(name, language))
         return None
     row = None
     if meta_id_text:
@@ -556,7 +436,7 @@ async def apply_template_event(
         log.info(
             "template webhook %s for %s (id %s): not known here yet; the next sync brings it",
             status.value,
-            _label(name, language),
+            label(name, language),
             meta_id_text,
         )
         return None
@@ -585,293 +465,3 @@ async def apply_template_event(
             settings=settings, actor=actor or daemon_actor(), template_ids=[row.id]
         )
     return TemplateEventResult(row.name, row.language, old, status, reason, paused)
-
-
-# ------------------------------------------------------------------------------------------------------------
-# submission
-# ------------------------------------------------------------------------------------------------------------
-
-
-def _placeholders(text: str, where: str) -> list[str]:
-    """The placeholders of `text` in order of appearance, checking the braces are well formed."""
-    found = [m.group(1) for m in _PLACEHOLDER_RE.finditer(text)]
-    rest = _PLACEHOLDER_RE.sub("", text)
-    if "{{" in rest or "}}" in rest:
-        raise ValidationFailed(
-            f"{where} has unbalanced braces: write parameters as {{{{1}}}} or {{{{first_name}}}}"
-        )
-    for token in found:
-        if not (_POSITIONAL_RE.match(token) or _NAMED_RE.match(token)):
-            raise ValidationFailed(
-                f"{where} has an invalid parameter {{{{{token}}}}}: use numbers {{{{1}}}}, {{{{2}}}} … "
-                "or lowercase "
-                "names such as {{first_name}} (letters, digits, _), without spaces"
-            )
-    return found
-
-
-def _check_numbering(tokens: list[str]) -> tuple[Literal["POSITIONAL", "NAMED"], list[str]]:
-    if not tokens:
-        return "POSITIONAL", []
-    positional = [t for t in tokens if _POSITIONAL_RE.match(t)]
-    if positional and len(positional) != len(tokens):
-        raise ValidationFailed(
-            "the body mixes numbered ({{1}}) and named ({{name}}) parameters; use one kind"
-        )
-    unique = list(dict.fromkeys(tokens))
-    if positional:
-        numbers = sorted(int(t) for t in unique)
-        expected = list(range(1, len(numbers) + 1))
-        if numbers != expected:
-            raise ValidationFailed(
-                f"the body's parameters are numbered {', '.join(map(str, numbers))}; number them "
-                f"{', '.join(map(str, expected))} without gaps, starting at 1"
-            )
-        return "POSITIONAL", [str(n) for n in expected]
-    if len(unique) != len(tokens):
-        dupes = sorted({t for t in tokens if tokens.count(t) > 1})
-        raise ValidationFailed(f"the body uses the named parameter {{{{{dupes[0]}}}}} twice; each name once")
-    return "NAMED", unique
-
-
-def _examples_for(
-    params: list[str], parameter_format: str, examples: Sequence[str] | Mapping[str, str]
-) -> list[str]:
-    if isinstance(examples, Mapping):
-        given = {str(k).strip(): str(v) for k, v in examples.items()}
-        unknown = sorted(set(given) - set(params))
-        if unknown:
-            raise ValidationFailed(
-                f"example for {unknown[0]!r}, which the body does not use "
-                f"(its parameters: {', '.join(params) or 'none'})"
-            )
-        missing = [p for p in params if p not in given]
-        if missing:
-            raise ValidationFailed(
-                f"no example for parameter {{{{{missing[0]}}}}}: give one example per parameter"
-            )
-        values = [given[p] for p in params]
-    else:
-        values = [str(v) for v in examples]
-        if parameter_format == "NAMED" and params:
-            raise ValidationFailed("the body uses named parameters: give examples as name=value")
-        if len(values) != len(params):
-            raise ValidationFailed(
-                f"the body has {len(params)} parameter(s) but {len(values)} example(s) were given: "
-                "give one example per parameter, in order"
-            )
-    for param, value in zip(params, values, strict=True):
-        if not value.strip():
-            raise ValidationFailed(f"the example for parameter {{{{{param}}}}} is empty")
-        if len(value) > EXAMPLE_MAX:
-            raise ValidationFailed(
-                f"the example for parameter {{{{{param}}}}} is longer than {EXAMPLE_MAX} characters"
-            )
-        if "\n" in value:
-            raise ValidationFailed(f"the example for parameter {{{{{param}}}}} must be one line")
-    return values
-
-
-def build_template(
-    *,
-    name: str,
-    language: str,
-    category: str,
-    body: str,
-    examples: Sequence[str] | Mapping[str, str] = (),
-    header: str | None = None,
-    footer: str | None = None,
-) -> TemplateDraft:
-    """Validate a template locally and build the components Meta expects.
-
-    Args:
-        name: lowercase letters, digits and _ (at most 512).
-        language: Meta's language code, e.g. en_US or id.
-        category: MARKETING or UTILITY (authentication templates are made in WhatsApp Manager).
-        body: the text, with numbered ({{1}} …) or named ({{first_name}} …) parameters.
-        examples: one example per parameter: a list in parameter order, or a name -> example mapping.
-        header: an optional text header, without parameters.
-        footer: an optional footer, without parameters.
-
-    Returns:
-        The validated draft.
-
-    Raises:
-        ValidationFailed: one line naming the first problem and the fix.
-    """
-    name = name.strip()
-    if not NAME_RE.match(name):
-        raise ValidationFailed(
-            f"template name {name!r} is invalid: use lowercase letters, digits and _ only (at most 512), "
-            "e.g. order_update"
-        )
-    language = language.strip()
-    if not LANGUAGE_RE.match(language):
-        raise ValidationFailed(
-            f"language {language!r} is invalid: use Meta's code such as en, en_US, id or pt_BR"
-        )
-    category = category.strip().upper()
-    if category == "AUTHENTICATION":
-        raise ValidationFailed(
-            "authentication templates have a fixed format: create them in WhatsApp Manager"
-        )
-    if category not in CATEGORIES:
-        raise ValidationFailed(f"category {category!r} is invalid: use MARKETING or UTILITY")
-    if not body.strip():
-        raise ValidationFailed("the body must not be empty")
-    if len(body) > BODY_MAX:
-        raise ValidationFailed(f"the body is {len(body)} characters long; Meta allows at most {BODY_MAX}")
-    tokens = _placeholders(body, "the body")
-    parameter_format, params = _check_numbering(tokens)
-    stripped = body.strip()
-    if params and (stripped.startswith("{{") or stripped.endswith("}}")):
-        raise ValidationFailed(
-            "the body must not start or end with a parameter (Meta rejects it): add text around it"
-        )
-    values = _examples_for(params, parameter_format, examples)
-    components: list[dict[str, Any]] = []
-    if header is not None and header.strip():
-        if len(header) > HEADER_MAX:
-            raise ValidationFailed(
-                f"the header is {len(header)} characters long; Meta allows at most {HEADER_MAX}"
-            )
-        if _placeholders(header, "the header"):
-            raise ValidationFailed(
-                "header parameters are not supported here: create such templates in WhatsApp Manager"
-            )
-        components.append({"type": "HEADER", "format": "TEXT", "text": header.strip()})
-    body_component: dict[str, Any] = {"type": "BODY", "text": body}
-    if params and parameter_format == "NAMED":
-        body_component["example"] = {
-            "body_text_named_params": [
-                {"param_name": p, "example": v} for p, v in zip(params, values, strict=True)
-            ]
-        }
-    elif params:
-        body_component["example"] = {"body_text": [values]}
-    components.append(body_component)
-    if footer is not None and footer.strip():
-        if len(footer) > FOOTER_MAX:
-            raise ValidationFailed(
-                f"the footer is {len(footer)} characters long; Meta allows at most {FOOTER_MAX}"
-            )
-        if _placeholders(footer, "the footer"):
-            raise ValidationFailed("the footer must not contain parameters")
-        components.append({"type": "FOOTER", "text": footer.strip()})
-    return TemplateDraft(name, language, category, parameter_format, tuple(params), components)
-
-
-async def submit_template(
-    *,
-    settings: Settings,
-    provider: WhatsAppProvider,
-    name: str,
-    language: str,
-    category: str,
-    body: str,
-    examples: Sequence[str] | Mapping[str, str] = (),
-    header: str | None = None,
-    footer: str | None = None,
-    actor: str | None = None,
-) -> SubmitResult:
-    """Validate a template locally, submit it to Meta for review, and store it (SUBMITTED, with Meta's id).
-
-    Args:
-        settings: the deployment.
-        provider: the WhatsApp provider (started).
-        name, language, category, body, examples, header, footer: see `build_template`.
-        actor: who submits (default: the OS user), for the audit log.
-
-    Returns:
-        The stored template; its status is what Meta answered (usually SUBMITTED).
-
-    Raises:
-        ValidationFailed: a local check failed, or the template already exists here; nothing was sent to Meta.
-        ProviderError: Meta refused it or could not be reached (one line with the reason).
-    """
-    from shared.services.blasts import current_actor
-
-    actor = actor or current_actor()
-    draft = build_template(
-        name=name,
-        language=language,
-        category=category,
-        body=body,
-        examples=examples,
-        header=header,
-        footer=footer,
-    )
-    existing = await Template.get_or_none(name=draft.name, language=draft.language)
-    if existing is not None and TemplateStatus(existing.status) != T.DELETED:
-        raise ValidationFailed(
-            f"template {_label(draft.name, draft.language)} already exists "
-            f"({TemplateStatus(existing.status).value}); "
-            "choose another name or language"
-        )
-    answer = await provider.submit_template(
-        name=draft.name,
-        language=draft.language,
-        category=draft.category,
-        components=draft.components,
-        parameter_format=draft.parameter_format,
-    )
-    try:
-        status = TemplateStatus.from_meta(answer.status or "PENDING")
-    except ValueError:
-        status = T.SUBMITTED
-    names, count = _parameters(draft.components, draft.parameter_format)
-    values: dict[str, Any] = {
-        "meta_id": str(answer.id),
-        "category": (answer.category or draft.category).upper()[:32],
-        "status": status,
-        "parameter_format": draft.parameter_format,
-        "components": draft.components,
-        "parameter_names": names,
-        "parameter_count": count,
-        "rejection_reason": None,
-        "quality_score": None,
-        "last_synced_at": utcnow(),
-    }
-    row = await Template.get_or_none(Q(meta_id=str(answer.id)) | Q(name=draft.name, language=draft.language))
-    if row is None:
-        try:
-            row = await Template.create(name=draft.name, language=draft.language, **values)
-        except IntegrityError:
-            row = await Template.get_or_none(
-                Q(meta_id=str(answer.id)) | Q(name=draft.name, language=draft.language)
-            )
-            if row is None:
-                raise
-            await Template.filter(id=row.id).update(**values, updated_at=utcnow())
-    else:
-        await Template.filter(id=row.id).update(**values, updated_at=utcnow())
-    await transitions.audit(
-        actor=actor,
-        action="submit",
-        entity="template",
-        entity_id=row.id,
-        detail={
-            "name": draft.name,
-            "language": draft.language,
-            "category": values["category"],
-            "meta_id": str(answer.id),
-            "status": status.value,
-        },
-    )
-    log.info(
-        "template %s submitted by %s: Meta id %s, %s",
-        _label(draft.name, draft.language),
-        actor,
-        answer.id,
-        status.value,
-    )
-    return SubmitResult(
-        id=row.id,
-        meta_id=str(answer.id),
-        name=draft.name,
-        language=draft.language,
-        category=values["category"],
-        status=status,
-        parameter_format=draft.parameter_format,
-        parameters=tuple(names),
-    )

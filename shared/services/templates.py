@@ -1,15 +1,23 @@
-"""Provides template queries for both programs (sync and submission live in shared.services.template_sync)."""
+"""Provides template queries for both programs, and how a template is named and its parameters counted.
+
+Elsewhere: the sync with Meta and its webhooks (shared.services.template_sync), drafts and their submission
+(shared.services.template_drafts), pausing blasts whose template became unusable (shared.services.template_pausing).
+"""
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+import logging
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
+from typing import Any
 
-from shared.errors import NotFound
+from shared.errors import NotFound, ValidationFailed
 from shared.models import Template
 from shared.parsing.template_params import param_keys
 from shared.status import TemplateStatus
+
+log = logging.getLogger(__name__)
 
 
 @dataclass(frozen=True, slots=True)
@@ -71,3 +79,22 @@ async def last_sync() -> datetime | None:
     """When a template was last written by a sync (None: never synced)."""
     latest = await Template.exclude(last_synced_at=None).order_by("-last_synced_at").first()
     return latest.last_synced_at if latest is not None else None
+
+
+def label(name: str, language: str) -> str:
+    """How logs and reasons name a template: `name (language)`."""
+    return f"{name} ({language})"
+
+
+def stored_parameters(
+    components: Sequence[Mapping[str, Any]], parameter_format: str
+) -> tuple[list[str], int]:
+    """The body's parameter names in order and their count (what the model stores)."""
+    try:
+        keys = param_keys(list(components), parameter_format)
+    except ValidationFailed as exc:
+        # Meta's definition is what it is: keep the template, say why its parameters are unknown.
+        log.warning("template parameters not understood (%s)", exc)
+        return [], 0
+    names = [str(k) for k in keys.body]
+    return names, len(names)

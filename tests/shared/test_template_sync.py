@@ -12,7 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
-from daemon.template_sync import run_template_sync_loop
+from daemon.template_sync_loop import run_template_sync_loop
 from shared import metrics
 from shared.config import Settings
 from shared.errors import ValidationFailed
@@ -20,11 +20,10 @@ from shared.fake_graph.server import FakeGraph
 from shared.fake_graph.state import FakeTemplate
 from shared.models import AuditLog, Blast, Template
 from shared.services import live
+from shared.services.template_drafts import build_template, submit_template
 from shared.services.template_sync import (
     apply_template_event,
-    build_template,
     claim_slot,
-    submit_template,
     sync_templates,
     sync_templates_in_slot,
 )

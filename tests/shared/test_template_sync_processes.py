@@ -71,7 +71,7 @@ async def test_two_processes_sync_once_per_interval(
                     await asyncio.create_subprocess_exec(
                         sys.executable,
                         "-m",
-                        "daemon.template_sync",
+                        "daemon.template_sync_loop",
                         cwd=ROOT,
                         env=env,
                         stdout=out,

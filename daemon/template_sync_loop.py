@@ -4,7 +4,7 @@ Every daemon runs this loop; a Redis lock per time slot (shared.services.templat
 of them sync per interval. A failed sync changes nothing, is logged and recorded as a failed job, and the next
 interval tries again; no exception ends the loop.
 
-`python -m daemon.template_sync` runs the loop alone (database, Redis and the provider from the environment),
+`python -m daemon.template_sync_loop` runs the loop alone (database, Redis and the provider from the environment),
 for tests and for hosts that only sync.
 """
 
