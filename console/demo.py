@@ -16,7 +16,7 @@ from shared.config import Settings, load_settings
 from shared.db import database
 from shared.models import PriceCard
 from shared.notify import close_redis_clients
-from shared.services import blasts, pricing
+from shared.services import blasts, rate_card_import
 from shared.services.messaging import provider_session
 from shared.services.template_sync import sync_templates
 from shared.text import plural
@@ -66,7 +66,7 @@ async def import_sample_card() -> str:
     rates = SAMPLE_CARD_DIR / "sample-rates-idr.csv"
     if await PriceCard.exists() or not rates.exists():
         return ""
-    await pricing.import_card(
+    await rate_card_import.import_card(
         rates=rates,
         markets=SAMPLE_CARD_DIR / "sample-markets.csv",
         tiers=SAMPLE_CARD_DIR / "sample-tiers-idr.csv",

@@ -8,7 +8,7 @@ import click
 
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
-from shared.services import blasts, pricing
+from shared.services import blasts, cost_estimate
 from shared.status import BlastStatus
 from shared.text import plural
 
@@ -25,7 +25,7 @@ def _parse_consts(values: tuple[str, ...]) -> dict[str, str]:
     return out
 
 
-def _create_json(result: blasts.CreateResult, estimate: pricing.Cost) -> dict[str, Any]:
+def _create_json(result: blasts.CreateResult, estimate: cost_estimate.Cost) -> dict[str, Any]:
     return {
         "id": result.id,
         "status": result.status.value,
@@ -35,11 +35,11 @@ def _create_json(result: blasts.CreateResult, estimate: pricing.Cost) -> dict[st
     }
 
 
-async def _with_estimate(result: blasts.CreateResult) -> tuple[blasts.CreateResult, pricing.Cost]:
-    return result, await pricing.estimate_blast(result.id)
+async def _with_estimate(result: blasts.CreateResult) -> tuple[blasts.CreateResult, cost_estimate.Cost]:
+    return result, await cost_estimate.estimate_blast(result.id)
 
 
-def _print_create(done: tuple[blasts.CreateResult, pricing.Cost], verb: str) -> None:
+def _print_create(done: tuple[blasts.CreateResult, cost_estimate.Cost], verb: str) -> None:
     result, estimate = done
     if state().json:
         emit_json(_create_json(result, estimate))
@@ -57,7 +57,7 @@ def _print_create(done: tuple[blasts.CreateResult, pricing.Cost], verb: str) -> 
         click.echo(f"  row {r.row}: {r.value!r}: {r.reason}")
     if result.rejected_total > 20:
         click.echo(f"  … and {result.rejected_total - 20} more (use --json for all)")
-    for line in pricing.summary_lines(estimate):
+    for line in cost_estimate.summary_lines(estimate):
         click.echo(line)
 
 
@@ -96,7 +96,7 @@ def create_cmd(
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
 
-    async def work(settings: Settings) -> tuple[blasts.CreateResult, pricing.Cost]:
+    async def work(settings: Settings) -> tuple[blasts.CreateResult, cost_estimate.Cost]:
         created = await blasts.create_blast(
             settings=settings,
             name=name,
@@ -164,7 +164,7 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
     )
 
 
-def _detail_json(d: blasts.BlastDetail, cost: pricing.BlastCost) -> dict[str, Any]:
+def _detail_json(d: blasts.BlastDetail, cost: cost_estimate.BlastCost) -> dict[str, Any]:
     return {
         "id": d.id,
         "name": d.name,
@@ -186,8 +186,8 @@ def _detail_json(d: blasts.BlastDetail, cost: pricing.BlastCost) -> dict[str, An
 def show_cmd(blast_id: int) -> None:
     """Show one blast, its counts per status, and its cost (estimate and actual)."""
 
-    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings, pricing.BlastCost]:
-        return await blasts.show_blast(blast_id), settings, await pricing.blast_cost(blast_id)
+    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings, cost_estimate.BlastCost]:
+        return await blasts.show_blast(blast_id), settings, await cost_estimate.blast_cost(blast_id)
 
     d, settings, cost = run(work)
     if state().json:
@@ -204,7 +204,7 @@ def show_cmd(blast_id: int) -> None:
     click.echo(f"  total      {d.total}")
     for key in COUNT_KEYS:
         click.echo(f"    {key:<10} {d.counts[key]}")
-    for line in [*pricing.summary_lines(cost.estimate), *pricing.summary_lines(cost.actual)]:
+    for line in [*cost_estimate.summary_lines(cost.estimate), *cost_estimate.summary_lines(cost.actual)]:
         click.echo(f"  {line}")
 
 
@@ -227,7 +227,7 @@ def edit_cmd(
 ) -> None:
     """Edit a DRAFT or SCHEDULED blast."""
 
-    async def work(settings: Settings) -> tuple[blasts.CreateResult, pricing.Cost]:
+    async def work(settings: Settings) -> tuple[blasts.CreateResult, cost_estimate.Cost]:
         edited = await blasts.edit_blast(
             blast_id,
             settings=settings,

@@ -8,7 +8,7 @@ import click
 
 from console.cli.common import emit_json, run, state, table
 from shared.config import Settings
-from shared.services import pricing
+from shared.services import cost_estimate, pricing, rate_card_import
 from shared.services.blasts import current_actor
 from shared.text import plural
 
@@ -63,8 +63,8 @@ def import_cmd(
     """Store a dated rate card from RATES.csv (market, marketing, utility, authentication …); nothing is stored
     when any row is wrong. Without --markets the calling codes of the newest card are kept."""
 
-    async def work(settings: Settings) -> pricing.ImportResult:
-        return await pricing.import_card(
+    async def work(settings: Settings) -> rate_card_import.ImportResult:
+        return await rate_card_import.import_card(
             rates=rates,
             markets=markets,
             tiers=tiers,
@@ -100,7 +100,9 @@ def show_cmd() -> None:
         emit_json([card_json(c) for c in cards])
         return
     if not cards:
-        click.echo(f"{pricing.NO_CARD} (blast-console pricing import RATES.csv --markets MARKETS.csv …)")
+        click.echo(
+            f"{cost_estimate.NO_CARD} (blast-console pricing import RATES.csv --markets MARKETS.csv …)"
+        )
         return
     table(
         ["ID", "CURRENCY", "EFFECTIVE", "MARKETS", "CODES", "TIERS", "IMPORTED BY", "FROM"],

@@ -25,7 +25,7 @@ from console.widgets.progress_panel import ProgressPanel
 from console.widgets.status_badge import status_text
 from console.widgets.table_rows import show_rows
 from shared.models import AuditLog
-from shared.services import blasts, live, pricing, recipients
+from shared.services import blasts, cost_estimate, live, recipients
 from shared.status import BlastStatus, RecipientStatus
 
 R = RecipientStatus
@@ -57,7 +57,7 @@ class DetailLoaded(Message):
     page: recipients.RecipientPage
     errors: list[recipients.ErrorGroup] | None
     audit: list[AuditLog] | None
-    cost: pricing.BlastCost | None = None
+    cost: cost_estimate.BlastCost | None = None
 
 
 class BlastDetailScreen(BlastActionScreen):
@@ -146,7 +146,7 @@ class BlastDetailScreen(BlastActionScreen):
         )
         errors = await recipients.errors_by_code(self.blast_id) if slow and tab == "errors" else None
         audit = await blasts.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
-        cost = await pricing.blast_cost(self.blast_id) if slow and tab == "cost" else None
+        cost = await cost_estimate.blast_cost(self.blast_id) if slow and tab == "cost" else None
         rate = 0.0
         # Redis down: the banner says so; the database view still works.
         with contextlib.suppress(Exception):
@@ -268,14 +268,14 @@ class BlastDetailScreen(BlastActionScreen):
         self.reload()
 
 
-def cost_table(cost: pricing.BlastCost) -> Table:
+def cost_table(cost: cost_estimate.BlastCost) -> Table:
     """The estimate and the actual cost side by side."""
     grid = Table.grid(padding=(0, 4))
     grid.add_column()
     grid.add_column()
     grid.add_row(
-        "\n".join(pricing.summary_lines(cost.estimate, limit=20)),
-        "\n".join(pricing.summary_lines(cost.actual, limit=20)),
+        "\n".join(cost_estimate.summary_lines(cost.estimate, limit=20)),
+        "\n".join(cost_estimate.summary_lines(cost.actual, limit=20)),
     )
     return grid
 

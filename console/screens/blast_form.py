@@ -21,7 +21,7 @@ from console.widgets.path_suggester import PathSuggester
 from console.widgets.template_select import TemplateSelect
 from shared.config import Settings
 from shared.errors import BlastError
-from shared.services import blasts, messaging, preview, pricing, templates
+from shared.services import blasts, cost_estimate, messaging, preview, templates
 from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
 from shared.text import plural
@@ -35,7 +35,7 @@ async def read_preview(settings: Settings, template: str, language: str, path: s
     try:
         result = await preview.preview_csv(settings=settings, template=template, language=language, path=path)
         estimate = await messaging.estimate(settings, result.accepted)
-        cost = await pricing.estimate_numbers(
+        cost = await cost_estimate.estimate_numbers(
             category=result.category, numbers=result.prefixes, on=utcnow().date()
         )
     except BlastError as exc:
@@ -56,7 +56,7 @@ class BlastFormScreen(BaseScreen):
         super().__init__()
         self.preview: preview.CsvPreview | None = None
         self.estimate: messaging.SendEstimate | None = None
-        self.cost: pricing.Cost | None = None
+        self.cost: cost_estimate.Cost | None = None
 
     def compose(self) -> ComposeResult:
         zone = self.console.settings.BLAST_TIMEZONE
@@ -145,7 +145,11 @@ class BlastFormScreen(BaseScreen):
         count = plural(self.preview.accepted, "recipient") if self.preview else "the recipients in the file"
         when = "now" if send_at == "now" else f"at {send_at} ({self.console.settings.BLAST_TIMEZONE})"
         warn = f"\n\nWARNING: {self.estimate.warning}" if self.estimate and self.estimate.warning else ""
-        cost = "\n\n" + "\n".join(pricing.summary_lines(self.cost, limit=5)) if self.cost is not None else ""
+        cost = (
+            "\n\n" + "\n".join(cost_estimate.summary_lines(self.cost, limit=5))
+            if self.cost is not None
+            else ""
+        )
 
         def answered(yes: bool | None) -> None:
             if yes:

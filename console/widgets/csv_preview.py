@@ -13,7 +13,7 @@ from textual.message import Message
 from textual.widgets import Static
 
 from console.format import duration
-from shared.services import pricing
+from shared.services import cost_estimate
 from shared.services.messaging import SendEstimate
 from shared.services.preview import CsvPreview
 from shared.text import plural
@@ -30,7 +30,7 @@ class PreviewReady(Message):
     estimate: SendEstimate | None
     error: str | None
     #: What it would cost (None when the file could not be read).
-    cost: pricing.Cost | None = field(default=None)
+    cost: cost_estimate.Cost | None = field(default=None)
 
 
 class CsvPreviewBox(Static):
@@ -66,5 +66,5 @@ class CsvPreviewBox(Static):
         if p.suppressed:
             parts.append(Text(f"{p.suppressed:,} on the suppression list: not sent, not counted in the cost"))
         if result.cost is not None:
-            parts.append(Text("\n".join(pricing.summary_lines(result.cost))))
+            parts.append(Text("\n".join(cost_estimate.summary_lines(result.cost))))
         self.update(Group(*parts))

@@ -12,7 +12,7 @@ from console.screens.blast_form import BlastFormScreen
 from console.widgets.csv_preview import CsvPreviewBox
 from shared.config import Settings
 from shared.models import Blast, Suppression
-from shared.services import pricing
+from shared.services import pricing, rate_card_import
 from tests.console.conftest import AppFactory, seed_template, settle, text_of, write_csv
 
 DATA = Path(__file__).parent.parent / "data" / "pricing"
@@ -51,7 +51,7 @@ async def test_preview_and_confirm_show_the_estimate(
     db: Settings, make_app: AppFactory, tmp_path: Path
 ) -> None:
     await seed_template()
-    await pricing.import_card(
+    await rate_card_import.import_card(
         rates=DATA / "sample-rates-idr.csv",
         markets=DATA / "sample-markets.csv",
         currency="IDR",
@@ -105,7 +105,7 @@ async def test_detail_shows_the_actual_cost_beside_the_estimate(db: Settings, ma
     from shared.models import Recipient
     from shared.status import BlastStatus, RecipientStatus
 
-    await pricing.import_card(
+    await rate_card_import.import_card(
         rates=DATA / "sample-rates-idr.csv",
         markets=DATA / "sample-markets.csv",
         currency="IDR",

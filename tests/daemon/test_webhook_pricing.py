@@ -10,7 +10,7 @@ from typing import Any
 
 from shared import metrics
 from shared.models import OrphanStatus
-from shared.services import pricing, webhooks
+from shared.services import cost_estimate, rate_card_import, webhooks
 from shared.services.transitions import SendOutcome, record_send_outcomes, utcnow
 from shared.status import RecipientStatus
 from tests.daemon.webhook_helpers import WebhookEnv, apply_all, make_blast, recipient, status_payload, wenv
@@ -32,7 +32,7 @@ def billed(category: str, market: str) -> float:
 
 
 async def import_sample() -> None:
-    await pricing.import_card(
+    await rate_card_import.import_card(
         rates=DATA / "sample-rates-idr.csv",
         markets=DATA / "sample-markets.csv",
         tiers=DATA / "sample-tiers-idr.csv",
@@ -114,7 +114,7 @@ async def test_pricing_is_stored_counted_once_and_priced_as_actuals(wenv: Webhoo
     assert billed("marketing", "Indonesia") - before[("marketing", "Indonesia")] == 2
     assert billed("utility", "Rest of Latin America") - before[("utility", "Rest of Latin America")] == 1
 
-    actual = await pricing.actual_cost(blast.id)
+    actual = await cost_estimate.actual_cost(blast.id)
     lines = {(line.market, line.category): line for line in actual.lines}
     assert lines[("Indonesia", "marketing")].messages == 2
     assert lines[("Indonesia", "marketing")].amount == Decimal("1172.66")
@@ -138,5 +138,5 @@ async def test_pricing_of_a_status_parked_as_an_orphan_is_kept(wenv: WebhookEnv)
         "regular",
         True,
     )
-    actual = await pricing.actual_cost(blast.id)
-    assert actual.card_id is None and actual.messages == 1 and actual.note == pricing.NO_CARD
+    actual = await cost_estimate.actual_cost(blast.id)
+    assert actual.card_id is None and actual.messages == 1 and actual.note == cost_estimate.NO_CARD

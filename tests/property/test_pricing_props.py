@@ -12,7 +12,8 @@ from pathlib import Path
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from shared.services.pricing import CATEGORIES, Tier, market_of, parse_rates, tiered_amount
+from shared.services.pricing import CATEGORIES, Tier, market_of, tiered_amount
+from shared.services.rate_card_import import parse_rates
 
 SETTINGS = settings(
     max_examples=int(os.environ.get("BLAST_PROPERTY_EXAMPLES", "200")),

@@ -9,7 +9,7 @@ from pathlib import Path
 from shared.config import Settings
 from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient, Template
-from shared.services import pricing, templates, webhooks
+from shared.services import cost_estimate, rate_card_import, templates, webhooks
 from shared.services.template_sync import apply_category_event, sync_templates
 from shared.status import BlastStatus
 from shared.whatsapp.base import WhatsAppProvider
@@ -21,7 +21,7 @@ DATA = Path(__file__).parent.parent / "data" / "pricing"
 
 
 async def _sample_card() -> None:
-    await pricing.import_card(
+    await rate_card_import.import_card(
         rates=DATA / "sample-rates-idr.csv",
         markets=DATA / "sample-markets.csv",
         currency="IDR",
@@ -36,7 +36,7 @@ async def test_category_webhook_shows_in_list_and_estimates_of_blasts_still_to_s
     scheduled = await make_blast(template, n=2)
     done = await make_blast(template, n=0, status=BlastStatus.COMPLETED, name="done")
     await Recipient.create(blast_id=done.id, phone="+6281299999999", status="DELIVERED")
-    assert (await pricing.estimate_blast(scheduled.id)).category_change is None
+    assert (await cost_estimate.estimate_blast(scheduled.id)).category_change is None
 
     assert await apply_category_event(
         {
@@ -51,16 +51,16 @@ async def test_category_webhook_shows_in_list_and_estimates_of_blasts_still_to_s
     assert (summary.category, summary.previous_category) == ("MARKETING", "UTILITY")
     assert summary.category_shown == "MARKETING (was UTILITY)"
 
-    estimate = await pricing.estimate_blast(scheduled.id)
+    estimate = await cost_estimate.estimate_blast(scheduled.id)
     assert estimate.category == "marketing" and estimate.total == Decimal("586.33") * 2
     assert estimate.category_change is not None and estimate.category_change.startswith(
         "UTILITY -> MARKETING on "
     )
     assert any(
         "template category changed by Meta: UTILITY -> MARKETING" in x
-        for x in pricing.summary_lines(estimate)
+        for x in cost_estimate.summary_lines(estimate)
     )
-    assert (await pricing.estimate_blast(done.id)).category_change is None  # nothing more to send
+    assert (await cost_estimate.estimate_blast(done.id)).category_change is None  # nothing more to send
 
     # the same category again changes nothing; an unknown template or a bad value is ignored
     assert not await apply_category_event(

@@ -12,7 +12,7 @@ import pytest
 
 from shared.errors import ValidationFailed
 from shared.models import AuditLog, PriceCard, Recipient, Suppression
-from shared.services import pricing
+from shared.services import cost_estimate, pricing, rate_card_import
 from shared.services.pricing import Tier, market_of, round_money, tiered_amount
 from shared.status import BlastStatus, RecipientStatus
 from tests.factories import make_blast, make_template
@@ -24,8 +24,10 @@ TIERS = DATA / "sample-tiers-idr.csv"
 R = RecipientStatus
 
 
-async def import_sample(effective: str = "2026-01-01", *, tiers: bool = True) -> pricing.ImportResult:
-    return await pricing.import_card(
+async def import_sample(
+    effective: str = "2026-01-01", *, tiers: bool = True
+) -> rate_card_import.ImportResult:
+    return await rate_card_import.import_card(
         rates=RATES,
         markets=MARKETS,
         tiers=TIERS if tiers else None,
@@ -99,12 +101,12 @@ def test_price_counts_sums_rounded_lines_with_decimal_only() -> None:
         imported_by="t",
         prefix_len=1,
     )
-    cost = pricing.price_counts(
+    cost = cost_estimate.price_counts(
         card,
         {("A", "marketing"): 3, ("B", "marketing"): 2, ("unknown", "marketing"): 1},
         kind="estimate",
         category="marketing",
-        note=pricing.ASSUMPTIONS,
+        note=cost_estimate.ASSUMPTIONS,
     )
     a = next(line for line in cost.lines if line.market == "A")
     assert a.amount == Decimal("0.03") and a.price == Decimal("0.0107")  # 0.0321 -> 0.03
@@ -141,9 +143,11 @@ async def test_newest_card_effective_on_the_date_is_used(db: object) -> None:
 
 async def test_markets_are_reused_from_the_previous_card_when_not_given(db: object) -> None:
     with pytest.raises(ValidationFailed, match="the first card needs one"):
-        await pricing.import_card(rates=RATES, currency="IDR", effective="2026-01-01", actor="t")
+        await rate_card_import.import_card(rates=RATES, currency="IDR", effective="2026-01-01", actor="t")
     first = (await import_sample()).card
-    result = await pricing.import_card(rates=RATES, currency="IDR", effective="2026-02-01", actor="t")
+    result = await rate_card_import.import_card(
+        rates=RATES, currency="IDR", effective="2026-02-01", actor="t"
+    )
     assert result.markets_reused_from == first.id and result.card.markets == first.markets
 
 
@@ -219,7 +223,7 @@ async def test_a_bad_row_is_one_line_naming_row_and_column_and_nothing_is_stored
     db: object, tmp_path: Path, rates: str, markets: str | None, tiers: str | None, message: str
 ) -> None:
     with pytest.raises(ValidationFailed, match=message) as info:
-        await pricing.import_card(
+        await rate_card_import.import_card(
             rates=_write(tmp_path, "rates.csv", rates),
             markets=_write(tmp_path, "markets.csv", markets or "calling_code,market\n62,A\n"),
             tiers=_write(tmp_path, "tiers.csv", tiers) if tiers else None,
@@ -250,7 +254,7 @@ async def test_bad_arguments_are_refused(db: object, kwargs: dict[str, object], 
         **kwargs,
     }
     with pytest.raises(ValidationFailed, match=message):
-        await pricing.import_card(**args)  # type: ignore[arg-type]  # the test varies one argument at a time
+        await rate_card_import.import_card(**args)  # type: ignore[arg-type]  # the test varies one argument at a time
     assert await PriceCard.all().count() == 0
 
 
@@ -258,7 +262,7 @@ async def test_minor_unit_can_be_given_for_another_currency(db: object, tmp_path
     rates = _write(tmp_path, "r.csv", "market,marketing\nA,1.5\n")
     markets = _write(tmp_path, "m.csv", "calling_code,market\n62,A\n")
     card = (
-        await pricing.import_card(
+        await rate_card_import.import_card(
             rates=rates, markets=markets, currency="CHF", minor_unit=2, effective="2026-01-01", actor="t"
         )
     ).card
@@ -272,10 +276,12 @@ async def test_minor_unit_can_be_given_for_another_currency(db: object, tmp_path
 
 async def test_estimate_without_a_card_says_so(db: object) -> None:
     blast = await make_blast(await make_template(category="MARKETING"), n=3)
-    cost = await pricing.estimate_blast(blast.id)
-    assert cost.card_id is None and cost.total is None and cost.note == pricing.NO_CARD
+    cost = await cost_estimate.estimate_blast(blast.id)
+    assert cost.card_id is None and cost.total is None and cost.note == cost_estimate.NO_CARD
     assert cost.messages == 3
-    assert pricing.summary_lines(cost)[0].endswith("no rate card imported (blast-console pricing import)")
+    assert cost_estimate.summary_lines(cost)[0].endswith(
+        "no rate card imported (blast-console pricing import)"
+    )
 
 
 async def test_estimate_counts_markets_and_leaves_out_suppressed_failed_and_skipped(db: object) -> None:
@@ -291,7 +297,7 @@ async def test_estimate_counts_markets_and_leaves_out_suppressed_failed_and_skip
         ]
     )
     await Suppression.create(phone="+6281200000000", reason="opted out")
-    cost = await pricing.estimate_blast(blast.id)
+    cost = await cost_estimate.estimate_blast(blast.id)
     by_market = {line.market: line for line in cost.lines}
     assert by_market["Indonesia"].messages == 3  # 4 pending, one suppressed
     assert by_market["Indonesia"].amount == Decimal("1758.99")  # 3 x 586.33
@@ -299,9 +305,9 @@ async def test_estimate_counts_markets_and_leaves_out_suppressed_failed_and_skip
     assert by_market["North America"].amount == Decimal("401.00")
     assert by_market["unknown"].amount is None and cost.unpriced == 1
     assert cost.total == Decimal("1758.99") + Decimal("1205.75") + Decimal("401.00")
-    assert cost.currency == "IDR" and cost.note == pricing.ASSUMPTIONS and cost.messages == 6
-    text = "\n".join(pricing.summary_lines(cost))
-    assert "IDR 3,365.74" in text and pricing.ASSUMPTIONS in text
+    assert cost.currency == "IDR" and cost.note == cost_estimate.ASSUMPTIONS and cost.messages == 6
+    text = "\n".join(cost_estimate.summary_lines(cost))
+    assert "IDR 3,365.74" in text and cost_estimate.ASSUMPTIONS in text
 
 
 async def test_estimate_continues_the_month_to_date_count_in_the_tiers(db: object) -> None:
@@ -323,7 +329,7 @@ async def test_estimate_continues_the_month_to_date_count_in_the_tiers(db: objec
         ]
     )
     blast = await make_blast(template, n=4, send_at=now)
-    cost = await pricing.estimate_blast(blast.id)
+    cost = await cost_estimate.estimate_blast(blast.id)
     (line,) = cost.lines
     # messages 99,999 and 100,000 at 356.65, 100,001 and 100,002 at 338.82
     assert line.tiered and line.price is None
@@ -333,9 +339,9 @@ async def test_estimate_continues_the_month_to_date_count_in_the_tiers(db: objec
 async def test_estimate_of_ten_thousand_recipients_is_fast(db: object) -> None:
     await import_sample("2026-01-01")
     blast = await make_blast(await make_template(category="MARKETING"), n=10_000)
-    await pricing.estimate_blast(blast.id)  # warm
+    await cost_estimate.estimate_blast(blast.id)  # warm
     started = time.perf_counter()
-    cost = await pricing.estimate_blast(blast.id)
+    cost = await cost_estimate.estimate_blast(blast.id)
     elapsed = time.perf_counter() - started
     assert cost.messages == 10_000 and cost.total == Decimal("5863300.00")
     assert elapsed < 0.2, f"estimate took {elapsed * 1000:.0f} ms"
@@ -343,16 +349,16 @@ async def test_estimate_of_ten_thousand_recipients_is_fast(db: object) -> None:
 
 async def test_estimate_of_numbers_before_import(db: object) -> None:
     await import_sample("2026-01-01", tiers=False)
-    cost = await pricing.estimate_numbers(
+    cost = await cost_estimate.estimate_numbers(
         category="AUTHENTICATION", numbers={"62812": 2, "18095": 1}, on=date(2026, 3, 1)
     )
     assert cost.total == Decimal("356.65") * 2 + Decimal("165.00")
-    none = await pricing.estimate_numbers(category="MARKETING", numbers={"62": 1}, on=date(2025, 1, 1))
-    assert (none.card_id, none.total, none.unpriced, none.note) == (None, None, 1, pricing.NO_CARD)
+    none = await cost_estimate.estimate_numbers(category="MARKETING", numbers={"62": 1}, on=date(2025, 1, 1))
+    assert (none.card_id, none.total, none.unpriced, none.note) == (None, None, 1, cost_estimate.NO_CARD)
 
 
 async def test_an_empty_cost_is_zero_in_the_minor_unit(db: object) -> None:
     await import_sample("2026-01-01")
     blast = await make_blast(await make_template(category="MARKETING"), n=0)
-    cost = await pricing.estimate_blast(blast.id)
+    cost = await cost_estimate.estimate_blast(blast.id)
     assert (cost.messages, cost.to_json()["total"], cost.lines) == (0, "0.00", [])

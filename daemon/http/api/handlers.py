@@ -57,7 +57,7 @@ from daemon.http.api.models import (
 from daemon.http.api.problems import API_PREFIX, ApiProblem
 from shared.config import Settings
 from shared.errors import NotFound, TooLarge, ValidationFailed
-from shared.services import blasts, pricing, recipients, templates
+from shared.services import blasts, cost_estimate, recipients, templates
 from shared.services.queue_stats import queue_stats
 from shared.status import BlastStatus
 
@@ -418,7 +418,7 @@ async def list_blasts(request: web.Request) -> web.Response:
 
 async def show_blast(request: web.Request) -> web.Response:
     d = await blasts.show_blast(_blast_id(request))
-    cost = await pricing.blast_cost(d.id)  # as `blast show --json` gives it
+    cost = await cost_estimate.blast_cost(d.id)  # as `blast show --json` gives it
     return respond(
         BlastDetailOut(
             id=d.id,
