@@ -257,6 +257,7 @@ class BlastConsole(App[None]):
         return not (action in MUTATING_ACTIONS and self.read_only)
 
     def refuse_if_read_only(self) -> bool:
+        """True (and a notification) when a mutating action must be refused: the one read-only check."""
         if self.read_only:
             self.notify(
                 "this console is read-only; the action was refused", title="Read-only", severity="error"

@@ -151,8 +151,8 @@ def check() -> None:
 
 
 async def _purge(settings: Settings, older_than_days: float, dry_run: bool) -> PurgeResult:
+    from shared.actors import current_actor
     from shared.db import close_db, open_db
-    from shared.services.blasts import current_actor
     from shared.services.purge import purge_personal_data
 
     await open_db(settings, migrate_schema=False)

@@ -26,6 +26,7 @@ from shared.redis_conn import (
     redis_reason,
     target_text,
 )
+from shared.text import first_line
 from shared.whatsapp.base import GraphApiError, PhoneNumberInfo
 
 Level = Literal["ok", "warn", "FAIL"]
@@ -389,8 +390,7 @@ async def check_meta(settings: Settings) -> list[Finding]:
 def _reason(exc: BaseException) -> str:
     if isinstance(exc, TimeoutError):
         return f"no answer in {CHECK_TIMEOUT_S:g} s"
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
+    return first_line(exc, limit=200)
 
 
 async def run_checks(settings: Settings) -> list[Finding]:

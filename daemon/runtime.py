@@ -17,6 +17,7 @@ from typing import TYPE_CHECKING
 
 import redis.asyncio as aioredis
 
+from shared.actors import daemon_actor
 from shared.config import Settings
 from shared.services import sending
 from shared.status import BlastStatus
@@ -206,4 +207,4 @@ class Runtime:
 
     @property
     def actor(self) -> str:
-        return f"daemon@{self.host}"
+        return daemon_actor(self.host)

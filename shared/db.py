@@ -22,6 +22,7 @@ from tortoise.migrations.recorder import MigrationRecorder
 
 from shared.config import Settings, mask_url
 from shared.errors import DatabaseError, SchemaError
+from shared.text import first_line
 
 log = logging.getLogger(__name__)
 
@@ -312,7 +313,9 @@ async def open_db(settings: Settings, *, migrate_schema: bool = True) -> None:
         raise
     except Exception as exc:
         await close_db()
-        raise DatabaseError(f"cannot connect to database {mask_url(url)}: {_reason(exc)}") from None
+        raise DatabaseError(
+            f"cannot connect to database {mask_url(url)}: {first_line(exc, limit=200)}"
+        ) from None
     try:
         applied = await applied_migrations()
         if migrate_schema or not applied:
@@ -338,11 +341,6 @@ async def database(settings: Settings, *, migrate_schema: bool = True) -> AsyncI
         yield
     finally:
         await close_db()
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip().splitlines()[0] if str(exc).strip() else type(exc).__name__
-    return text[:200]
 
 
 #: For tortoise's own CLI when writing a new migration: `tortoise -c shared.db.TORTOISE_ORM makemigrations`.

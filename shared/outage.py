@@ -9,6 +9,8 @@ import logging
 import time
 from collections.abc import Iterator
 
+from shared.text import first_line
+
 #: How many links of an error's `__cause__` chain are looked at (and named in the log).
 _CHAIN_MAX = 4
 
@@ -28,14 +30,6 @@ def causes(exc: BaseException) -> Iterator[BaseException]:
         current = current.__cause__
 
 
-def _text(exc: BaseException) -> str:
-    text = str(exc).strip()
-    if type(exc).__name__ == "MasterNotFoundError":
-        # redis-py appends every sentinel client's repr to "No master found for 'mymaster'"; the name is enough.
-        text = text.split(" : ", 1)[0]
-    return text.splitlines()[0][:300] if text else ""
-
-
 def describe(exc: BaseException) -> str:
     """One line naming the error and its causes, e.g. "SendTaskError: Cannot send task to the queue (caused by
     ConnectionError: Connection closed by server.)"; a cause that only repeats the message is named by its type.
@@ -43,7 +37,7 @@ def describe(exc: BaseException) -> str:
     parts: list[str] = []
     previous = None
     for link in causes(exc):
-        text = _text(link)
+        text = first_line(link, empty="")
         parts.append(f"{type(link).__name__}: {text}" if text and text != previous else type(link).__name__)
         previous = text
     head, rest = parts[0], parts[1:]

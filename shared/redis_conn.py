@@ -23,6 +23,7 @@ from redis.backoff import ExponentialWithJitterBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 
 from shared.config import Settings, mask_url, node_text
+from shared.text import first_line
 
 #: A sentinel that does not answer within this long is skipped for the next one.
 SENTINEL_TIMEOUT_S = 1.0
@@ -273,10 +274,7 @@ def redis_hint(exc: BaseException) -> str | None:
 
 def redis_reason(exc: BaseException) -> str:
     """One line: what Redis said, and the fix when the error is a known configuration mistake."""
-    text = str(exc).strip()
-    if type(exc).__name__ == "MasterNotFoundError":
-        text = text.split(" : ", 1)[0]  # without the sentinel clients' reprs redis-py appends
-    first = (text.splitlines()[0] if text else type(exc).__name__)[:200]
+    first = first_line(exc, limit=200)
     hint = redis_hint(exc)
     return f"{first} ({hint})" if hint else first
 

@@ -3,6 +3,17 @@
 from __future__ import annotations
 
 
+def first_line(exc: BaseException, *, limit: int = 300, empty: str | None = None) -> str:
+    """The first line of an exception's text, cut to `limit` characters: `empty` (default: the exception's type
+    name) when it has none. redis-py's MasterNotFoundError loses the sentinel clients' reprs it appends."""
+    text = str(exc).strip()
+    if type(exc).__name__ == "MasterNotFoundError":
+        text = text.split(" : ", 1)[0]
+    if not text:
+        return type(exc).__name__ if empty is None else empty
+    return text.splitlines()[0][:limit]
+
+
 def plural(n: int, one: str, many: str | None = None, *, grouped: bool = True) -> str:
     """A count with its noun in the right number: plural(1, "recipient") is "1 recipient", plural(1200,
     "recipient") "1,200 recipients" (`grouped=False`: "1200 recipients", for output scripts read)."""

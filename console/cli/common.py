@@ -24,6 +24,7 @@ from shared.db import close_db, open_db
 from shared.errors import BlastError
 from shared.notify import close_redis_clients
 from shared.redis_conn import redis_hint, target_text
+from shared.text import first_line
 
 T = TypeVar("T")
 
@@ -84,23 +85,21 @@ def run(work: Callable[[Settings], Awaitable[T]], *, mutating: bool = False, nee
     except (RedisConnectionError, RedisTimeoutError, RedisResponseError) as exc:
         hint = redis_hint(exc)
         if hint is not None:
-            fail(f"Redis at {target_text(settings)} refused: {_first_line(exc)} ({hint})")
+            fail(f"Redis at {target_text(settings)} refused: {first_line(exc, empty='no details')} ({hint})")
         if not isinstance(exc, RedisResponseError):
             fail(
-                f"cannot reach Redis at {target_text(settings)}: {_first_line(exc)} "
+                f"cannot reach Redis at {target_text(settings)}: {first_line(exc, empty='no details')} "
                 "(check REDIS_URL or REDIS_HOST/REDIS_PORT, and that redis-server runs)"
             )
-        fail(f"unexpected Redis error: {_first_line(exc)}", 3)
+        fail(f"unexpected Redis error: {first_line(exc, empty='no details')}", 3)
     except Exception as exc:
         if os.environ.get("BLAST_DEBUG"):
             raise
-        fail(f"unexpected {type(exc).__name__}: {_first_line(exc)} (set BLAST_DEBUG=1 for the traceback)", 3)
+        fail(
+            f"unexpected {type(exc).__name__}: {first_line(exc, empty='no details')} (set BLAST_DEBUG=1 for the traceback)",
+            3,
+        )
     raise AssertionError("unreachable")
-
-
-def _first_line(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return text.splitlines()[0][:300] if text else "no details"
 
 
 def to_jsonable(value: Any) -> Any:

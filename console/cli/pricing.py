@@ -7,9 +7,9 @@ from typing import Any
 import click
 
 from console.cli.common import emit_json, run, state, table
+from shared.actors import current_actor
 from shared.config import Settings
 from shared.services import cost_estimate, pricing, rate_card_import
-from shared.services.blasts import current_actor
 from shared.text import plural
 
 

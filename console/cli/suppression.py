@@ -5,9 +5,9 @@ from __future__ import annotations
 import click
 
 from console.cli.common import emit_json, fmt_time, run, state, table
+from shared.actors import current_actor
 from shared.config import Settings
 from shared.services import suppression
-from shared.services.blasts import current_actor
 
 
 @click.group("suppression")

@@ -13,6 +13,7 @@ from textual.timer import Timer
 from textual.worker import Worker, WorkerState
 
 from shared.errors import BlastError
+from shared.text import first_line
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -57,6 +58,7 @@ class ConsoleApp(Protocol):
     def is_frozen(self) -> bool: ...
     def now(self) -> datetime: ...
     def show_error(self, error: BaseException | None) -> None: ...
+    def refuse_if_read_only(self) -> bool: ...
     def open_blast_form(self, blast_id: int | None = None) -> None: ...
     def open_test_send(self) -> None: ...
     def action_sync_templates(self) -> None: ...
@@ -107,12 +109,7 @@ class BaseScreen(Screen[None]):
 
     def refuse_if_read_only(self) -> bool:
         """True (and a notification) when a mutating action must be refused (e.g. reached via the palette)."""
-        if self.console.read_only:
-            self.notify(
-                "this console is read-only; the action was refused", title="Read-only", severity="error"
-            )
-            return True
-        return False
+        return self.console.refuse_if_read_only()
 
     def on_worker_state_changed(self, event: Worker.StateChanged) -> None:
         worker = event.worker
@@ -133,5 +130,4 @@ def error_text(error: BaseException | None) -> tuple[str, str]:
         return error.title, error.message
     if error is None:
         return "Error", "unknown error"
-    text = str(error).strip().splitlines()[0][:300] if str(error).strip() else type(error).__name__
-    return type(error).__name__, text
+    return type(error).__name__, first_line(error)

@@ -21,6 +21,7 @@ from console.widgets.footer import ConsoleFooter
 from console.widgets.table_rows import show_rows
 from shared.services import blasts, live, queue_stats
 from shared.services.templates import last_sync
+from shared.text import first_line
 
 SPARK_POINTS = 60
 
@@ -79,7 +80,7 @@ class DashboardScreen(BaseScreen):
             jobs = await live.recent_jobs(self.console.settings, limit=200)
             sync_job = next((j for j in jobs if j.kind == "template_sync"), None)
         except Exception as exc:
-            redis_error = str(exc).splitlines()[0] if str(exc) else type(exc).__name__
+            redis_error = first_line(exc)
         self.post_message(DashboardLoaded(by_status, stats, redis_error, sync_job, synced_at))
 
     def on_dashboard_loaded(self, m: DashboardLoaded) -> None:

@@ -16,8 +16,8 @@ from console.modals.prompt import PromptModal
 from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
 from console.widgets.footer import ConsoleFooter
+from shared.actors import current_actor
 from shared.services import suppression
-from shared.services.blasts import current_actor
 
 PAGE_SIZE = 100
 

@@ -17,8 +17,8 @@ from console.modals.token_created import TokenCreatedModal
 from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
 from console.widgets.footer import ConsoleFooter
+from shared.actors import current_actor
 from shared.services import tokens
-from shared.services.blasts import current_actor
 
 
 @dataclass

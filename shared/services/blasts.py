@@ -6,12 +6,10 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import getpass
 import hashlib
 import json
 import logging
 import os
-import socket
 import tempfile
 from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
@@ -25,6 +23,7 @@ from tortoise.expressions import F, Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
+from shared import actors
 from shared.config import Settings
 from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, ValidationFailed
 from shared.models import AuditLog, Blast, Recipient, Template
@@ -35,6 +34,7 @@ from shared.parsing.template_params import param_keys
 from shared.services import transitions
 from shared.services.transitions import utcnow
 from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
+from shared.whatsapp import errors as meta_errors
 
 log = logging.getLogger(__name__)
 B, R = BlastStatus, RecipientStatus
@@ -44,21 +44,21 @@ IMPORT_BATCH = 5000
 #: Rejected rows kept in a create/edit result (the count is exact; the list stops here).
 MAX_REJECTED_LISTED = 10_000
 #: Error codes a retry never re-queues: the user opted out (131050).
-NEVER_RETRY_CODES = frozenset({131050})
+NEVER_RETRY_CODES = meta_errors.NEVER_RETRY_CODES
 #: Per-user marketing cap: retrying within 24 h just fails again (Meta).
-MARKETING_CAP_CODE = 131049
+MARKETING_CAP_CODE = meta_errors.MARKETING_CAP
 
 
 def current_actor() -> str:
     """The OS user acting (recorded in the audit log)."""
     try:
-        return getpass.getuser()
+        return actors.current_actor()
     except Exception:
         return "unknown"
 
 
 def daemon_actor() -> str:
-    return f"daemon@{socket.gethostname()}"
+    return actors.daemon_actor()
 
 
 # --------------------------------------------------------------------------------------------------------------
@@ -796,7 +796,7 @@ async def retry_blast(
             f"blast {blast_id}: its recipients' phone numbers were purged (blast-daemon purge); "
             "it cannot be retried: create a new blast from the original CSV"
         )
-    cutoff = utcnow() - timedelta(hours=24)
+    cutoff = utcnow() - timedelta(hours=meta_errors.MARKETING_CAP_RESEND_H)
     base = Recipient.filter(blast_id=blast_id, status=R.FAILED)
     opted = await base.filter(error_code__in=list(NEVER_RETRY_CODES)).count()
     capped = await base.filter(error_code=MARKETING_CAP_CODE, failed_at__gt=cutoff).count()

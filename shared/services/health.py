@@ -12,6 +12,7 @@ from shared.config import Settings
 from shared.db import is_sqlite, sqlite_path
 from shared.notify import redis_client
 from shared.redis_conn import describe_server, redis_reason
+from shared.text import first_line
 
 PING_TIMEOUT_S = 2.0
 
@@ -23,7 +24,7 @@ async def ping_db() -> str | None:
     except TimeoutError:
         return f"no answer within {PING_TIMEOUT_S:.0f} s"
     except Exception as exc:
-        return _reason(exc)
+        return first_line(exc, limit=200)
     return None
 
 
@@ -65,8 +66,3 @@ async def database_is_read_only(settings: Settings) -> bool:
     )
     row = dict(rows[0])
     return (not row["can_update"]) or str(row["ro"]).lower() == "on" or bool(row["replica"])
-
-
-def _reason(exc: BaseException) -> str:
-    text = str(exc).strip()
-    return (text.splitlines()[0] if text else type(exc).__name__)[:200]

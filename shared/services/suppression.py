@@ -21,6 +21,7 @@ from shared.errors import CsvError, NotFound, ValidationFailed
 from shared.models import Suppression
 from shared.parsing.phones import mask_phone, normalize_phone
 from shared.services import transitions
+from shared.whatsapp import errors as meta_errors
 
 log = logging.getLogger(__name__)
 
@@ -29,8 +30,6 @@ SOURCE_OPERATOR = "operator"
 SOURCE_IMPORT = "import"
 SOURCE_OPT_OUT_131050 = "opt_out_131050"
 OPT_OUT_SOURCES = frozenset({SOURCE_OPT_OUT_131050, "user_preferences", "quick_reply", "keyword"})
-#: Meta's error for a number whose owner stopped marketing messages.
-OPT_OUT_CODE = 131050
 #: Rows inserted per statement while importing.
 IMPORT_BATCH = 1000
 MAX_REJECTED_LISTED = 1000
@@ -171,7 +170,7 @@ async def opt_out_131050(
     """
     added = await suppress(
         phones,
-        reason=f"Meta error {OPT_OUT_CODE}: stopped marketing messages",
+        reason=f"Meta error {meta_errors.OPT_OUT}: stopped marketing messages",
         source=SOURCE_OPT_OUT_131050,
         actor=actor,
         conn=conn,

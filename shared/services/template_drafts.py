@@ -16,6 +16,7 @@ from typing import Any, Literal
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
+from shared.actors import current_actor
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.models import Template
@@ -261,8 +262,6 @@ async def submit_template(
         ValidationFailed: a local check failed, or the template already exists here; nothing was sent to Meta.
         ProviderError: Meta refused it or could not be reached (one line with the reason).
     """
-    from shared.services.blasts import current_actor
-
     actor = actor or current_actor()
     draft = build_template(
         name=name,

@@ -24,6 +24,7 @@ from redis.exceptions import RedisError
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
+from shared.actors import current_actor, daemon_actor
 from shared.config import Settings
 from shared.errors import BlastError
 from shared.models import Template
@@ -32,6 +33,7 @@ from shared.services.template_pausing import PausedBlast, pause_blasts_of_unusab
 from shared.services.templates import label, stored_parameters
 from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
+from shared.text import first_line
 from shared.whatsapp.base import TemplateInfo, WhatsAppProvider
 
 log = logging.getLogger(__name__)
@@ -131,8 +133,7 @@ def _failure_text(exc: BaseException) -> str:
         return exc.message
     if isinstance(exc, TimeoutError | asyncio.TimeoutError):
         return "the Graph API did not answer in time (timeout)"
-    text = str(exc).strip().splitlines()[0][:300] if str(exc).strip() else "no details"
-    return f"could not reach the Graph API ({type(exc).__name__}: {text})"
+    return f"could not reach the Graph API ({type(exc).__name__}: {first_line(exc, empty='no details')})"
 
 
 # ------------------------------------------------------------------------------------------------------------
@@ -225,8 +226,6 @@ async def sync_templates(
     Returns:
         The report; `failed` holds the reason when Meta could not be asked (nothing was changed then).
     """
-    from shared.services.blasts import current_actor
-
     actor = actor or current_actor()
     started = time.monotonic()
     observed_at = utcnow()
@@ -333,8 +332,6 @@ async def sync_templates_in_slot(
     Returns:
         The report, or None when this slot's sync belongs to another process.
     """
-    from shared.services.blasts import daemon_actor
-
     if slot is None:
         slot = slot_of(time.time(), settings.TEMPLATE_SYNC_INTERVAL)
     if not await claim_slot(settings, slot):
@@ -415,8 +412,6 @@ async def apply_template_event(
         or names a template not yet in this database (the next sync brings it). Malformed values are
         ignored, never raised.
     """
-    from shared.services.blasts import daemon_actor
-
     event = str(value.get("event") or "")
     meta_id = value.get("message_template_id")
     meta_id_text = str(meta_id) if meta_id is not None and not isinstance(meta_id, bool) else None

@@ -19,10 +19,10 @@ from enum import Enum
 from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
+from shared.actors import current_actor
 from shared.errors import NotFound, ValidationFailed
 from shared.models import ApiToken
 from shared.services import transitions
-from shared.services.blasts import current_actor
 from shared.services.transitions import utcnow
 
 log = logging.getLogger(__name__)

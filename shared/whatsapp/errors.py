@@ -21,6 +21,13 @@ UNKNOWN = ErrorClass.UNKNOWN_OUTCOME
 #: Backoff steps for 131056 (pair rate): the recipient waits 4^n s, others go on.
 PAIR_RATE_BACKOFF_S: tuple[float, ...] = (1.0, 4.0, 16.0, 64.0)
 
+#: The user stopped marketing messages from this business: the number goes on the suppression list, and a retry
+#: never re-queues it.
+OPT_OUT = 131050
+#: Meta withheld a marketing message (per-user marketing cap): a retry re-queues it only after this many hours.
+MARKETING_CAP = 131049
+MARKETING_CAP_RESEND_H = 24
+
 #: Raw bodies of unknown errors are kept for the operator, cut to this many characters.
 RAW_BODY_LIMIT = 2000
 
@@ -184,12 +191,12 @@ ERROR_TABLE: dict[int, ErrorRule] = {
         "message undeliverable: the number is not on WhatsApp, blocked the business, or runs an old app",
         "nothing to do for this recipient",
     ),
-    131049: ErrorRule(
+    MARKETING_CAP: ErrorRule(
         PERM,
         "Meta withheld this marketing message to keep the user's engagement healthy (per-user marketing cap)",
-        "do not resend within 24 h",
+        f"do not resend within {MARKETING_CAP_RESEND_H} h",
     ),
-    131050: ErrorRule(
+    OPT_OUT: ErrorRule(
         PERM,
         "the user stopped marketing messages from this business",
         "the number is added to the suppression list",
@@ -242,6 +249,8 @@ ERROR_TABLE: dict[int, ErrorRule] = {
 }
 # 200-299: permission errors (Graph API), same handling as 10.
 ERROR_TABLE.update(dict.fromkeys(range(200, 300), _PERMISSION))
+#: Codes a retry never re-queues: the number's owner opted out.
+NEVER_RETRY_CODES = frozenset(code for code, rule in ERROR_TABLE.items() if rule.opted_out)
 
 _UNKNOWN_429 = ErrorRule(
     RETRY,
