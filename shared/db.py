@@ -20,6 +20,7 @@ from tortoise.migrations.executor import MigrationExecutor
 from tortoise.migrations.loader import MigrationLoader
 from tortoise.migrations.recorder import MigrationRecorder
 
+from shared import tortoise_guard
 from shared.config import Settings, mask_url
 from shared.errors import DatabaseError, SchemaError
 from shared.text import first_line
@@ -231,65 +232,6 @@ async def _record_compatible_code_floor() -> None:
     )
 
 
-def _guard_transaction_enter() -> None:
-    """Make a transaction that breaks on a lost connection leave nothing behind (tortoise-orm 1.1.9).
-
-    tortoise's pooled (PostgreSQL) and SQLite transaction contexts set the task's connection context before
-    BEGIN; when BEGIN raises (the database just went away), `__aexit__` never runs. And the pooled one's
-    `__aexit__` resets the context only after giving the connection back, which raises for a connection the
-    server terminated. Either way the task keeps the dead transaction as its connection for good: every later
-    query of the task, and of tasks it starts, fails ("connection has been released back to the pool") or
-    shares one connection ("another operation is in progress"), so a chunk could not write its results even
-    after the database came back. Here the context is always reset and the connection or lock given back.
-    Idempotent.
-    """
-    from tortoise.backends.base.client import TransactionContextPooled
-    from tortoise.backends.sqlite.client import SqliteTransactionContext
-
-    if getattr(TransactionContextPooled.__aenter__, "_blast_guarded", False):
-        return
-    pooled_enter = TransactionContextPooled.__aenter__
-    pooled_exit = TransactionContextPooled.__aexit__
-    sqlite_enter = SqliteTransactionContext.__aenter__
-
-    def reset(token: Any) -> None:
-        if token is not None and not token._used:
-            with contextlib.suppress(ValueError, RuntimeError):  # set in another task's context
-                connections.reset(token)
-
-    async def pooled_aenter(self: TransactionContextPooled) -> Any:
-        try:
-            return await pooled_enter(self)
-        except BaseException:
-            reset(getattr(self, "token", None))
-            conn = getattr(self.client, "_connection", None)
-            pool = self.client._parent._pool
-            if conn is not None and pool is not None:
-                with contextlib.suppress(Exception):
-                    await pool.release(conn)
-            raise
-
-    async def pooled_aexit(self: TransactionContextPooled, exc_type: Any, exc_val: Any, exc_tb: Any) -> None:
-        try:
-            await pooled_exit(self, exc_type, exc_val, exc_tb)
-        finally:
-            reset(getattr(self, "token", None))
-
-    async def sqlite_aenter(self: SqliteTransactionContext) -> Any:
-        try:
-            return await sqlite_enter(self)
-        except BaseException:
-            reset(getattr(self, "token", None))
-            if self._trxlock.locked():
-                self._trxlock.release()
-            raise
-
-    pooled_aenter._blast_guarded = True  # type: ignore[attr-defined]  # marks the patch as applied
-    TransactionContextPooled.__aenter__ = pooled_aenter  # type: ignore[method-assign]  # see the docstring
-    TransactionContextPooled.__aexit__ = pooled_aexit  # type: ignore[method-assign]  # see the docstring
-    SqliteTransactionContext.__aenter__ = sqlite_aenter  # type: ignore[method-assign]  # see the docstring
-
-
 async def open_db(settings: Settings, *, migrate_schema: bool = True) -> None:
     """Connect tortoise and make sure the schema is usable.
 
@@ -303,7 +245,7 @@ async def open_db(settings: Settings, *, migrate_schema: bool = True) -> None:
         SchemaError: the schema is newer than this program, or too old and not migrated.
     """
     url = settings.DATABASE_URL
-    _guard_transaction_enter()
+    tortoise_guard.guard_transaction_enter()
     if is_sqlite(url):
         _check_sqlite_dir(url)
     try:

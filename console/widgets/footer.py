@@ -4,6 +4,11 @@ Opening a screen signals "bindings changed" several times in a row (screen stack
 Footer rebuilds all its keys for each signal, restyling every key each time; that was most of the time it took
 to open a blast's detail. Here the rebuilds of one burst are coalesced, and a rebuild that would show the same
 keys (same key, label, action, enabled state and tooltip) is skipped.
+
+This is the console's one use of Textual internals: it overrides Footer.bindings_changed (and sets the Footer's
+`_bindings_ready` as that method does) and reads Screen.active_bindings. It applies only to the Textual minor
+version it was tested on (TESTED_MINOR, pinned in pyproject.toml); with another one the stock Footer behaviour is
+kept and a warning says so at import. tests/console/test_footer_patch.py fails when those internals change.
 """
 
 from __future__ import annotations
@@ -11,7 +16,19 @@ from __future__ import annotations
 from textual.screen import Screen
 from textual.widgets import Footer
 
+from shared.versions import is_tested
+
 Signature = tuple[tuple[str, str, str, bool, str, bool], ...]
+
+#: The Textual minor version whose Footer internals the override was written and tested against.
+TESTED_MINOR = "8.2"
+#: Whether the installed Textual is the tested one (else ConsoleFooter behaves as the stock Footer).
+APPLIES = is_tested(
+    "textual",
+    TESTED_MINOR,
+    patch="the console footer's coalesced rebuilds",
+    without="screens open more slowly",
+)
 
 
 class ConsoleFooter(Footer):
@@ -21,6 +38,9 @@ class ConsoleFooter(Footer):
     _shown: Signature | None = None
 
     def bindings_changed(self, screen: Screen[object]) -> None:
+        if not APPLIES:
+            super().bindings_changed(screen)
+            return
         self._bindings_ready = True
         if not screen.app.app_focus:
             return
