@@ -279,7 +279,7 @@ def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cp
     async def main() -> None:
         from shared.config import load_settings
         from shared.db import close_db, open_db
-        from shared.notify import close_redis_clients
+        from shared.events import close_redis_clients
         from shared.services import webhooks
 
         settings = load_settings(**settings_kwargs)
@@ -341,8 +341,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     from daemon.http.health import Readiness
     from shared.config import load_settings
     from shared.db import close_db, open_db
+    from shared.events import close_redis_clients
     from shared.models import Blast, Recipient, Template
-    from shared.notify import close_redis_clients
     from shared.services import webhooks
     from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 

@@ -14,8 +14,8 @@ from typing import Any
 
 from shared.config import Settings, load_settings
 from shared.db import database
+from shared.events import close_redis_clients
 from shared.models import PriceCard
-from shared.notify import close_redis_clients
 from shared.services import blasts, rate_card_import
 from shared.services.messaging import provider_session
 from shared.services.template_sync import sync_templates

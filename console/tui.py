@@ -17,7 +17,7 @@ from console.cli.common import fail, load
 from shared.config import Settings
 from shared.db import database
 from shared.errors import BlastError
-from shared.notify import close_redis_clients
+from shared.events import close_redis_clients
 
 log = logging.getLogger(__name__)
 

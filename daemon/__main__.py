@@ -39,7 +39,7 @@ async def _run(settings: Settings) -> None:
     from daemon.http.health import Readiness
     from daemon.reload import reload_credentials
     from shared.db import close_db, open_db
-    from shared.notify import close_redis_clients
+    from shared.events import close_redis_clients
     from shared.whatsapp import build_provider
 
     stop = asyncio.Event()

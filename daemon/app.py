@@ -27,7 +27,7 @@ from daemon.recovery import Liveness, run_recovery, sweep
 from daemon.runtime import Runtime
 from daemon.scheduling import Scheduler
 from shared.config import Settings
-from shared.notify import EVENTS_CHANNEL
+from shared.events import EVENTS_CHANNEL
 from shared.outage import OutageLog
 from shared.redis_conn import EVICTING_POLICIES, describe_server, eviction_warning, make_client
 from shared.services import live
@@ -45,19 +45,9 @@ VERSION = "0.1.0"
 REDIS_RETRY_CAP_S = 1.0
 
 
-class _Readiness:
-    """Stand-in when the HTTP part is not installed."""
-
-    schema_migrated = False
-    recovery_done = False
-    receiver_running = False
-
-
 def _new_readiness() -> Any:
-    try:
-        from daemon.http.health import Readiness
-    except ImportError:
-        return _Readiness()
+    from daemon.http.health import Readiness
+
     return Readiness()
 
 
@@ -203,13 +193,10 @@ async def _log_redis_server(rt: Runtime) -> None:
 
 
 async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:
-    try:
-        from aiohttp import web
+    from aiohttp import web
 
-        from daemon.http.app import create_app
-    except ImportError:
-        log.info("HTTP server not installed; webhooks and /healthz are off")
-        return
+    from daemon.http.app import create_app
+
     app = create_app(settings, readiness=readiness)
     runner = web.AppRunner(app, access_log=None)
     await runner.setup()
@@ -247,10 +234,8 @@ async def _run_api(settings: Settings, stop: asyncio.Event) -> None:
 async def _run_template_sync(
     settings: Settings, provider: WhatsAppProvider, rt: Runtime, stop: asyncio.Event
 ) -> None:
-    try:
-        from daemon.template_sync_loop import run_template_sync_loop
-    except ImportError:
-        return
+    from daemon.template_sync_loop import run_template_sync_loop
+
     await run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id)
 
 

@@ -19,7 +19,7 @@ from typing import TYPE_CHECKING, Protocol
 
 from redis.exceptions import RedisError
 
-from shared.notify import publish
+from shared.events import publish
 from shared.services import failure_rate, sending
 from shared.services.transitions import SendOutcome, record_send_outcomes
 from shared.status import RecipientStatus

@@ -34,7 +34,7 @@ from redis.exceptions import RedisError
 from daemon.engine import ClaimCursor
 from daemon.runtime import Runtime
 from shared.errors import ValidationFailed
-from shared.notify import publish
+from shared.events import publish
 from shared.outage import is_outage
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys

@@ -129,7 +129,7 @@ async def run_template_sync_loop(
 async def _main() -> None:
     from shared.config import get_settings
     from shared.db import close_db, open_db
-    from shared.notify import close_redis_clients
+    from shared.events import close_redis_clients
     from shared.whatsapp import build_provider
 
     settings = get_settings()

@@ -55,10 +55,6 @@ class ProviderError(BlastError):
     title = "WhatsApp"
 
 
-class ReadOnlyError(BlastError):
-    title = "Read-only"
-
-
 class TooLarge(ValidationFailed):
     """An upload over its size limit (the HTTP API answers 413)."""
 

@@ -68,10 +68,8 @@ def _is_outage_error(exc: BaseException) -> bool:
         return True
     if isinstance(exc, OperationalError) and not isinstance(exc, IntegrityError):
         return True
-    try:
-        import asyncpg
-    except ImportError:  # pragma: no cover (installed with the PostgreSQL extra)
-        return False
+    import asyncpg  # deferred: SQLite deployments never load it
+
     return isinstance(
         exc,
         asyncpg.InterfaceError

@@ -136,11 +136,6 @@ def blast_sources(to: BlastStatus) -> frozenset[BlastStatus]:
     return frozenset(src for src, dst in BLAST_TRANSITIONS if dst == to)
 
 
-def recipient_sources(to: RecipientStatus) -> frozenset[RecipientStatus]:
-    """Statuses a recipient may move to `to` from."""
-    return frozenset(src for src, dst in RECIPIENT_TRANSITIONS if dst == to)
-
-
 def blast_allowed(src: BlastStatus, dst: BlastStatus) -> bool:
     return (src, dst) in BLAST_TRANSITIONS
 

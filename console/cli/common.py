@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from shared.config import Settings, get_settings
 from shared.db import close_db, open_db
 from shared.errors import BlastError
-from shared.notify import close_redis_clients
+from shared.events import close_redis_clients
 from shared.redis_conn import redis_hint, target_text
 from shared.text import first_line
 

@@ -26,8 +26,8 @@ from tortoise.transactions import in_transaction
 from shared import actors
 from shared.config import Settings
 from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, ValidationFailed
+from shared.events import publish
 from shared.models import AuditLog, Blast, Recipient, Template
-from shared.notify import publish
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys

@@ -15,7 +15,7 @@ import redis.asyncio as aioredis
 from redis.commands.core import AsyncScript
 
 from shared.config import Settings
-from shared.notify import redis_client
+from shared.events import redis_client
 
 #: Pushes ok ("0") and failed ("1") marks, keeps the newest N, returns (failed, length).
 _NOTE = """

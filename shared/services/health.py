@@ -10,7 +10,7 @@ from tortoise import connections
 
 from shared.config import Settings
 from shared.db import is_sqlite, sqlite_path
-from shared.notify import redis_client
+from shared.events import redis_client
 from shared.redis_conn import describe_server, redis_reason
 from shared.text import first_line
 

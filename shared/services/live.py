@@ -15,7 +15,7 @@ from typing import Any, cast
 import redis.asyncio as aioredis
 
 from shared.config import Settings
-from shared.notify import redis_client
+from shared.events import redis_client
 
 #: A daemon whose heartbeat is older than this is shown as dead (its leases are recovered by others).
 HEARTBEAT_TTL_S = 15

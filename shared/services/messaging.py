@@ -148,7 +148,7 @@ async def store_messaging_limit(settings: Settings, info: PhoneNumberInfo) -> Me
     Raises:
         redis.exceptions.RedisError: Redis is unreachable.
     """
-    from shared.notify import redis_client  # deferred: estimates without a limit never need Redis
+    from shared.events import redis_client  # deferred: estimates without a limit never need Redis
 
     value = {"tier": info.messaging_limit_tier, "limit": info.daily_unique_limit}
     await redis_client(settings).set(_limit_key(settings), json.dumps(value), ex=LIMIT_CACHE_S)
@@ -181,7 +181,7 @@ async def messaging_limit(settings: Settings, *, ask_meta: bool = True) -> Messa
     """
     from redis.exceptions import RedisError
 
-    from shared.notify import redis_client
+    from shared.events import redis_client
 
     try:
         cached = await redis_client(settings).get(_limit_key(settings))

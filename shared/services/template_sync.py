@@ -27,8 +27,8 @@ from tortoise.expressions import Q
 from shared.actors import current_actor, daemon_actor
 from shared.config import Settings
 from shared.errors import BlastError
+from shared.events import redis_client
 from shared.models import Template
-from shared.notify import redis_client
 from shared.services.template_pausing import PausedBlast, pause_blasts_of_unusable_templates
 from shared.services.templates import label, stored_parameters
 from shared.services.transitions import utcnow

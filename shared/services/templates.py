@@ -12,7 +12,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
-from shared.errors import NotFound, ValidationFailed
+from shared.errors import ValidationFailed
 from shared.models import Template
 from shared.parsing.template_params import param_keys
 from shared.status import TemplateStatus
@@ -66,13 +66,6 @@ async def list_templates(
     if text:
         query = query.filter(name__icontains=text)
     return [summarize(t) for t in await query.order_by("name", "language")]
-
-
-async def get_template(name: str, language: str) -> Template:
-    template = await Template.get_or_none(name=name, language=language)
-    if template is None:
-        raise NotFound(f"template {name} ({language}) does not exist")
-    return template
 
 
 async def last_sync() -> datetime | None:

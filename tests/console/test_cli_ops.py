@@ -43,7 +43,7 @@ def seeded(env_settings: Settings) -> Settings:
 def test_queue_stats_json_shape(env_settings: Settings, capsys: pytest.CaptureFixture[str]) -> None:
     import asyncio
 
-    from shared.notify import close_redis_clients
+    from shared.events import close_redis_clients
 
     async def beat() -> None:
         info = live.DaemonInfo(

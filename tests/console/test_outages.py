@@ -14,7 +14,7 @@ from console.app import BlastConsole, build_app
 from console.widgets.banner import Banner
 from shared.config import Settings
 from shared.db import close_db, open_db
-from shared.notify import close_redis_clients
+from shared.events import close_redis_clients
 from shared.status import BlastStatus
 from tests.conftest import RUN_ID, USE_POSTGRES, PrivateRedis, _pg_exec, _pg_url_for
 from tests.console.conftest import frozen_clock, seed_blast, seed_template, text_of

@@ -16,10 +16,10 @@ import pytest
 from daemon.app import serve
 from daemon.runtime import Runtime
 from shared.config import Settings
+from shared.events import close_redis_clients, publish
 from shared.fake_graph.server import FakeGraph
 from shared.fake_graph.state import FakeConfig
 from shared.models import Blast, Recipient, Template
-from shared.notify import close_redis_clients, publish
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from shared.whatsapp import build_provider

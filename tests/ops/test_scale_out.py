@@ -22,8 +22,8 @@ import redis.asyncio as aioredis
 
 from shared.config import Settings, load_settings
 from shared.db import database
+from shared.events import close_redis_clients, publish
 from shared.models import Blast, Recipient, Template
-from shared.notify import close_redis_clients, publish
 from shared.services import live
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus

@@ -24,7 +24,6 @@ from shared.errors import (
     DatabaseError,
     InvalidTransition,
     NotFound,
-    ReadOnlyError,
     TooLarge,
     ValidationFailed,
 )
@@ -82,8 +81,6 @@ def status_of(exc: BlastError) -> int:
         return 413
     if isinstance(exc, ValidationFailed):
         return 422
-    if isinstance(exc, ReadOnlyError):
-        return 403
     if isinstance(exc, DatabaseError):
         return 503
     return 400
