@@ -38,12 +38,12 @@ import psutil
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
 
+from shared.clock import utcnow  # noqa: E402
 from shared.config import load_settings  # noqa: E402
 from shared.db import close_db, open_db  # noqa: E402
 from shared.events import EVENTS_CHANNEL, close_redis_clients, publish, redis_client  # noqa: E402
 from shared.models import Blast, Recipient, Template  # noqa: E402
 from shared.services import live  # noqa: E402
-from shared.services.transitions import utcnow  # noqa: E402
 from shared.status import BlastStatus, TemplateStatus  # noqa: E402
 
 PG_ADMIN = os.environ.get("BENCH_PG", "postgresql://postgres@127.0.0.1:5432/postgres")

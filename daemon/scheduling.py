@@ -17,9 +17,9 @@ from redis.exceptions import RedisError
 
 from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
+from shared.clock import utcnow
 from shared.outage import OutageLog, describe, is_outage
 from shared.services import live, sending
-from shared.services.transitions import utcnow
 
 log = logging.getLogger(__name__)
 

@@ -33,13 +33,14 @@ from redis.exceptions import RedisError
 
 from daemon.engine import ClaimCursor
 from daemon.runtime import Runtime
+from shared.clock import utcnow
 from shared.errors import ValidationFailed
 from shared.events import publish
 from shared.outage import is_outage
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
 from shared.services import sending, suppression
-from shared.services.transitions import SendOutcome, utcnow
+from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus
 from shared.whatsapp.base import ErrorClass, GraphError, SendAccepted, SendFailed, SendResult
 from shared.whatsapp.errors import pair_rate_backoff_s

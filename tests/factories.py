@@ -4,8 +4,8 @@ from __future__ import annotations
 
 from typing import Any
 
+from shared.clock import utcnow
 from shared.models import Blast, Recipient, Template
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
 
 POSITIONAL_COMPONENTS: list[dict[str, Any]] = [

@@ -19,10 +19,10 @@ from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
 from console.widgets.footer import ConsoleFooter
 from console.widgets.path_suggester import PathSuggester
 from console.widgets.template_select import TemplateSelect
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import BlastError
 from shared.services import blasts, cost_estimate, messaging, preview, templates
-from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
 from shared.text import plural
 

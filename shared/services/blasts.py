@@ -24,6 +24,7 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from shared import actors
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, ValidationFailed
 from shared.events import publish
@@ -32,7 +33,6 @@ from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
 from shared.services import transitions
-from shared.services.transitions import utcnow
 from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
 from shared.whatsapp import errors as meta_errors
 
@@ -189,6 +189,13 @@ async def count_by_status() -> dict[str, int]:
     for status, n in rows:
         out[B(status).value] = int(n)
     return out
+
+
+async def get_blast(blast_id: int) -> Blast:
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None:
+        raise NotFound(f"blast {blast_id} does not exist")
+    return blast
 
 
 async def show_blast(blast_id: int) -> BlastDetail:
@@ -698,7 +705,7 @@ async def resume_blast(blast_id: int, *, settings: Settings, actor: str | None =
     A blast past its valid-until has its remaining recipients cancelled as expired.
     """
     actor = actor or current_actor()
-    blast = await transitions.get_blast(blast_id)
+    blast = await get_blast(blast_id)
     now = utcnow()
     to = B.PROCESSING if blast.started_at is not None else B.SCHEDULED
     values: dict[str, Any] = {"last_error": None, "error_code": None, "generation": F("generation") + 1}
@@ -738,7 +745,7 @@ async def reschedule_blast(
     actor = actor or current_actor()
     when, _ = _parse_times(send_at, None, settings)
     assert when is not None
-    blast = await transitions.get_blast(blast_id)
+    blast = await get_blast(blast_id)
     if blast.valid_until is not None and when >= blast.valid_until:
         raise ValidationFailed(f"--send-at is after blast {blast_id}'s valid-until time")
     if B(blast.status) == B.PAUSED and blast.started_at is not None:
@@ -783,7 +790,7 @@ async def retry_blast(
     include_unknown). Opted-out numbers (131050) and the per-user marketing cap (131049) within 24 h stay FAILED.
     """
     actor = actor or current_actor()
-    blast = await transitions.get_blast(blast_id)
+    blast = await get_blast(blast_id)
     if B(blast.status) not in (B.FAILED, B.COMPLETED):
         raise InvalidTransition(
             f"blast {blast_id} is {B(blast.status).value}; only FAILED or partly failed COMPLETED blasts can be retried"

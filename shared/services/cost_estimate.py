@@ -15,9 +15,9 @@ from typing import Any
 
 from tortoise import connections
 
+from shared.clock import utcnow
 from shared.errors import NotFound
 from shared.models import Blast
-from shared.services import transitions
 from shared.services.pricing import TIERED_CATEGORIES, UNKNOWN_MARKET, RateCard, Tier, card_for, tiered_amount
 from shared.status import BLAST_TERMINAL, BlastStatus, RecipientStatus
 from shared.text import plural
@@ -204,7 +204,7 @@ async def estimate_blast(blast_id: int) -> Cost:
     blast = await Blast.get_or_none(id=blast_id).select_related("template")
     if blast is None:
         raise NotFound(f"blast {blast_id} does not exist")
-    on = (blast.send_at or blast.created_at or transitions.utcnow()).astimezone(UTC).date()
+    on = (blast.send_at or blast.created_at or utcnow()).astimezone(UTC).date()
     card = await card_for(on)
     template = blast.template
     category = _category_of(template.category)

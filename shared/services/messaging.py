@@ -17,6 +17,7 @@ from typing import cast
 from tortoise.functions import Count
 
 from shared.actors import current_actor
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import ConfigError, ProviderError, ValidationFailed
 from shared.models import Recipient
@@ -24,7 +25,7 @@ from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, param_keys
 from shared.services.blasts import approved_template
 from shared.services.recipients import normalize_query_phone
-from shared.services.transitions import audit, utcnow
+from shared.services.transitions import audit
 from shared.text import plural
 from shared.whatsapp.base import PhoneNumberInfo, SendAccepted, WhatsAppProvider
 

@@ -20,9 +20,9 @@ from typing import cast
 from tortoise.expressions import Q
 from tortoise.transactions import in_transaction
 
+from shared.clock import utcnow
 from shared.models import Blast, Recipient, WebhookEvent
 from shared.services import transitions
-from shared.services.transitions import utcnow
 from shared.status import BLAST_TERMINAL, BlastStatus
 
 log = logging.getLogger(__name__)

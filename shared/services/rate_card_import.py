@@ -19,6 +19,7 @@ from typing import Any
 
 from tortoise.transactions import in_transaction
 
+from shared.clock import utcnow
 from shared.errors import ValidationFailed
 from shared.models import PriceCard
 from shared.services import transitions
@@ -333,7 +334,7 @@ async def import_card(
             markets=market_map,
             tiers=tier_rows,
             source=source[:500],
-            imported_at=transitions.utcnow(),
+            imported_at=utcnow(),
             imported_by=actor,
             using_db=tx,
         )

@@ -36,11 +36,11 @@ from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
 from shared import metrics
+from shared.clock import utcnow
 from shared.errors import InvalidTransition
 from shared.models import Blast, Recipient
 from shared.services import transitions
 from shared.services.blasts import expire_pending
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus
 from shared.text import plural
 

@@ -17,12 +17,12 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from shared.actors import current_actor
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.models import Template
 from shared.services import transitions
 from shared.services.templates import label, stored_parameters
-from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
 from shared.whatsapp.base import WhatsAppProvider
 

@@ -25,13 +25,13 @@ from tortoise.exceptions import IntegrityError
 from tortoise.expressions import Q
 
 from shared.actors import current_actor, daemon_actor
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import BlastError
 from shared.events import redis_client
 from shared.models import Template
 from shared.services.template_pausing import PausedBlast, pause_blasts_of_unusable_templates
 from shared.services.templates import label, stored_parameters
-from shared.services.transitions import utcnow
 from shared.status import TemplateStatus
 from shared.text import first_line
 from shared.whatsapp.base import TemplateInfo, WhatsAppProvider

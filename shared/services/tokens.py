@@ -20,10 +20,10 @@ from tortoise.exceptions import IntegrityError
 from tortoise.transactions import in_transaction
 
 from shared.actors import current_actor
+from shared.clock import utcnow
 from shared.errors import NotFound, ValidationFailed
 from shared.models import ApiToken
 from shared.services import transitions
-from shared.services.transitions import utcnow
 
 log = logging.getLogger(__name__)
 

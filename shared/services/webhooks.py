@@ -36,14 +36,15 @@ from tortoise.expressions import F
 from tortoise.transactions import in_transaction
 
 from shared import metrics
+from shared.clock import utcnow
 from shared.config import Settings, get_settings
 from shared.errors import InvalidTransition, NotFound
 from shared.models import OrphanStatus, Recipient, Template, WebhookEvent
 from shared.notify import publish
 from shared.outage import OutageLog, is_outage
 from shared.parsing.phones import mask_phone
-from shared.services import failure_rate, pricing, suppression, template_sync, transitions
-from shared.services.transitions import DeliveryUpdate, Pricing, utcnow
+from shared.services import delivery, failure_rate, pricing, suppression, template_sync, transitions
+from shared.services.delivery import DeliveryUpdate, Pricing
 from shared.status import BlastStatus
 from shared.whatsapp.errors import classify_webhook_error, rule_for
 
@@ -650,7 +651,7 @@ class _Config:
         )
 
 
-def _counted_failures(result: transitions.DeliveryResult) -> dict[int, int]:
+def _counted_failures(result: delivery.DeliveryResult) -> dict[int, int]:
     """Failures that say something about the blast: opt-outs (131050) are the user's choice, not counted."""
     out: dict[int, int] = defaultdict(int)
     for blast_id, codes in result.failure_codes.items():
@@ -666,7 +667,7 @@ async def _apply_statuses(
     """Apply statuses and their opt-outs in `tx`; returns the updates that matched no recipient."""
     if not items:
         return []
-    result = await transitions.apply_delivery_updates([i.update for i in items], conn=tx)
+    result = await delivery.apply_delivery_updates([i.update for i in items], conn=tx)
     report.statuses += len(items)
     report.applied += result.applied
     report.ignored += result.ignored
@@ -712,7 +713,7 @@ async def _park_orphans(
                 phone=phones.get(u.wamid),
                 error_code=u.error_code,
                 error_text=u.error_text,
-                **(transitions.pricing_values(u.pricing) if u.pricing is not None else {}),
+                **(delivery.pricing_values(u.pricing) if u.pricing is not None else {}),
                 received_at=now,
                 next_try_at=now + timedelta(seconds=1),
                 expires_at=now + timedelta(seconds=retention_s),

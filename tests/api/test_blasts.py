@@ -7,6 +7,7 @@ from typing import Any
 
 import aiohttp
 
+from shared.clock import utcnow
 from shared.models import ApiIdempotency, Blast, Recipient
 from shared.services import blasts, transitions
 from shared.services.transitions import SendOutcome
@@ -316,7 +317,7 @@ async def test_actions_follow_the_state_machine(api: ApiEnv) -> None:
 
 async def test_reschedule_of_a_processing_blast_is_a_conflict_and_retry_requeues(api: ApiEnv) -> None:
     template = await make_template(name="promo", language="id")
-    blast = await make_blast(template, n=2, status=B.PROCESSING, started_at=transitions.utcnow())
+    blast = await make_blast(template, n=2, status=B.PROCESSING, started_at=utcnow())
     body = await problem_of(await api.post(f"/blasts/{blast.id}/reschedule", json={"send_at": "+1h"}), 409)
     assert str(blast.id) in body["detail"]
     ids = [r.id for r in await Recipient.filter(blast_id=blast.id).order_by("id")]

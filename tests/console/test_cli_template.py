@@ -10,10 +10,10 @@ from typing import Any, TypeVar
 
 import pytest
 
+from shared.clock import utcnow
 from shared.config import Settings, get_settings
 from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient, Template
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
 from tests.console.cli_helpers import run_cli, with_db
 

@@ -146,8 +146,8 @@ async def test_detail_shows_the_actual_cost_beside_the_estimate(db: Settings, ma
 async def test_template_list_shows_a_category_meta_changed(db: Settings, make_app: AppFactory) -> None:
     from textual.widgets import DataTable
 
+    from shared.clock import utcnow
     from shared.models import Template
-    from shared.services.transitions import utcnow
 
     t = await seed_template()
     await Template.filter(id=t.id).update(

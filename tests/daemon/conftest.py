@@ -15,12 +15,12 @@ import pytest
 
 from daemon.app import serve
 from daemon.runtime import Runtime
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.events import close_redis_clients, publish
 from shared.fake_graph.server import FakeGraph
 from shared.fake_graph.state import FakeConfig
 from shared.models import Blast, Recipient, Template
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from shared.whatsapp import build_provider
 

@@ -9,9 +9,9 @@ from typing import Any
 
 import redis.asyncio as aioredis
 
+from shared.clock import utcnow
 from shared.fake_graph.server import FakeGraph
 from shared.models import Recipient
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus
 from tests.conftest import PrivateRedis
 from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, status_is, wait_for

@@ -17,8 +17,8 @@ from typing import Any
 
 import pytest
 
+from shared.clock import utcnow
 from shared.fake_graph.server import FakeGraph
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus
 from tests.conftest import PrivateRedis
 from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, status_is, wait_for

@@ -22,8 +22,8 @@ from taskiq_redis import RedisStreamBroker
 from daemon.broker import build_broker, stream_name
 from daemon.dispatch import SEND_CHUNK
 from daemon.recovery import TICK_S
+from shared.clock import utcnow
 from shared.fake_graph.server import FakeGraph
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus
 from tests.conftest import PrivateRedis
 from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, status_is, wait_for

@@ -7,8 +7,8 @@ from datetime import timedelta
 from typing import Any
 
 from daemon.rate_limit import RateLimiter
+from shared.clock import utcnow
 from shared.fake_graph.server import FakeGraph
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus
 from tests.daemon.conftest import (
     assert_counters_exact,

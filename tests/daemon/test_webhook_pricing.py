@@ -9,9 +9,10 @@ from pathlib import Path
 from typing import Any
 
 from shared import metrics
+from shared.clock import utcnow
 from shared.models import OrphanStatus
 from shared.services import cost_estimate, rate_card_import, webhooks
-from shared.services.transitions import SendOutcome, record_send_outcomes, utcnow
+from shared.services.transitions import SendOutcome, record_send_outcomes
 from shared.status import RecipientStatus
 from tests.daemon.webhook_helpers import WebhookEnv, apply_all, make_blast, recipient, status_payload, wenv
 

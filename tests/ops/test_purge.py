@@ -10,13 +10,13 @@ import pytest
 from click.testing import CliRunner
 
 from daemon.__main__ import cli
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.db import database
 from shared.errors import InvalidTransition
 from shared.models import AuditLog, Blast, Recipient, WebhookEvent
 from shared.services.blasts import retry_blast
 from shared.services.purge import AUDIT_ACTION, is_purged, purge_personal_data, purged_count
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus
 from tests.conftest import reset_database
 from tests.factories import make_blast, make_template

@@ -20,12 +20,12 @@ from pathlib import Path
 import pytest
 import redis.asyncio as aioredis
 
+from shared.clock import utcnow
 from shared.config import Settings, load_settings
 from shared.db import database
 from shared.events import close_redis_clients, publish
 from shared.models import Blast, Recipient, Template
 from shared.services import live
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.conftest import USE_POSTGRES, PrivateRedis, free_port, reset_database
 from tests.ops.helpers import clean_env, daemon_command, running, write_env_files

@@ -7,11 +7,12 @@ from pathlib import Path
 
 import pytest
 
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import BlastError, CsvError, InvalidTransition, NotFound, ValidationFailed
 from shared.models import AuditLog, Blast, Recipient
 from shared.services import blasts, transitions
-from shared.services.transitions import SendOutcome, utcnow
+from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.factories import NAMED_COMPONENTS, make_blast, make_template
 

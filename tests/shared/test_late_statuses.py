@@ -9,10 +9,11 @@ from typing import Any
 
 import pytest
 
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.models import Recipient
-from shared.services import transitions
-from shared.services.transitions import DeliveryUpdate, match_by_callback, utcnow
+from shared.services import delivery, transitions
+from shared.services.delivery import DeliveryUpdate, match_by_callback
 from shared.services.webhooks import parse_body
 from shared.status import RecipientStatus
 from tests.factories import make_blast, make_template
@@ -76,7 +77,7 @@ async def _recipient(blast_id: int, status: RecipientStatus, **values: Any) -> R
 async def test_an_older_attempts_delivered_leaves_the_newer_sent_alone(db: Settings) -> None:
     blast = await make_blast(await make_template(), n=1)
     row = await _recipient(blast.id, R.SENT, attempts=2, wamid="wamid.a2")
-    result = await transitions.apply_delivery_updates([_update("delivered", 1, "wamid.a1", row.id)])
+    result = await delivery.apply_delivery_updates([_update("delivered", 1, "wamid.a1", row.id)])
     assert (result.applied, result.ignored, result.unmatched) == (0, 1, [])
     row = await Recipient.get(id=row.id)
     assert row.status == R.SENT and row.wamid == "wamid.a2"
@@ -88,7 +89,7 @@ async def test_an_older_attempts_sent_proves_a_requeued_recipient_went_out(db: S
     # Attempt 1 timed out (UNKNOWN), the operator retried: PENDING, about to be sent again.
     row = await _recipient(blast.id, R.UNKNOWN, attempts=1)
     await transitions.move_recipients(blast.id, R.PENDING, sources=[R.UNKNOWN], ids=[row.id])
-    result = await transitions.apply_delivery_updates([_update("sent", 1, "wamid.a1", row.id)])
+    result = await delivery.apply_delivery_updates([_update("sent", 1, "wamid.a1", row.id)])
     assert result.applied == 1
     row = await Recipient.get(id=row.id)
     assert row.status == R.SENT and row.wamid == "wamid.a1" and row.sent_at is not None
@@ -98,12 +99,12 @@ async def test_an_older_attempts_sent_proves_a_requeued_recipient_went_out(db: S
 async def test_an_older_attempts_failure_does_not_settle_the_newer_unknown(db: Settings) -> None:
     blast = await make_blast(await make_template(), n=1)
     row = await _recipient(blast.id, R.UNKNOWN, attempts=2)
-    result = await transitions.apply_delivery_updates([_update("failed", 1, "wamid.a1", row.id)])
+    result = await delivery.apply_delivery_updates([_update("failed", 1, "wamid.a1", row.id)])
     assert result.applied == 0 and result.ignored == 1
     assert (await Recipient.get(id=row.id)).status == R.UNKNOWN
     # … but its own attempt's status does, even with attempt 1's wamid still on the row.
     await Recipient.filter(id=row.id).update(wamid="wamid.a1")
-    result = await transitions.apply_delivery_updates([_update("delivered", 2, "wamid.a2", row.id)])
+    result = await delivery.apply_delivery_updates([_update("delivered", 2, "wamid.a2", row.id)])
     row = await Recipient.get(id=row.id)
     assert result.applied == 1 and row.status == R.DELIVERED and row.wamid == "wamid.a2"
     await assert_counters_exact(blast.id)
@@ -113,6 +114,6 @@ async def test_an_older_attempts_status_waits_while_the_newer_is_in_flight(db: S
     blast = await make_blast(await make_template(), n=1)
     row = await _recipient(blast.id, R.SENDING, attempts=2)
     update = _update("sent", 1, "wamid.a1", row.id)
-    result = await transitions.apply_delivery_updates([update])
+    result = await delivery.apply_delivery_updates([update])
     assert result.unmatched == [update]
     assert (await Recipient.get(id=row.id)).status == R.SENDING

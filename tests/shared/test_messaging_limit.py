@@ -10,10 +10,10 @@ import pytest
 import redis.asyncio as aioredis
 from tortoise import connections
 
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.models import Blast, Recipient, Template
 from shared.services import messaging
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.conftest import USE_POSTGRES, free_port
 

@@ -9,11 +9,11 @@ from tortoise import Tortoise, connections
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 from tortoise.transactions import in_transaction
 
+from shared.clock import utcnow
 from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
 from shared.models import WebhookEvent
 from shared.services import webhooks
-from shared.services.transitions import utcnow
 from tests.conftest import USE_POSTGRES
 
 CLAIM = "SELECT id, body FROM webhook_event WHERE processed_at IS NULL ORDER BY id LIMIT 300"

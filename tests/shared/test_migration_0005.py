@@ -8,11 +8,11 @@ from tortoise import Tortoise, connections
 from tortoise.exceptions import IntegrityError
 from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
+from shared.clock import utcnow
 from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
 from shared.models import ApiIdempotency, ApiToken, Blast
 from shared.services import tokens
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
 from tests.shared.old_schema import old_template
 

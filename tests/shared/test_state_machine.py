@@ -9,11 +9,13 @@ from datetime import timedelta
 import pytest
 from tortoise.functions import Count
 
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import InvalidTransition, NotFound
 from shared.models import AuditLog, Blast, Recipient
-from shared.services import transitions
-from shared.services.transitions import DeliveryUpdate, SendOutcome, utcnow
+from shared.services import delivery, transitions
+from shared.services.delivery import DeliveryUpdate
+from shared.services.transitions import SendOutcome
 from shared.status import BLAST_TRANSITIONS, RECIPIENT_TRANSITIONS, BlastStatus, RecipientStatus
 from tests.factories import make_blast, make_template
 
@@ -113,7 +115,7 @@ def test_delivery_targets_only_move_forward(
 ) -> None:
     if current == R.SENT and event == "played":
         expected = R.READ
-    assert transitions.delivery_target(current, event) == expected
+    assert delivery.delivery_target(current, event) == expected
 
 
 async def test_send_results_never_downgrade_a_webhook_status(db: Settings) -> None:
@@ -122,7 +124,7 @@ async def test_send_results_never_downgrade_a_webhook_status(db: Settings) -> No
     r1, r2 = await Recipient.filter(blast_id=blast.id).order_by("id")
     await transitions.move_recipients(blast.id, R.SENDING, sources=[R.PENDING], values={"lease_owner": "w1"})
     # the delivered webhook for r1 overtakes its send result
-    result = await transitions.apply_delivery_updates(
+    result = await delivery.apply_delivery_updates(
         [DeliveryUpdate(wamid="wamid.1", status="delivered", at=utcnow(), recipient_id=r1.id)]
     )
     assert result.applied == 1
@@ -167,14 +169,14 @@ async def test_reverse_order_statuses_end_at_read_and_duplicates_apply_once(db: 
     ]
     total_applied = 0
     for event in reversed(events + events):
-        total_applied += (await transitions.apply_delivery_updates([event])).applied
+        total_applied += (await delivery.apply_delivery_updates([event])).applied
     assert total_applied == 1  # read applied; delivered and sent are older, duplicates ignored
     assert (await Recipient.get(id=r.id)).status == R.READ
     await assert_counters_exact(blast.id)
 
 
 async def test_unmatched_statuses_are_returned_for_later(db: Settings) -> None:
-    result = await transitions.apply_delivery_updates([DeliveryUpdate("wamid.nobody", "sent", utcnow())])
+    result = await delivery.apply_delivery_updates([DeliveryUpdate("wamid.nobody", "sent", utcnow())])
     assert result.applied == 0 and len(result.unmatched) == 1
 
 
@@ -196,7 +198,7 @@ async def test_counters_equal_buckets_after_mixed_updates(db: Settings) -> None:
         for i in range(150)
         for _ in range(2)
     ]
-    await transitions.apply_delivery_updates(updates)
+    await delivery.apply_delivery_updates(updates)
     await transitions.move_recipients(blast.id, R.SKIPPED, sources=[R.PENDING], ids=ids[150:160])
     await transitions.move_recipients(blast.id, R.CANCELLED, sources=[R.PENDING])
     await transitions.move_recipients(blast.id, R.PENDING, sources=[R.FAILED, R.UNKNOWN])

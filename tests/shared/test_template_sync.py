@@ -14,6 +14,7 @@ import redis.asyncio as aioredis
 
 from daemon.template_sync_loop import run_template_sync_loop
 from shared import metrics
+from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.fake_graph.server import FakeGraph
@@ -27,7 +28,6 @@ from shared.services.template_sync import (
     sync_templates,
     sync_templates_in_slot,
 )
-from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
 from shared.whatsapp.base import WhatsAppProvider
 from shared.whatsapp.cloud import CloudClient

@@ -16,8 +16,8 @@ from aiohttp import web
 from tortoise.exceptions import IntegrityError
 
 from daemon.http.api.problems import ApiProblem
+from shared.clock import utcnow
 from shared.models import ApiIdempotency
-from shared.services.transitions import utcnow
 
 log = logging.getLogger(__name__)
 
