@@ -1,0 +1,101 @@
+"""Owns the applier loop of a daemon: batches back to back while there is a backlog, idle polling otherwise,
+due orphans every second and the purge every minute.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import inspect
+import logging
+import time
+from collections.abc import Awaitable, Callable
+
+from shared.config import Settings, get_settings
+from shared.outage import OutageLog, is_outage
+from shared.services.webhooks.apply import APPLY_BATCH, apply_pending
+from shared.services.webhooks.inbox import APPLIER_WAKES, purge_processed
+from shared.services.webhooks.orphans import retry_orphans
+from shared.services.webhooks.report import ApplyReport, merge, short_reason
+
+log = logging.getLogger(__name__)
+
+#: How often the applier looks for due orphans and purges old rows.
+ORPHAN_PASS_S = 1.0
+PURGE_PASS_S = 60.0
+
+#: An idle applier polls for events stored by other daemons at most this far apart (doubling from `idle_s`).
+IDLE_MAX_S = 0.4
+
+
+async def run_applier(
+    stop_event: asyncio.Event,
+    *,
+    settings: Settings | None = None,
+    batch: int = APPLY_BATCH,
+    idle_s: float = 0.05,
+    on_batch: Callable[[ApplyReport], Awaitable[None] | None] | None = None,
+) -> None:
+    """Apply stored webhook events until `stop_event` is set: batches back to back while there is a backlog,
+    an idle wait otherwise (from `idle_s` doubling to IDLE_MAX_S while nothing comes, cut short when this
+    process stores events); due orphans every second, old rows purged every minute. Errors are logged and the
+    loop goes on (a database outage just delays the events: they are stored).
+    """
+    settings = settings or get_settings()
+    wake = asyncio.Event()
+    APPLIER_WAKES.add(wake)
+    log.info("webhook applier started")
+    try:
+        await _apply_loop(stop_event, wake, settings, batch, idle_s, on_batch)
+    finally:
+        APPLIER_WAKES.discard(wake)
+    log.info("webhook applier stopped")
+
+
+async def _apply_loop(
+    stop_event: asyncio.Event,
+    wake: asyncio.Event,
+    settings: Settings,
+    batch: int,
+    idle_s: float,
+    on_batch: Callable[[ApplyReport], Awaitable[None] | None] | None,
+) -> None:
+    last_orphans = last_purge = 0.0
+    outage = OutageLog(log, "webhook applier", base_s=0.4, cap_s=5.0)
+    wait = idle_wait = idle_s
+    while not stop_event.is_set():
+        wake.clear()
+        busy = False
+        try:
+            report = await apply_pending(settings, limit=batch)
+            busy = report.events > 0
+            now = time.monotonic()
+            if now - last_orphans >= ORPHAN_PASS_S:
+                last_orphans = now
+                orphans = await retry_orphans(settings)
+                merge(report, orphans)
+            if now - last_purge >= PURGE_PASS_S:
+                last_purge = now
+                await purge_processed(settings)
+            if on_batch is not None and (report.events or report.reconciled):
+                result = on_batch(report)
+                if inspect.isawaitable(result):
+                    await result
+            outage.ok()
+            idle_wait = idle_s if report.events or report.reconciled else min(IDLE_MAX_S, idle_wait * 2)
+            wait = idle_wait
+        except Exception as exc:
+            # The events are stored: an outage only delays them (logged once); anything else is logged each time.
+            if is_outage(exc):
+                wait = outage.failed(exc)
+            else:
+                log.warning("webhook applier: %s (retrying)", short_reason(exc))
+                wait = min(5.0, max(0.4, wait * 2))
+        if busy:
+            await asyncio.sleep(0)
+            continue
+        waiters = [asyncio.ensure_future(stop_event.wait()), asyncio.ensure_future(wake.wait())]
+        try:
+            await asyncio.wait(waiters, timeout=wait, return_when=asyncio.FIRST_COMPLETED)
+        finally:
+            for w in waiters:
+                w.cancel()
