@@ -42,6 +42,8 @@ class Parsed:
     template_events: list[dict[str, Any]] = field(default_factory=list)
     quality_events: list[dict[str, Any]] = field(default_factory=list)
     category_events: list[dict[str, Any]] = field(default_factory=list)
+    #: (field, value) of the other `changes` (no rule here): handed to the handler registered for the field.
+    field_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
     kinds: TallyCounter[str] = field(default_factory=TallyCounter)
     problems: list[str] = field(default_factory=list)
 
@@ -124,6 +126,8 @@ def _parse_object(obj: Any, out: Parsed, keywords: frozenset[str], payloads: fro
                 _parse_preferences(value, out)
             else:
                 out.kinds["other"] += 1
+                if isinstance(kind, str):
+                    out.field_events.append((kind[:64], value))
 
 
 def _parse_messages(

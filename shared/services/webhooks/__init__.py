@@ -25,7 +25,13 @@ from shared.parsing.webhook_payload import (
 )
 from shared.services.webhooks.applier import run_applier
 from shared.services.webhooks.apply import CLAIM_PG, apply_pending
-from shared.services.webhooks.effects import apply_quality_event, apply_template_event, note_failures
+from shared.services.webhooks.effects import (
+    FIELD_HANDLERS,
+    FieldHandler,
+    apply_quality_event,
+    apply_template_event,
+    note_failures,
+)
 from shared.services.webhooks.inbox import (
     STORE_TIMEOUT_S,
     EventWriter,
@@ -40,9 +46,11 @@ from shared.services.webhooks.signature import SignatureCheck, check_signature, 
 
 __all__ = [
     "CLAIM_PG",
+    "FIELD_HANDLERS",
     "STORE_TIMEOUT_S",
     "ApplyReport",
     "EventWriter",
+    "FieldHandler",
     "OptOut",
     "Parsed",
     "SignatureCheck",

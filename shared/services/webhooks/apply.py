@@ -143,6 +143,7 @@ async def apply_pending(settings: Settings, *, limit: int = APPLY_BATCH) -> Appl
     template_events: list[dict[str, Any]] = []
     quality_events: list[dict[str, Any]] = []
     category_events: list[dict[str, Any]] = []
+    field_events: list[tuple[str, dict[str, Any]]] = []
     events: list[tuple[int, str]] = []
     parsed: list[Parsed] = []
     try:
@@ -174,9 +175,10 @@ async def apply_pending(settings: Settings, *, limit: int = APPLY_BATCH) -> Appl
         template_events.extend(p.template_events)
         quality_events.extend(p.quality_events)
         category_events.extend(p.category_events)
+        field_events.extend(p.field_events)
     for kind, n in kinds.items():
         metrics.WEBHOOK_EVENTS.labels(kind).inc(n)
-    await after_commit(settings, report, template_events, quality_events, category_events)
+    await after_commit(settings, report, template_events, quality_events, category_events, field_events)
     return report
 
 
@@ -263,7 +265,12 @@ async def _apply_one_by_one(ids: Sequence[int], settings: Settings) -> ApplyRepo
         for kind, n in parsed.kinds.items():
             metrics.WEBHOOK_EVENTS.labels(kind).inc(n)
         await after_commit(
-            settings, report, parsed.template_events, parsed.quality_events, parsed.category_events
+            settings,
+            report,
+            parsed.template_events,
+            parsed.quality_events,
+            parsed.category_events,
+            parsed.field_events,
         )
         merge(total, report)
     return total

@@ -5,7 +5,7 @@ template status/quality/category events, metrics and billable counters (`after_c
 from __future__ import annotations
 
 import logging
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from typing import Any
 
 import redis.asyncio as aioredis
@@ -93,15 +93,38 @@ async def apply_quality_event(value: Mapping[str, Any]) -> None:
     await Template.filter(meta_id=str(meta_id)).update(quality_score=score[:16], updated_at=utcnow())
 
 
+#: A handler of one webhook `field` the payload parser has no rule for (e.g. "phone_number_quality_update"):
+#: called after the batch's commit with the change's `value`; it must be idempotent (an event can be applied
+#: again after a crash) and raise nothing it wants retried (failures are logged, the event is not re-applied).
+FieldHandler = Callable[[Mapping[str, Any], Settings], Awaitable[None]]
+
+#: The dispatch point for such fields: field name -> handler. Fields without a handler are counted ("other")
+#: and dropped.
+FIELD_HANDLERS: dict[str, FieldHandler] = {}
+
+
+async def dispatch_field_events(settings: Settings, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
+    """Hand each (field, value) to the handler registered in FIELD_HANDLERS, if any."""
+    for name, value in events:
+        handler = FIELD_HANDLERS.get(name)
+        if handler is None:
+            continue
+        try:
+            await handler(value, settings)
+        except Exception as exc:
+            log.warning("webhook %s event not applied: %s", name, short_reason(exc))
+
+
 async def after_commit(
     settings: Settings,
     report: ApplyReport,
     template_events: Sequence[dict[str, Any]],
     quality_events: Sequence[dict[str, Any]],
     category_events: Sequence[dict[str, Any]] = (),
+    field_events: Sequence[tuple[str, dict[str, Any]]] = (),
 ) -> None:
     """Side effects outside the transaction: Redis counters, metrics, template changes (rare; a missed one is
-    caught by the periodic template sync).
+    caught by the periodic template sync), the other fields' handlers (FIELD_HANDLERS).
     """
     if report.orphaned:
         metrics.WEBHOOK_ORPHANS.labels("unmatched").inc(report.orphaned)
@@ -136,3 +159,4 @@ async def after_commit(
             log.warning(
                 "template category event not applied (%s); the next sync will catch up", short_reason(exc)
             )
+    await dispatch_field_events(settings, field_events)
