@@ -277,7 +277,7 @@ def _result_of(proc: Any, out: Any) -> dict[str, Any]:
                 raise RuntimeError(f"the load generator exited ({proc.exitcode}) without a report") from None
 
 
-def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cpu: Any) -> None:
+def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cpu: Any, batches: Any) -> None:
     """Child process: the webhook applier alone (a daemon instance with BLAST_WEBHOOK_APPLIER on), counting the
     statuses it applies into `applied` until `stop` is set; its CPU seconds go to `cpu`."""
 
@@ -299,6 +299,8 @@ def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cp
         def on_batch(report: webhooks.ApplyReport) -> None:
             with applied.get_lock():
                 applied.value += report.statuses
+            with batches.get_lock():
+                batches.value += 1
 
         cpu0 = time.process_time()
         watcher = asyncio.create_task(watch())
@@ -314,7 +316,14 @@ def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cp
 
 
 def daemon_process(
-    index: int, settings_kwargs: dict[str, Any], ports: Any, applied: Any, stop: Any, cpu: Any, rows: Any
+    index: int,
+    settings_kwargs: dict[str, Any],
+    ports: Any,
+    applied: Any,
+    stop: Any,
+    cpu: Any,
+    rows: Any,
+    batches: Any,
 ) -> None:
     """Child process: one daemon instance behind the proxy (HTTP intake + its applier, as `blast-daemon` runs
     them), counting the statuses its applier applies into `applied[index]` until `stop` is set; its CPU
@@ -342,6 +351,8 @@ def daemon_process(
         def on_batch(report: webhooks.ApplyReport) -> None:
             with applied.get_lock():
                 applied[index] += report.statuses
+            with batches.get_lock():
+                batches.value += 1
 
         cpu0 = time.process_time()
         watcher = asyncio.create_task(watch())
@@ -443,6 +454,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     d_applied = ctx.Array("q", max(1, daemons))
     d_cpu = ctx.Array("d", max(1, daemons))
     d_rows = ctx.Array("q", 2 * max(1, daemons))
+    apply_batches = ctx.Value("q", 0)  # applier batches that applied something, all appliers
     d_stop = ctx.Event()
     d_procs = []
     runner = None
@@ -450,7 +462,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         ports_q = ctx.Queue()
         for k in range(daemons):
             d_proc = ctx.Process(
-                target=daemon_process, args=(k, settings_kwargs, ports_q, d_applied, d_stop, d_cpu, d_rows)
+                target=daemon_process,
+                args=(k, settings_kwargs, ports_q, d_applied, d_stop, d_cpu, d_rows, apply_batches),
             )
             d_proc.start()
             d_procs.append(d_proc)
@@ -468,6 +481,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
     async def on_batch(report: webhooks.ApplyReport) -> None:
         applied[0] += report.statuses
+        apply_batches.value += 1
         if applied[0] >= args.statuses:
             applied_done.set()
 
@@ -479,7 +493,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     applier_proc = None
     if args.applier_process and not args.ingest_only and not daemons:
         applier_proc = ctx.Process(
-            target=applier_process, args=(settings_kwargs, applied_shared, applier_stop, applier_cpu)
+            target=applier_process,
+            args=(settings_kwargs, applied_shared, applier_stop, applier_cpu, apply_batches),
         )
         applier_proc.start()
 
@@ -590,6 +605,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         if db_cpu_s is not None
         else None,
         "mean_rows_per_insert": round(rows / max(1, batches), 1),
+        "mean_events_per_apply_batch": round(load["posts"] / max(1, apply_batches.value), 1),
         "loop_lag_p99_ms": round(lags[int(len(lags) * 0.99)] * 1000, 1) if lags else None,
         "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "all_read": final.n_read == n_rcpt,

@@ -45,7 +45,9 @@ async def test_two_appliers_racing_apply_each_event_once(wenv: WebhookEnv) -> No
     # Small batches, so that both appliers are busy at once for many rounds.
     appliers = [
         asyncio.create_task(
-            webhooks.run_applier(stop, settings=wenv.settings, batch=7, idle_s=0.01, on_batch=recorder(name))
+            webhooks.run_applier(
+                stop, settings=wenv.settings, batch=7, batch_max=7, idle_s=0.01, on_batch=recorder(name)
+            )
         )
         for name in ("a", "b")
     ]
