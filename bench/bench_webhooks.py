@@ -12,6 +12,11 @@ and PostgreSQL.
     .venv/bin/python bench/bench_webhooks.py --rate 5000 --concurrency 128 --applier-process
     .venv/bin/python bench/bench_webhooks.py --per-post 10 --statuses 100000
     .venv/bin/python bench/bench_webhooks.py --database-url sqlite:///tmp/bench.db
+    .venv/bin/python bench/bench_webhooks.py --daemons 2     # 2 daemon processes, each intake + applier
+
+With --daemons N the HTTP intake and the applier run in N daemon processes (as N `blast-daemon` instances behind
+the proxy: the generator's connections are spread over them), and this process only prepares the database and
+runs the simulated sender; `applied_per_daemon` shows each daemon's share of the applying.
 
 Reported: acknowledged statuses/s, ack p50/p99 (ms), applied statuses/s (from the first POST until every
 recipient reached its final status) and during the load, the backlog of stored events when the load ended and how
