@@ -63,11 +63,26 @@ def is_opt_out_text(text: str, words: frozenset[str]) -> bool:
     return len(text) <= 64 and _norm_text(text) in words
 
 
+#: Recent timestamps as read (statuses of one batch share a few seconds); cleared when full.
+_TIMESTAMPS: dict[str, datetime] = {}
+_PRICINGS: dict[tuple[str | bool | None, ...], Pricing | None] = {}
+_CACHE_MAX = 4096
+
+
 def _timestamp(value: Any) -> datetime:
+    if type(value) is str:
+        found = _TIMESTAMPS.get(value)
+        if found is not None:
+            return found
     seconds = as_int(value)
     if seconds is None or not 0 < seconds < 10**11:
         return utcnow()
-    return datetime.fromtimestamp(seconds, UTC)
+    at = datetime.fromtimestamp(seconds, UTC)
+    if type(value) is str:
+        if len(_TIMESTAMPS) >= _CACHE_MAX:
+            _TIMESTAMPS.clear()
+        _TIMESTAMPS[value] = at
+    return at
 
 
 def _str(value: Any, limit: int = 512) -> str | None:
@@ -204,7 +219,24 @@ def parse_pricing(value: Any) -> Pricing | None:
     """
     if not isinstance(value, dict):
         return None
+    # The few pricing objects Meta sends repeat on every status: read each once (Pricing is immutable). Only
+    # short strings, None and real booleans make a key (True == 1 must not share an entry with 1).
+    key = (value.get("category"), value.get("type"), value.get("pricing_model"), value.get("billable"))
+    if all(k is None or (type(k) is str and len(k) <= 64) for k in key[:3]) and type(key[3]) in (
+        bool,
+        type(None),
+    ):
+        if key in _PRICINGS:
+            return _PRICINGS[key]
+        result = _read_pricing(value)
+        if len(_PRICINGS) >= _CACHE_MAX:
+            _PRICINGS.clear()
+        _PRICINGS[key] = result
+        return result
+    return _read_pricing(value)
 
+
+def _read_pricing(value: dict[str, Any]) -> Pricing | None:
     def word(key: str, limit: int) -> str | None:
         text = _str(value.get(key), limit)
         return text.strip().lower() or None if text is not None else None
