@@ -12,6 +12,11 @@ and PostgreSQL.
     .venv/bin/python bench/bench_webhooks.py --rate 5000 --concurrency 128 --applier-process
     .venv/bin/python bench/bench_webhooks.py --per-post 10 --statuses 100000
     .venv/bin/python bench/bench_webhooks.py --database-url sqlite:///tmp/bench.db
+    .venv/bin/python bench/bench_webhooks.py --daemons 2     # 2 daemon processes, each intake + applier
+
+With --daemons N the HTTP intake and the applier run in N daemon processes (as N `blast-daemon` instances behind
+the proxy: the generator's connections are spread over them), and this process only prepares the database and
+runs the simulated sender; `applied_per_daemon` shows each daemon's share of the applying.
 
 Reported: acknowledged statuses/s, ack p50/p99 (ms), applied statuses/s (from the first POST until every
 recipient reached its final status) and during the load, the backlog of stored events when the load ended and how
@@ -133,6 +138,8 @@ def load_generator(
 ) -> None:
     """Child process: POST n statuses (delivered then read for n/2 wamids, shuffled), report latencies.
 
+    `url` may list several daemons, comma-separated: connection k goes to daemon k mod N (the proxy's share).
+
     With rate > 0 the POSTs start on a fixed schedule (open loop: statuses/s), else as fast as the server answers.
     Status timestamps advance as Meta's would at that rate, so a batch holds many different ones.
     """
@@ -151,11 +158,13 @@ def load_generator(
         random.Random(1).shuffle(events)  # reads overtake deliveries: the forward-only path is exercised
         bodies = [_payload(events[i : i + per_post]) for i in range(0, len(events), per_post)]
         signatures = [sign(SECRET, b) for b in bodies]
-        parts = urlsplit(url)
-        host, port = parts.hostname or "127.0.0.1", parts.port or 80
+        urls = url.split(",")
+        targets = [(p.hostname or "127.0.0.1", p.port or 80) for p in map(urlsplit, urls)]
+        host, port = targets[0]
+        path = urlsplit(urls[0]).path
         raw = [
             (
-                f"POST {parts.path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
+                f"POST {path} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Type: application/json\r\n"
                 f"X-Hub-Signature-256: {sig}\r\nContent-Length: {len(b)}\r\n\r\n"
             ).encode()
             + b
@@ -174,15 +183,16 @@ def load_generator(
         async def post(conn: _RawConnection | None, i: int) -> int:
             if session is not None:
                 headers = {"X-Hub-Signature-256": signatures[i], "Content-Type": "application/json"}
-                async with session.post(url, data=bodies[i], headers=headers) as resp:
+                async with session.post(urls[0], data=bodies[i], headers=headers) as resp:
                     await resp.read()
                     return resp.status
             assert conn is not None
             return await conn.request(raw[i])
 
-        async def worker() -> None:
+        async def worker(k: int) -> None:
             nonlocal errors, next_index
             conn: _RawConnection | None = None
+            w_host, w_port = targets[k % len(targets)]
             while next_index < len(bodies):
                 i = next_index
                 next_index += 1
@@ -191,7 +201,7 @@ def load_generator(
                     if delay > 0:
                         await asyncio.sleep(delay)
                 if session is None and (conn is None or conn.transport is None):
-                    _, conn = await loop.create_connection(_RawConnection, host, port)
+                    _, conn = await loop.create_connection(_RawConnection, w_host, w_port)
                 t0 = time.perf_counter()
                 try:
                     status = await post(conn, i)
@@ -205,7 +215,7 @@ def load_generator(
 
         start = time.perf_counter()
         cpu_start = time.process_time()
-        await asyncio.gather(*(worker() for _ in range(concurrency)))
+        await asyncio.gather(*(worker(k) for k in range(concurrency)))
         elapsed = time.perf_counter() - start
         cpu = time.process_time() - cpu_start
         if session is not None:
@@ -272,7 +282,7 @@ def _result_of(proc: Any, out: Any) -> dict[str, Any]:
                 raise RuntimeError(f"the load generator exited ({proc.exitcode}) without a report") from None
 
 
-def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cpu: Any) -> None:
+def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cpu: Any, batches: Any) -> None:
     """Child process: the webhook applier alone (a daemon instance with BLAST_WEBHOOK_APPLIER on), counting the
     statuses it applies into `applied` until `stop` is set; its CPU seconds go to `cpu`."""
 
@@ -294,12 +304,71 @@ def applier_process(settings_kwargs: dict[str, Any], applied: Any, stop: Any, cp
         def on_batch(report: webhooks.ApplyReport) -> None:
             with applied.get_lock():
                 applied.value += report.statuses
+            with batches.get_lock():
+                batches.value += 1
 
         cpu0 = time.process_time()
         watcher = asyncio.create_task(watch())
         await webhooks.run_applier(done, settings=settings, on_batch=on_batch)
         cpu.value = time.process_time() - cpu0
         await watcher
+        await close_db()
+        await close_redis_clients()
+
+    from shared import eventloop
+
+    eventloop.run(main())
+
+
+def daemon_process(
+    index: int,
+    settings_kwargs: dict[str, Any],
+    ports: Any,
+    applied: Any,
+    stop: Any,
+    cpu: Any,
+    rows: Any,
+    batches: Any,
+) -> None:
+    """Child process: one daemon instance behind the proxy (HTTP intake + its applier, as `blast-daemon` runs
+    them), counting the statuses its applier applies into `applied[index]` until `stop` is set; its CPU
+    seconds go to `cpu[index]`, its group-commit (batches, rows) to `rows[2 * index : 2 * index + 2]`."""
+
+    async def main() -> None:
+        from daemon.http.app import WRITER, bound_port, create_app, serve
+        from daemon.http.health import Readiness
+        from shared.config import load_settings
+        from shared.db import close_db, open_db
+        from shared.events import close_redis_clients
+        from shared.services import webhooks
+
+        settings = load_settings(**settings_kwargs)
+        await open_db(settings)
+        app = create_app(settings, readiness=Readiness(True, True, True))
+        runner = await serve(app, "127.0.0.1", 0)
+        done = asyncio.Event()
+
+        async def watch() -> None:
+            while not stop.is_set():
+                await asyncio.sleep(0.05)
+            done.set()
+
+        def on_batch(report: webhooks.ApplyReport) -> None:
+            with applied.get_lock():
+                applied[index] += report.statuses
+            with batches.get_lock():
+                batches.value += 1
+
+        cpu0 = time.process_time()
+        watcher = asyncio.create_task(watch())
+        applier = asyncio.create_task(webhooks.run_applier(done, settings=settings, on_batch=on_batch))
+        ports.put((index, bound_port(runner)))
+        await watcher
+        await applier
+        cpu[index] = time.process_time() - cpu0
+        writer = app[WRITER]
+        rows[2 * index], rows[2 * index + 1] = writer.batches, writer.rows
+        await runner.cleanup()
         await close_db()
         await close_redis_clients()
 
@@ -383,9 +452,32 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         [Recipient(blast_id=sending.id, phone=f"+62813{i:08d}") for i in range(args.sending_recipients)]
     )
 
-    app = create_app(settings, readiness=Readiness(True, True, True))
-    runner = await serve(app, "127.0.0.1", 0)
-    url = f"http://127.0.0.1:{bound_port(runner)}/webhook"
+    ctx = mp.get_context("spawn")
+    # --daemons N: N daemon processes (HTTP intake + applier each), the generator's connections spread over
+    # them as the proxy would; else the HTTP app runs in this process.
+    daemons = args.daemons
+    d_applied = ctx.Array("q", max(1, daemons))
+    d_cpu = ctx.Array("d", max(1, daemons))
+    d_rows = ctx.Array("q", 2 * max(1, daemons))
+    apply_batches = ctx.Value("q", 0)  # applier batches that applied something, all appliers
+    d_stop = ctx.Event()
+    d_procs = []
+    runner = None
+    if daemons:
+        ports_q = ctx.Queue()
+        for k in range(daemons):
+            d_proc = ctx.Process(
+                target=daemon_process,
+                args=(k, settings_kwargs, ports_q, d_applied, d_stop, d_cpu, d_rows, apply_batches),
+            )
+            d_proc.start()
+            d_procs.append(d_proc)
+        ports = sorted(await asyncio.to_thread(lambda: [ports_q.get(timeout=60) for _ in range(daemons)]))
+        url = ",".join(f"http://127.0.0.1:{port}/webhook" for _, port in ports)
+    else:
+        app = create_app(settings, readiness=Readiness(True, True, True))
+        runner = await serve(app, "127.0.0.1", 0)
+        url = f"http://127.0.0.1:{bound_port(runner)}/webhook"
     stop = asyncio.Event()
     applied_done = asyncio.Event()
     sent_counter = [0]
@@ -394,27 +486,30 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
 
     async def on_batch(report: webhooks.ApplyReport) -> None:
         applied[0] += report.statuses
+        apply_batches.value += 1
         if applied[0] >= args.statuses:
             applied_done.set()
 
-    ctx = mp.get_context("spawn")
     # --applier-process: the applier runs in a process of its own, as a second daemon instance on the host
     # would (BLAST_WEBHOOK_APPLIER=false in the one that takes the webhooks).
     applied_shared = ctx.Value("q", 0)
     applier_cpu = ctx.Value("d", 0.0)
     applier_stop = ctx.Event()
     applier_proc = None
-    if args.applier_process and not args.ingest_only:
+    if args.applier_process and not args.ingest_only and not daemons:
         applier_proc = ctx.Process(
-            target=applier_process, args=(settings_kwargs, applied_shared, applier_stop, applier_cpu)
+            target=applier_process,
+            args=(settings_kwargs, applied_shared, applier_stop, applier_cpu, apply_batches),
         )
         applier_proc.start()
 
     def applied_now() -> int:
+        if daemons:
+            return sum(d_applied)
         return int(applied_shared.value) if applier_proc is not None else applied[0]
 
     async def all_applied() -> None:
-        if applier_proc is None:
+        if applier_proc is None and not daemons:
             await applied_done.wait()
             return
         while applied_now() < args.statuses:
@@ -433,7 +528,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     monitor = asyncio.create_task(lag_monitor())
     db_cpu = _DatabaseCpu(database_url)
     cpu0 = time.process_time()
-    in_process = not args.ingest_only and applier_proc is None
+    in_process = not args.ingest_only and applier_proc is None and not daemons
     applier = asyncio.create_task(
         webhooks.run_applier(stop, settings=settings, on_batch=on_batch) if in_process else stop.wait()
     )
@@ -463,8 +558,19 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         applier_stop.set()
         await asyncio.to_thread(applier_proc.join, 60)
         applier_cpu_s = float(applier_cpu.value)
-    writer = app[WRITER]
-    await runner.cleanup()
+    if daemons:
+        d_stop.set()
+        for d_proc in d_procs:
+            await asyncio.to_thread(d_proc.join, 60)
+        applier_cpu_s = sum(
+            d_cpu
+        )  # the daemons' whole CPU (intake and applier): none of it is in this process
+        batches, rows = sum(d_rows[0::2]), sum(d_rows[1::2])
+    else:
+        assert runner is not None
+        writer = app[WRITER]
+        batches, rows = writer.batches, writer.rows
+        await runner.cleanup()
     lags.sort()
     final = await Blast.get(id=target.id)
     result = {
@@ -481,14 +587,21 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "ack_p50_ms": round(load["p50_ms"], 1),
         "ack_p99_ms": round(load["p99_ms"], 1),
         "ack_max_ms": round(load["max_ms"], 1),
-        "applier": "own process"
+        "applier": f"in each of {daemons} daemon processes"
+        if daemons
+        else "own process"
         if applier_proc is not None
         else ("none" if args.ingest_only else "in process"),
+        "daemons": daemons or 1,
+        "applied_per_daemon": list(d_applied) if daemons else None,
+        "daemon_process_cpu_s": [round(c, 1) for c in d_cpu] if daemons else None,
         "applied_statuses_per_s": round(applied_now() / (t_done - t_load_start)),
         "applied_during_load_per_s": round(applied_at_end / load["elapsed_s"]),
         "backlog_events_at_load_end": backlog_at_end,
         "catch_up_s": round(t_done - t_load_end, 1),
-        "daemon_cpu_us_per_status": round((cpu_load + applier_cpu_s) / load["statuses"] * 1e6),
+        "daemon_cpu_us_per_status": round(
+            (applier_cpu_s if daemons else cpu_load + applier_cpu_s) / load["statuses"] * 1e6
+        ),
         "applier_process_cpu_us_per_status": round(applier_cpu_s / load["statuses"] * 1e6)
         if applier_proc is not None
         else None,
@@ -496,7 +609,8 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "database_cpu_us_per_status": round(db_cpu_s / load["statuses"] * 1e6)
         if db_cpu_s is not None
         else None,
-        "mean_rows_per_insert": round(writer.rows / max(1, writer.batches), 1),
+        "mean_rows_per_insert": round(rows / max(1, batches), 1),
+        "mean_events_per_apply_batch": round(load["posts"] / max(1, apply_batches.value), 1),
         "loop_lag_p99_ms": round(lags[int(len(lags) * 0.99)] * 1000, 1) if lags else None,
         "event_loop": type(asyncio.get_running_loop()).__module__.split(".")[0],
         "all_read": final.n_read == n_rcpt,
@@ -524,6 +638,12 @@ def main() -> None:
         "--applier-process",
         action="store_true",
         help="apply in a process of its own (a second daemon instance), not in the HTTP process",
+    )
+    parser.add_argument(
+        "--daemons",
+        type=int,
+        default=0,
+        help="N daemon processes (intake + applier each) behind a stand-in for the proxy (default: in process)",
     )
     parser.add_argument(
         "--ingest-only", action="store_true", help="no applier: measure the acknowledgement path alone"

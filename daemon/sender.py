@@ -37,6 +37,7 @@ from shared.clock import utcnow
 from shared.errors import ValidationFailed
 from shared.events import publish
 from shared.outage import is_outage
+from shared.parsing.callback_data import callback_data
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
 from shared.services import sending, suppression
@@ -354,7 +355,7 @@ class ChunkRunner:
                 template=self.plan.template,
                 language=self.plan.language,
                 components=p.components,
-                callback_data=sending.callback_data(self.plan.id, row.id, attempt),
+                callback_data=callback_data(self.plan.id, row.id, attempt),
                 category=self.plan.category,
             )
         except Exception as exc:  # a provider must not raise; if it does, the request may have left

@@ -54,30 +54,6 @@ SENDING_LEASE_GRACE_S = 60.0
 
 
 # ------------------------------------------------------------------------------------------------------------
-# callback data
-# ------------------------------------------------------------------------------------------------------------
-
-
-def callback_data(blast_id: int, recipient_id: int, attempt: int) -> str:
-    """The `biz_opaque_callback_data` of a send: names the blast, the recipient and the attempt."""
-    return f"blast={blast_id};rcpt={recipient_id};try={attempt}"
-
-
-def parse_callback_data(value: str | None) -> tuple[int, int, int] | None:
-    """(blast_id, recipient_id, attempt) from a `biz_opaque_callback_data` written by `callback_data`."""
-    if not value:
-        return None
-    fields: dict[str, str] = {}
-    for part in value.split(";"):
-        key, _, val = part.partition("=")
-        fields[key.strip()] = val.strip()
-    try:
-        return int(fields["blast"]), int(fields["rcpt"]), int(fields.get("try", "0"))
-    except (KeyError, ValueError):
-        return None
-
-
-# ------------------------------------------------------------------------------------------------------------
 # what a chunk needs to know about its blast
 # ------------------------------------------------------------------------------------------------------------
 

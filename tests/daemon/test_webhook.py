@@ -9,9 +9,10 @@ import time
 import pytest
 
 from shared.models import Blast, OrphanStatus, Recipient, Template, WebhookEvent
+from shared.parsing.callback_data import callback_data
 from shared.services import suppression, webhooks
-from shared.services.sending import callback_data
 from shared.services.transitions import SendOutcome, record_send_outcomes
+from shared.services.webhooks.report import merge as merge_reports
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.daemon.webhook_helpers import (
     VERIFY_TOKEN,
@@ -260,5 +261,5 @@ def test_merged_applier_reports_keep_every_count() -> None:
     for name in counts:
         setattr(total, name, 1)
         setattr(batch, name, 2)
-    webhooks._merge(total, batch)
+    merge_reports(total, batch)
     assert {name: getattr(total, name) for name in counts} == dict.fromkeys(counts, 3)

@@ -16,8 +16,7 @@ from tortoise import connections
 from daemon.http.app import WRITER
 from daemon.http.webhook import notification_text
 from shared.models import WebhookEvent
-from shared.services import webhooks
-from shared.services.webhooks import EventWriter
+from shared.services.webhooks import EventWriter, inbox
 from tests.daemon.webhook_helpers import WebhookEnv, apply_all, status_payload, wenv
 
 __all__ = ["wenv"]
@@ -32,7 +31,7 @@ def _writer(env: WebhookEnv) -> EventWriter:
 
 def _gate_inserts(monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event, calls: list[int]) -> None:
     """Every INSERT of the writer waits for `gate`, then runs for real."""
-    real_pg, real_other = webhooks._insert_events_pg, webhooks.insert_events
+    real_pg, real_other = inbox.insert_events_pg, inbox.insert_events
 
     async def gated_pg(con: Any, rows: Sequence[tuple[str, datetime]]) -> None:
         calls.append(len(rows))
@@ -44,8 +43,8 @@ def _gate_inserts(monkeypatch: pytest.MonkeyPatch, gate: asyncio.Event, calls: l
         await gate.wait()
         await real_other(rows)
 
-    monkeypatch.setattr(webhooks, "_insert_events_pg", gated_pg)
-    monkeypatch.setattr(webhooks, "insert_events", gated_other)
+    monkeypatch.setattr(inbox, "insert_events_pg", gated_pg)
+    monkeypatch.setattr(inbox, "insert_events", gated_other)
 
 
 async def test_the_200_waits_for_the_commit(wenv: WebhookEnv, monkeypatch: pytest.MonkeyPatch) -> None:

@@ -106,7 +106,7 @@ async def test_sorting_is_off_for_the_claim_only(db: object) -> None:
     """The rest of the applier's transaction (recipient rows in id order, ...) plans with sorting as usual."""
     await webhooks.insert_events([('{"entry": []}', utcnow())])
     async with in_transaction() as tx:
-        claimed = await webhooks._claim_events(tx, 10)
+        claimed = await webhooks.apply.claim_events(tx, 10)
         _, rows = await tx.execute_query("SHOW enable_sort")
     assert len(claimed) == 1
     assert rows[0]["enable_sort"] == "on"
