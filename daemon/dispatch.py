@@ -24,7 +24,7 @@ from taskiq import AsyncBroker
 from daemon.runtime import Runtime
 from daemon.sender import ChunkReport, ChunkRunner, chunk_size, finish_chunk
 from shared.outage import is_outage
-from shared.services import live, sending
+from shared.services import blast_lifecycle, live, sending
 from shared.status import BlastStatus
 
 log = logging.getLogger(__name__)
@@ -74,7 +74,7 @@ class Dispatcher:
     async def ensure_chunks(self, blast_id: int, *, n_pending: int | None = None) -> int:
         """Queue chunk tasks for a PROCESSING blast up to what it needs. Returns how many were queued."""
         if n_pending is None:
-            active = {b.id: b for b in await sending.processing_blasts()}
+            active = {b.id: b for b in await blast_lifecycle.processing_blasts()}
             if blast_id not in active:
                 return 0
             n_pending = active[blast_id].n_pending
@@ -144,15 +144,15 @@ class Dispatcher:
         """
         if self._stale_bookings:
             await self._drop_stale_bookings()
-        for blast in await sending.processing_blasts():
-            await sending.expire_if_due(blast.id)
+        for blast in await blast_lifecycle.processing_blasts():
+            await blast_lifecycle.expire_if_due(blast.id)
             if blast.n_pending == 0 and blast.n_sending == 0:
                 await self._finish(blast.id)
             elif blast.n_pending > 0:
                 await self.ensure_chunks(blast.id, n_pending=blast.n_pending)
 
     async def _finish(self, blast_id: int) -> None:
-        status = await sending.finish_if_done(blast_id, actor=self.rt.actor)
+        status = await blast_lifecycle.finish_if_done(blast_id, actor=self.rt.actor)
         if status is not None:
             await record_blast_run(self.rt, blast_id, status)
 

@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
 from shared.outage import OutageLog
-from shared.services import live, sending
+from shared.services import blast_lifecycle, lease_recovery, live
 
 log = logging.getLogger(__name__)
 
@@ -53,7 +53,7 @@ class Liveness:
     def is_dead(self, daemon_id: str) -> bool:
         if daemon_id == self.rt.daemon_id:
             return False
-        if sending.pid_is_dead(daemon_id, self.rt.host):
+        if lease_recovery.pid_is_dead(daemon_id, self.rt.host):
             return True
         if not self.redis_ok or daemon_id in self.alive:
             self._missing_since.pop(daemon_id, None)
@@ -67,11 +67,11 @@ async def sweep(rt: Runtime, dispatcher: Dispatcher, liveness: Liveness, *, star
     """One recovery sweep; records a job when it changed something (always at startup)."""
     started = time.monotonic()
     await liveness.refresh()
-    counts = await sending.recover_leases(is_dead=liveness.is_dead)
+    counts = await lease_recovery.recover_leases(is_dead=liveness.is_dead)
     released = counts.released
     if startup or counts.dead_owners:
-        for blast in await sending.processing_blasts():
-            released += await sending.release_dead_pending(blast.id, is_dead=liveness.is_dead)
+        for blast in await blast_lifecycle.processing_blasts():
+            released += await lease_recovery.release_dead_pending(blast.id, is_dead=liveness.is_dead)
     if counts.touched or released or startup:
         log.info(
             "recovery sweep%s: %s SENDING -> UNKNOWN, %s leases released, dead daemons: %s",

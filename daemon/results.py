@@ -20,7 +20,7 @@ from typing import TYPE_CHECKING, Protocol
 from redis.exceptions import RedisError
 
 from shared.events import publish
-from shared.services import failure_rate, sending
+from shared.services import blast_lifecycle, failure_rate
 from shared.services.transitions import SendOutcome, record_send_outcomes
 from shared.status import RecipientStatus
 
@@ -128,7 +128,9 @@ class ResultWriter:
                 try:
                     await failure_rate.reset_window(rt.settings, blast_id, client=rt.redis)
                     reason = failure_rate.pause_reason(window)
-                    if await sending.pause_for_error(blast_id, reason=reason, code=None, actor=rt.actor):
+                    if await blast_lifecycle.pause_for_error(
+                        blast_id, reason=reason, code=None, actor=rt.actor
+                    ):
                         await publish(rt.settings, "paused", blast_id=blast_id)
                 except Exception as exc:  # the halt stands; the status watcher or an operator pauses it
                     log.warning("blast %s: failure-rate pause not recorded (%s)", blast_id, exc)

@@ -19,7 +19,7 @@ from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
 from shared.clock import utcnow
 from shared.outage import OutageLog, describe, is_outage
-from shared.services import live, sending
+from shared.services import blast_lifecycle, live, sending
 
 log = logging.getLogger(__name__)
 
@@ -36,8 +36,8 @@ class Scheduler:
     async def fire_due(self) -> int:
         """Start every due SCHEDULED blast. Returns how many this daemon started."""
         started = 0
-        for blast_id in await sending.due_blasts(utcnow()):
-            outcome = await sending.start_due_blast(
+        for blast_id in await blast_lifecycle.due_blasts(utcnow()):
+            outcome = await blast_lifecycle.start_due_blast(
                 blast_id, missed_cutoff_s=self.rt.settings.BLAST_MISSED_CUTOFF, actor=self.rt.actor
             )
             if outcome.kind == "lost":
@@ -72,7 +72,7 @@ class Scheduler:
             self.wake.clear()
             try:
                 await self.fire_due()
-                nxt = await sending.next_send_at()
+                nxt = await blast_lifecycle.next_send_at()
                 outage.ok()
             except Exception as exc:
                 await _wait_any(stop, self.wake, outage.failed(exc))

@@ -40,7 +40,7 @@ from shared.outage import is_outage
 from shared.parsing.callback_data import callback_data
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
-from shared.services import sending, suppression
+from shared.services import blast_lifecycle, sending, suppression
 from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus
 from shared.whatsapp.base import ErrorClass, GraphError, SendAccepted, SendFailed, SendResult
@@ -452,7 +452,9 @@ class ChunkRunner:
 
     async def _pause(self, reason: str, code: int | None) -> None:
         try:
-            if await sending.pause_for_error(self.plan.id, reason=reason, code=code, actor=self.rt.actor):
+            if await blast_lifecycle.pause_for_error(
+                self.plan.id, reason=reason, code=code, actor=self.rt.actor
+            ):
                 await publish(self.settings, "paused", blast_id=self.plan.id)
         except Exception:
             log.exception("blast %s: could not record the pause (%s)", self.plan.id, reason)
@@ -530,7 +532,7 @@ def summarize(counts: Mapping[str, int]) -> str:
 async def finish_chunk(rt: Runtime, report: ChunkReport) -> BlastStatus | None:
     """After a chunk: cancel leftovers of a cancelled blast, expire a blast past its valid-until, and finish
     the blast if nothing is left PENDING or SENDING."""
-    await sending.cancel_leftovers(report.blast_id)
+    await blast_lifecycle.cancel_leftovers(report.blast_id)
     if report.exhausted or report.stopped in (None, "expired"):
-        await sending.expire_if_due(report.blast_id)
-    return await sending.finish_if_done(report.blast_id, actor=rt.actor)
+        await blast_lifecycle.expire_if_due(report.blast_id)
+    return await blast_lifecycle.finish_if_done(report.blast_id, actor=rt.actor)

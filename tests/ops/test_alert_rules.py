@@ -9,7 +9,7 @@ from pathlib import Path
 from shared import metrics
 from shared.config import Settings
 from shared.models import Blast
-from shared.services.sending import pause_for_error
+from shared.services.blast_lifecycle import pause_for_error
 from shared.status import BlastStatus
 from tests.factories import make_blast, make_template
 
