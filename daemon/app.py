@@ -251,7 +251,12 @@ async def _run_template_sync(
         from daemon.template_sync import run_template_sync_loop
     except ImportError:
         return
-    await run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id)
+    from daemon.lanes import run_standing_loop
+
+    # The sender numbers' throughput level, quality and messaging limit are read with the same cadence.
+    await asyncio.gather(
+        run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id), run_standing_loop(rt, stop)
+    )
 
 
 async def serve(

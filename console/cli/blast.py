@@ -9,6 +9,7 @@ import click
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
 from shared.services import blasts, pricing
+from shared.services import senders as sender_service
 from shared.status import BlastStatus
 from shared.text import plural
 
@@ -82,6 +83,12 @@ def blast_group() -> None:
     "--const", "consts", multiple=True, help="NAME=VALUE parameter for every recipient (repeatable)."
 )
 @click.option("--draft", is_flag=True, help="Create as DRAFT instead of scheduling it.")
+@click.option(
+    "--sender", default=None, help="Phone number id to send from (default: WHATSAPP_PHONE_NUMBER_ID)."
+)
+@click.option(
+    "--senders", default=None, help="ID,ID: a pool of numbers of one WABA; recipients are spread over it."
+)
 def create_cmd(
     name: str,
     template: str,
@@ -92,11 +99,14 @@ def create_cmd(
     client_key: str | None,
     consts: tuple[str, ...],
     draft: bool,
+    sender: str | None,
+    senders: str | None,
 ) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
 
     async def work(settings: Settings) -> tuple[blasts.CreateResult, pricing.Cost]:
+        pool = sender_service.parse_pool(sender, senders)
         created = await blasts.create_blast(
             settings=settings,
             name=name,
@@ -108,6 +118,7 @@ def create_cmd(
             client_key=client_key,
             constants=constants,
             draft=draft,
+            senders=pool,
         )
         return await _with_estimate(created)
 

@@ -33,6 +33,7 @@ from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
 from shared.services import transitions
+from shared.services.senders import resolve_pool as sender_pool
 from shared.services.transitions import utcnow
 from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
 
@@ -423,8 +424,11 @@ async def create_blast(
     draft: bool = False,
     actor: str | None = None,
     recipients_name: str | None = None,
+    senders: Sequence[str] | None = None,
 ) -> CreateResult:
     """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
+
+    `senders`: the phone number ids it sends from (one, or a pool of one WABA); None: the default sender.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
     `recipients_name` is how messages name the file (default: its path).
@@ -445,6 +449,7 @@ async def create_blast(
             return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
     tmpl = await approved_template(template, language)
     when, until = _parse_times(send_at, valid_until, settings)
+    pool = await sender_pool(settings, senders)
     shown = recipients_name or str(recipients)
     csv = open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
     status = B.DRAFT if draft else B.SCHEDULED
@@ -458,6 +463,7 @@ async def create_blast(
                 valid_until=until,
                 client_key=client_key or None,
                 constants=dict(constants or {}),
+                senders=pool,
                 created_by=actor,
                 using_db=tx,
             )
@@ -488,6 +494,7 @@ async def create_blast(
                     "status": status.value,
                     "send_at": when.isoformat() if when else None,
                     "template": f"{tmpl.name}/{tmpl.language}",
+                    **({"senders": pool} if pool else {}),
                 },
             )
     except IntegrityError:
