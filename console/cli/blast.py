@@ -8,6 +8,7 @@ import click
 
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
+from shared.errors import ValidationFailed
 from shared.services import blasts, pricing
 from shared.services import senders as sender_service
 from shared.status import BlastStatus
@@ -89,6 +90,11 @@ def blast_group() -> None:
 @click.option(
     "--senders", default=None, help="ID,ID: a pool of numbers of one WABA; recipients are spread over it."
 )
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (create nothing) when the portfolio's 24 h messaging limit would be passed.",
+)
 def create_cmd(
     name: str,
     template: str,
@@ -101,12 +107,24 @@ def create_cmd(
     draft: bool,
     sender: str | None,
     senders: str | None,
+    strict: bool,
 ) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
+    warnings: list[str] = []
 
     async def work(settings: Settings) -> tuple[blasts.CreateResult, pricing.Cost]:
         pool = sender_service.parse_pool(sender, senders)
+
+        async def check(accepted: int, resolved: list[str] | None) -> None:
+            warning = await sender_service.messaging_limit_warning(
+                settings, new_recipients=accepted, pool=resolved
+            )
+            if warning is not None and strict:
+                raise ValidationFailed(f"{warning} (--strict: nothing created)")
+            if warning is not None:
+                warnings.append(warning)
+
         created = await blasts.create_blast(
             settings=settings,
             name=name,
@@ -119,10 +137,14 @@ def create_cmd(
             constants=constants,
             draft=draft,
             senders=pool,
+            check_accepted=check,
         )
         return await _with_estimate(created)
 
-    _print_create(run(work, mutating=True), "created")
+    done = run(work, mutating=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    _print_create(done, "created")
 
 
 @blast_group.command("list")

@@ -13,7 +13,7 @@ import logging
 import os
 import socket
 import tempfile
-from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -425,10 +425,13 @@ async def create_blast(
     actor: str | None = None,
     recipients_name: str | None = None,
     senders: Sequence[str] | None = None,
+    check_accepted: Callable[[int, list[str] | None], Awaitable[None]] | None = None,
 ) -> CreateResult:
     """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
 
     `senders`: the phone number ids it sends from (one, or a pool of one WABA); None: the default sender.
+    `check_accepted(accepted, pool)`: called before the blast is committed (e.g. the messaging-limit check of
+    `--strict`); what it raises creates nothing.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
     `recipients_name` is how messages name the file (default: its path).
@@ -477,6 +480,8 @@ async def create_blast(
                         else ""
                     )
                 )
+            if check_accepted is not None:
+                await check_accepted(stats.accepted, pool)
             await (
                 Blast.filter(id=blast.id)
                 .using_db(tx)

@@ -13,6 +13,7 @@ import os
 import re
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from datetime import timedelta
 from typing import Any
 
 from dotenv import dotenv_values
@@ -384,3 +385,39 @@ async def pool_of(blast_id: int) -> list[str] | None:
     rows = await Blast.filter(id=blast_id).values_list("senders", flat=True)
     pool = rows[0] if rows else None
     return [str(p) for p in pool] if isinstance(pool, list) and pool else None
+
+
+async def messaging_limit_warning(
+    settings: Settings, *, new_recipients: int, pool: Sequence[str] | None, ask_meta: bool = False
+) -> str | None:
+    """The warning when a blast of `new_recipients` would take the portfolio past its messaging limit (unique
+    users per moving 24 h, shared by all its numbers since October 2025), naming the numbers; None when it fits
+    or the limit is not known. The limit is Meta's tier as the daemon last read it (or BLAST_MESSAGING_LIMIT).
+    """
+    from shared.services import messaging  # deferred: messaging imports the blasts service, which imports us
+
+    tier = await messaging.messaging_limit(settings, ask_meta=ask_meta)
+    if tier.limit is None:
+        rows = await Sender.filter(messaging_limit_tier__not_isnull=True).values_list(
+            "messaging_limit_tier", flat=True
+        )
+        from shared.whatsapp.cloud import daily_limit_of
+
+        limits = [daily_limit_of(str(t)) for t in rows]
+        known = [x for x in limits if x is not None]
+        if not known or len(known) < len(limits):
+            return None
+        tier = messaging.MessagingLimit(min(known), f"Meta tier {rows[0]}")
+    limit = tier.limit
+    if limit is None:
+        return None
+    used = await messaging.unique_recipients_since(utcnow() - timedelta(hours=24))
+    total = used + new_recipients
+    if total <= limit:
+        return None
+    numbers = list(pool or [settings.WHATSAPP_PHONE_NUMBER_ID or "the default number"])
+    return (
+        f"this blast would reach {total:,} new users in 24 h; the portfolio's limit is {limit:,} "
+        f"({tier.source}; shared by its numbers, this blast sends from {', '.join(numbers)}): Meta will refuse "
+        "the excess; split the blast or send later"
+    )

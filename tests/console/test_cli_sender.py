@@ -132,3 +132,21 @@ def test_blast_create_with_a_pool_and_bad_pools(
     r = run_cli(capsys, *create_args(csv, name="bad"), "--sender", A)
     assert r.code != 0 and f"sender {A} has no token: its setting BLAST_TOKEN_A is not set" in r.err
     assert with_db(cloud, pools) == {pool_id: [DEFAULT, A], default_id: None}, "nothing created"
+
+
+def test_messaging_limit_warns_or_refuses_with_strict(
+    cloud: Settings, capsys: pytest.CaptureFixture[str], tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setenv("BLAST_MESSAGING_LIMIT", "1")
+    get_settings.cache_clear()
+    csv = tmp_path / "r.csv"
+    csv.write_text("phone;1;2\n+6281234567890;Ada;A1\n+6281234567891;Cy;C3\n", encoding="utf-8")
+    _add(capsys, A, "102290129340398", "BLAST_TOKEN_A")
+    r = run_cli(capsys, *create_args(csv, name="strict"), "--senders", f"{DEFAULT},{A}", "--strict")
+    assert r.code != 0 and len(r.err.strip().splitlines()) == 1
+    assert "this blast would reach 2 new users in 24 h; the portfolio's limit is 1" in r.err
+    assert f"sends from {DEFAULT}, {A}" in r.err and "nothing created" in r.err
+    assert with_db(cloud, lambda: Blast.all().count()) == 0
+    r = run_cli(capsys, *create_args(csv, name="warned"), "--senders", f"{DEFAULT},{A}")
+    assert r.code == 0 and "warning: this blast would reach 2 new users" in r.err
+    assert with_db(cloud, lambda: Blast.all().count()) == 1
