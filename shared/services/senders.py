@@ -131,6 +131,13 @@ async def ensure_default(settings: Settings) -> None:
     current = await Sender.filter(is_default=True).first()
     if current is not None and current.phone_number_id == pnid:
         return
+    try:
+        await _make_default(settings, pnid, current)
+    except Exception as exc:  # a read-only console (a read-only database role): the daemon records it
+        log.debug("default sender %s not recorded here (%s)", pnid, exc)
+
+
+async def _make_default(settings: Settings, pnid: str, current: Sender | None) -> None:
     if current is not None:  # the setting changed: the old number becomes an ordinary sender
         await Sender.filter(id=current.id).update(is_default=False)
     existing = await Sender.get_or_none(phone_number_id=pnid)

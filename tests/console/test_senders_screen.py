@@ -1,0 +1,64 @@
+"""The Senders screen (8): lists the numbers (never their tokens), adds one through the prompt, removes one behind
+a confirmation; a read-only console does neither."""
+
+from __future__ import annotations
+
+from textual.widgets import DataTable, Input, Static
+
+from console.screens.senders import SendersScreen
+from shared.config import Settings
+from shared.models import Sender
+from tests.console.conftest import AppFactory, settle, text_of
+
+PNID = "200000000000001"
+
+
+async def test_add_list_and_remove_a_sender(db: Settings, make_app: AppFactory) -> None:
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("8")
+        await settle(pilot)
+        assert isinstance(app.screen, SendersScreen)
+        await pilot.press("a")
+        await settle(pilot)
+        for key, value in [
+            ("phone_number_id", PNID),
+            ("waba_id", "102290129340398"),
+            ("token_env", "WHATSAPP_TOKEN_BRAND_B"),
+            ("name", "brand b"),
+            ("rate", "500"),
+        ]:
+            app.screen.query_one(f"#field-{key}", Input).value = value
+        app.screen.query_one("#field-rate", Input).focus()
+        await pilot.press("enter")
+        await settle(pilot)
+        assert isinstance(app.screen, SendersScreen)
+        table = app.screen.query_one("#senders-table", DataTable)
+        assert table.row_count == 1
+        row = [str(c) for c in table.get_row_at(0)]
+        assert row[:4] == [
+            PNID,
+            "brand b",
+            "102290129340398",
+            "80/s",
+        ]  # Meta's default level is below the cap
+        assert "1 sender numbers in 1 WABA(s)" in text_of(app.screen.query_one("#senders-status", Static))
+        await pilot.press("d")
+        await settle(pilot)
+        await pilot.press("y")
+        await settle(pilot)
+    assert await Sender.filter(phone_number_id=PNID).count() == 0
+
+
+async def test_a_read_only_console_neither_adds_nor_removes(db: Settings, make_app: AppFactory) -> None:
+    await Sender.create(phone_number_id=PNID, waba_id="1", token_env="T")
+    app = make_app(read_only=True)
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("8")
+        await settle(pilot)
+        await pilot.press("a")
+        await pilot.press("d")
+        await settle(pilot)
+        assert isinstance(app.screen, SendersScreen)
+        assert app.screen.query_one("#senders-table", DataTable).row_count == 1
+    assert await Sender.all().count() == 1
