@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from taskiq.receiver import Receiver
 
 from daemon.broker import build_broker, ensure_group
-from daemon.dispatch import CHUNKS_PER_DAEMON, Dispatcher
+from daemon.dispatch import CHUNKS_RUNNING, Dispatcher
 from daemon.rate_limit import RateLimiter
 from daemon.recovery import Liveness, run_recovery, sweep
 from daemon.runtime import Runtime
@@ -74,7 +74,7 @@ async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness:
             await ensure_group(rt.settings, rt.redis)
             receiver = Receiver(
                 broker,
-                max_async_tasks=CHUNKS_PER_DAEMON,
+                max_async_tasks=CHUNKS_RUNNING,
                 max_prefetch=0,
                 run_startup=False,
                 propagate_exceptions=False,

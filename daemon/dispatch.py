@@ -30,8 +30,10 @@ from shared.status import BlastStatus
 
 log = logging.getLogger(__name__)
 
-#: Chunk tasks a daemon runs at once.
+#: Chunk tasks of one blast (of each number of a pool: at least one) queued per live daemon.
 CHUNKS_PER_DAEMON = 3
+#: Chunk tasks a daemon runs at once: room for a few blasts, or a pool of numbers (one chunk per number).
+CHUNKS_RUNNING = 12
 #: A booked chunk that has not started (queued) or not refreshed (running) within this long is presumed lost.
 BOOKING_TTL_S = 30.0
 #: The chunk task's name (stable: it is in the queued messages).
@@ -100,6 +102,7 @@ class Dispatcher:
             return await self._ensure(blast_id, None, want)
         # A pool: chunks per number (each paces on its number's limiter), the daemons' chunk places shared out.
         share = max(1, math.ceil(max(1, self.alive_daemons) * CHUNKS_PER_DAEMON / len(pool)))
+        share = min(share, max(1, self.alive_daemons * CHUNKS_RUNNING // len(pool)))
         queued = 0
         for sender in pool:
             queued += await self._ensure(blast_id, sender, share)

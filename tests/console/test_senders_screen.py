@@ -3,12 +3,15 @@ a confirmation; a read-only console does neither."""
 
 from __future__ import annotations
 
+from pathlib import Path
+
 from textual.widgets import DataTable, Input, Static
 
+from console.modals.confirm import ConfirmModal
 from console.screens.senders import SendersScreen
 from shared.config import Settings
-from shared.models import Sender
-from tests.console.conftest import AppFactory, settle, text_of
+from shared.models import Blast, Sender
+from tests.console.conftest import AppFactory, seed_template, settle, text_of, write_csv
 
 PNID = "200000000000001"
 
@@ -62,3 +65,28 @@ async def test_a_read_only_console_neither_adds_nor_removes(db: Settings, make_a
         assert isinstance(app.screen, SendersScreen)
         assert app.screen.query_one("#senders-table", DataTable).row_count == 1
     assert await Sender.all().count() == 1
+
+
+async def test_the_blast_form_sends_from_a_pool(db: Settings, make_app: AppFactory, tmp_path: Path) -> None:
+    await seed_template()
+    for pnid in ("200000000000001", "200000000000002"):
+        await Sender.create(phone_number_id=pnid, waba_id="102290129340398", token_env="T")
+    csv_path = write_csv(tmp_path / "r.csv", ["+6281234567890,Ada,A-1", "+6281234567891,Cy,C-3"])
+    app = make_app()
+    async with app.run_test(size=(120, 50)) as pilot:
+        app.open_blast_form()
+        await settle(pilot)
+        await pilot.press(*"pool", "enter")
+        app.screen.query_one("#form-csv", Input).focus()
+        await pilot.press(*str(csv_path), "enter")
+        await settle(pilot)
+        app.screen.query_one("#form-senders", Input).value = "200000000000001, 200000000000002"
+        await pilot.press("ctrl+s")
+        await settle(pilot)
+        assert isinstance(app.screen, ConfirmModal)
+        question = " ".join(text_of(w) for w in app.screen.query(Static))
+        assert "from 2 numbers (200000000000001, 200000000000002)" in question
+        await pilot.press("y")
+        await settle(pilot)
+    blast = await Blast.get(name="pool")
+    assert blast.senders == ["200000000000001", "200000000000002"] and blast.total == 2
