@@ -126,6 +126,10 @@ async def ensure_default(settings: Settings) -> None:
     """Create (or follow) the default sender from WHATSAPP_PHONE_NUMBER_ID / WHATSAPP_BUSINESS_ACCOUNT_ID, so
     an existing install needs no step. Nothing happens when the id is not set."""
     pnid = (settings.WHATSAPP_PHONE_NUMBER_ID or "").strip()
+    if not pnid and settings.is_sandbox:
+        from shared.whatsapp.sandbox import SANDBOX_PHONE_NUMBER_ID  # deferred: the sandbox pulls in the fake
+
+        pnid = SANDBOX_PHONE_NUMBER_ID
     if not pnid:
         return
     current = await Sender.filter(is_default=True).first()
@@ -144,9 +148,14 @@ async def _make_default(settings: Settings, pnid: str, current: Sender | None) -
     if existing is not None:
         await Sender.filter(id=existing.id).update(is_default=True)
         return
+    waba = settings.WHATSAPP_BUSINESS_ACCOUNT_ID or ""
+    if not waba and settings.is_sandbox:
+        from shared.whatsapp.sandbox import SANDBOX_WABA_ID
+
+        waba = SANDBOX_WABA_ID
     await Sender.create(
         phone_number_id=pnid,
-        waba_id=settings.WHATSAPP_BUSINESS_ACCOUNT_ID or "",
+        waba_id=waba,
         token_env=DEFAULT_TOKEN_ENV,
         name="default",
         is_default=True,

@@ -108,6 +108,9 @@ def build_sender_client(
     if isinstance(base, SandboxProvider):
         api_url, name = base.fake.url, "sandbox"
         token = SecretStr(SANDBOX_TOKEN)
+        # the in-process fake simulates every number the operator adds (same WABA, Meta's default level)
+        if phone_number_id != base.fake.config.phone_number_id:
+            base.fake.config.extra_numbers.setdefault(phone_number_id, "STANDARD")
     else:
         if token is None:
             raise ConfigError(f"sender {phone_number_id} has no token: set its token setting and reload")

@@ -11,6 +11,7 @@ from console.modals.confirm import ConfirmModal
 from console.screens.senders import SendersScreen
 from shared.config import Settings
 from shared.models import Blast, Sender
+from shared.whatsapp.sandbox import SANDBOX_PHONE_NUMBER_ID
 from tests.console.conftest import AppFactory, seed_template, settle, text_of, write_csv
 
 PNID = "200000000000001"
@@ -37,15 +38,18 @@ async def test_add_list_and_remove_a_sender(db: Settings, make_app: AppFactory) 
         await settle(pilot)
         assert isinstance(app.screen, SendersScreen)
         table = app.screen.query_one("#senders-table", DataTable)
-        assert table.row_count == 1
-        row = [str(c) for c in table.get_row_at(0)]
+        assert table.row_count == 2  # the sandbox's own number is the default sender, listed first
+        default = [str(c) for c in table.get_row_at(0)]
+        assert default[0] == SANDBOX_PHONE_NUMBER_ID and default[-1] == "yes"
+        row = [str(c) for c in table.get_row_at(1)]
         assert row[:4] == [
             PNID,
             "brand b",
             "102290129340398",
             "80/s",
         ]  # Meta's default level is below the cap
-        assert "1 sender numbers in 1 WABA(s)" in text_of(app.screen.query_one("#senders-status", Static))
+        assert "2 sender numbers in" in text_of(app.screen.query_one("#senders-status", Static))
+        table.move_cursor(row=1)
         await pilot.press("d")
         await settle(pilot)
         await pilot.press("y")
@@ -63,8 +67,8 @@ async def test_a_read_only_console_neither_adds_nor_removes(db: Settings, make_a
         await pilot.press("d")
         await settle(pilot)
         assert isinstance(app.screen, SendersScreen)
-        assert app.screen.query_one("#senders-table", DataTable).row_count == 1
-    assert await Sender.all().count() == 1
+        assert app.screen.query_one("#senders-table", DataTable).row_count == 2
+    assert await Sender.filter(phone_number_id=PNID).exists()
 
 
 async def test_the_blast_form_sends_from_a_pool(db: Settings, make_app: AppFactory, tmp_path: Path) -> None:
