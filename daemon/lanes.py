@@ -92,6 +92,11 @@ class Lanes:
             self._lanes[phone_number_id] = lane
             return lane
 
+    def expire(self) -> None:
+        """Re-read every lane's rate from the database at its next use (after Meta's standing was read)."""
+        for lane in self._lanes.values():
+            lane.loaded_at = float("-inf")
+
     async def aclose(self) -> None:
         for lane in self._lanes.values():
             with contextlib.suppress(Exception):
@@ -128,6 +133,7 @@ async def refresh_standing(rt: Runtime) -> int:
             log.warning(
                 "sender %s: standing not read (%s: %s)", number.phone_number_id, type(exc).__name__, exc
             )
+    rt.expire_lanes()
     return read
 
 

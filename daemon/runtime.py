@@ -205,6 +205,11 @@ class Runtime:
             await self._lanes.aclose()
             self._lanes = None
 
+    def expire_lanes(self) -> None:
+        """The sender lanes re-read their rates at their next use."""
+        if self._lanes is not None:
+            self._lanes.expire()
+
     async def lane(self, phone_number_id: str) -> Lane:
         """The client, limiter and rate of a sender number other than the default (see daemon.lanes)."""
         if self._lanes is None:

@@ -127,3 +127,28 @@ async def test_131057_holds_that_number_and_fails_nobody(
 
 async def _has_error(blast_id: int, code: int) -> bool:
     return await Recipient.filter(blast_id=blast_id, error_code=code, status=RecipientStatus.PENDING).exists()
+
+
+async def test_the_daemon_reads_each_numbers_level_and_the_portfolio_limit_from_meta(
+    db: Any,
+    cloud_settings: Any,
+    fake: FakeGraph,
+    start_daemon: Any,
+    redis_client: Any,
+    two_numbers: tuple[str, str],
+) -> None:
+    from daemon.lanes import refresh_standing
+    from shared.services import senders
+
+    settings = cloud_settings()
+    fake.config.extra_numbers[N1] = "HIGH"
+    fake.config.messaging_limit = "TIER_10K"
+    await add_numbers(fake, 5000.0)
+    d = await start_daemon(settings)
+    assert await refresh_standing(d.runtime) == 3  # the default number and the two others
+    by_id = {s.phone_number_id: s for s in await senders.list_senders(settings)}
+    assert by_id[N1].throughput_level == "HIGH" and by_id[N1].rate == 1000.0  # Meta's level caps the cap
+    assert by_id[N2].throughput_level == "STANDARD" and by_id[N2].rate == 80.0
+    assert {s.messaging_limit_tier for s in by_id.values()} == {"TIER_10K"}
+    assert by_id[fake.config.phone_number_id].is_default
+    assert (await d.runtime.lane(N1)).rate == 1000.0
