@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -219,7 +219,9 @@ class Harness:
         daemons: int = 1,
         env: Mapping[str, str] | None = None,
         fake_args: Sequence[str] = (),
+        seed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.seed = seed
         self.rate, self.latency, self.jitter = rate, latency, jitter
         self.fake_args = list(fake_args)
         self.db, self.n_daemons, self.extra_env = db, daemons, dict(env or {})
@@ -267,6 +269,8 @@ class Harness:
         self.stack.callback(stop_process, self.fake)
         env = daemon_env(self.db_url, self.prefix, self.fake_port, self.rate)
         env.update(self.extra_env)
+        if self.seed is not None:  # rows the daemons must find at their start (e.g. sender numbers)
+            await self.seed()
         self.stack.push_async_callback(self._stop_daemons)
         for i in range(self.n_daemons):
             self.logs.append(self.tmp / f"daemon-{i + 1}.log")

@@ -251,9 +251,10 @@ def sender_ids(k: int) -> list[str]:
     return [f"2000000000000{i:02d}" for i in range(1, k + 1)]
 
 
-async def add_pool(blast_id: int, k: int, rate: float) -> None:
-    """K sender numbers of the fake's WABA (their token in BENCH_SENDER_TOKEN, capped at `rate`) as the pool."""
-    from shared.models import Blast, Sender
+async def add_senders(k: int, rate: float) -> None:
+    """K sender numbers of the fake's WABA (their token in BENCH_SENDER_TOKEN, capped at `rate`), before the
+    daemons start (a daemon runs one chunk per number, counted at its start)."""
+    from shared.models import Sender
 
     for pnid in sender_ids(k):
         await Sender.create(
@@ -263,6 +264,12 @@ async def add_pool(blast_id: int, k: int, rate: float) -> None:
             rate_cap=rate,
             throughput_level="HIGH",
         )
+
+
+async def add_pool(blast_id: int, k: int) -> None:
+    """The K numbers as the blast's pool."""
+    from shared.models import Blast
+
     await Blast.filter(id=blast_id).update(senders=sender_ids(k))
 
 
@@ -275,12 +282,24 @@ async def run_once(args: argparse.Namespace, index: int) -> dict[str, Any]:
         env["BENCH_SENDER_TOKEN"] = "fake-access-token"  # noqa: S105 (the fake's own token)
         numbers = ",".join(f"{pnid}:HIGH" for pnid in sender_ids(args.senders))
         fake_args = ["--numbers", numbers, "--record-limit", str(args.n * 2)]
+
+    async def seed() -> None:
+        if args.senders:
+            await add_senders(args.senders, args.rate)
+
     async with Harness(
-        args.rate, args.latency_ms, args.jitter_ms, db=db, daemons=args.daemons, env=env, fake_args=fake_args
+        args.rate,
+        args.latency_ms,
+        args.jitter_ms,
+        db=db,
+        daemons=args.daemons,
+        env=env,
+        fake_args=fake_args,
+        seed=seed,
     ) as h:
         blast_id = await create_blast(args.n)
         if args.senders:
-            await add_pool(blast_id, args.senders, args.rate)
+            await add_pool(blast_id, args.senders)
         pids = [p.pid for p in h.daemons]
         spy: PySpy | None = None
         if args.py_spy:

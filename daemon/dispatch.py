@@ -32,7 +32,8 @@ log = logging.getLogger(__name__)
 
 #: Chunk tasks of one blast (of each number of a pool: at least one) queued per live daemon.
 CHUNKS_PER_DAEMON = 3
-#: Chunk tasks a daemon runs at once: room for a few blasts, or a pool of numbers (one chunk per number).
+#: Most chunk tasks a daemon runs at once: CHUNKS_PER_DAEMON, or one per sender number when there are more (see
+#: daemon.app), up to this.
 CHUNKS_RUNNING = 12
 #: A booked chunk that has not started (queued) or not refreshed (running) within this long is presumed lost.
 BOOKING_TTL_S = 30.0

@@ -396,6 +396,11 @@ async def apply_number_update(value: Mapping[str, Any]) -> None:
     )
 
 
+async def count_senders() -> int:
+    """How many sender numbers there are (the default included once it is recorded)."""
+    return await Sender.all().count()
+
+
 async def pool_of(blast_id: int) -> list[str] | None:
     """The phone number ids a blast sends from (None: the default sender)."""
     rows = await Blast.filter(id=blast_id).values_list("senders", flat=True)
