@@ -25,7 +25,7 @@ import sys
 import tempfile
 import time
 import uuid
-from collections.abc import Callable, Coroutine, Mapping
+from collections.abc import Awaitable, Callable, Coroutine, Mapping, Sequence
 from datetime import datetime, timedelta
 from pathlib import Path
 from typing import Any, Literal, TypeVar
@@ -98,7 +98,9 @@ async def drop_db(name: str) -> None:
     await conn.close()
 
 
-def start_fake(port: int, latency: float, jitter: float, workdir: Path) -> subprocess.Popen[bytes]:
+def start_fake(
+    port: int, latency: float, jitter: float, workdir: Path, extra: Sequence[str] = ()
+) -> subprocess.Popen[bytes]:
     """The fake Graph API with the bench template, no throughput or pair-rate limit, the given latency."""
     tpl = {"name": "bench", "language": "en_US", "status": "APPROVED", "components": [TEMPLATE]}
     path = workdir / "templates.json"
@@ -119,6 +121,7 @@ def start_fake(port: int, latency: float, jitter: float, workdir: Path) -> subpr
         "--templates",
         str(path),
         "--quiet",
+        *extra,
     ]
     # own process group: a Ctrl-C reaches only the bench, which stops its children in order
     return subprocess.Popen(
@@ -215,8 +218,12 @@ class Harness:
         db: DbKind = "postgres",
         daemons: int = 1,
         env: Mapping[str, str] | None = None,
+        fake_args: Sequence[str] = (),
+        seed: Callable[[], Awaitable[None]] | None = None,
     ) -> None:
+        self.seed = seed
         self.rate, self.latency, self.jitter = rate, latency, jitter
+        self.fake_args = list(fake_args)
         self.db, self.n_daemons, self.extra_env = db, daemons, dict(env or {})
         self.prefix = f"bench-{uuid.uuid4().hex[:6]}"
         self.stack = contextlib.AsyncExitStack()
@@ -258,10 +265,12 @@ class Harness:
         self.stack.push_async_callback(close_redis_clients)
         self.stack.push_async_callback(self._forget_redis_keys)
         self.fake_port = free_port()
-        self.fake = start_fake(self.fake_port, self.latency, self.jitter, self.tmp)
+        self.fake = start_fake(self.fake_port, self.latency, self.jitter, self.tmp, self.fake_args)
         self.stack.callback(stop_process, self.fake)
         env = daemon_env(self.db_url, self.prefix, self.fake_port, self.rate)
         env.update(self.extra_env)
+        if self.seed is not None:  # rows the daemons must find at their start (e.g. sender numbers)
+            await self.seed()
         self.stack.push_async_callback(self._stop_daemons)
         for i in range(self.n_daemons):
             self.logs.append(self.tmp / f"daemon-{i + 1}.log")

@@ -61,6 +61,7 @@ import signal
 import subprocess
 import sys
 import time
+from collections import Counter
 from collections.abc import Iterable, Sequence
 from pathlib import Path
 from typing import Any
@@ -245,12 +246,60 @@ def profile_path(path: str, index: int, repeat: int) -> Path:
     return p if repeat == 1 else p.with_name(f"{p.stem}-{index}{p.suffix}")
 
 
+def sender_ids(k: int) -> list[str]:
+    """Phone number ids of the --senders numbers (the fake serves them at the HIGH level, 1,000 msg/s)."""
+    return [f"2000000000000{i:02d}" for i in range(1, k + 1)]
+
+
+async def add_senders(k: int, rate: float) -> None:
+    """K sender numbers of the fake's WABA (their token in BENCH_SENDER_TOKEN, capped at `rate`), before the
+    daemons start (a daemon runs one chunk per number, counted at its start)."""
+    from shared.models import Sender
+
+    for pnid in sender_ids(k):
+        await Sender.create(
+            phone_number_id=pnid,
+            waba_id="102290129340398",
+            token_env="BENCH_SENDER_TOKEN",  # noqa: S106 (the name of a setting, not a secret)
+            rate_cap=rate,
+            throughput_level="HIGH",
+        )
+
+
+async def add_pool(blast_id: int, k: int) -> None:
+    """The K numbers as the blast's pool."""
+    from shared.models import Blast
+
+    await Blast.filter(id=blast_id).update(senders=sender_ids(k))
+
+
 async def run_once(args: argparse.Namespace, index: int) -> dict[str, Any]:
     env = {"BLAST_MAX_IN_FLIGHT": str(args.in_flight)} if args.in_flight is not None else {}
     db: DbKind = args.db
     load_start = os.getloadavg()
-    async with Harness(args.rate, args.latency_ms, args.jitter_ms, db=db, daemons=args.daemons, env=env) as h:
+    fake_args: list[str] = []
+    if args.senders:
+        env["BENCH_SENDER_TOKEN"] = "fake-access-token"  # noqa: S105 (the fake's own token)
+        numbers = ",".join(f"{pnid}:HIGH" for pnid in sender_ids(args.senders))
+        fake_args = ["--numbers", numbers, "--record-limit", str(args.n * 2)]
+
+    async def seed() -> None:
+        if args.senders:
+            await add_senders(args.senders, args.rate)
+
+    async with Harness(
+        args.rate,
+        args.latency_ms,
+        args.jitter_ms,
+        db=db,
+        daemons=args.daemons,
+        env=env,
+        fake_args=fake_args,
+        seed=seed,
+    ) as h:
         blast_id = await create_blast(args.n)
+        if args.senders:
+            await add_pool(blast_id, args.senders)
         pids = [p.pid for p in h.daemons]
         spy: PySpy | None = None
         if args.py_spy:
@@ -290,7 +339,21 @@ async def run_once(args: argparse.Namespace, index: int) -> dict[str, Any]:
     limited = args.rate < UNLIMITED
     peak = max_window(times)
     finished = blast.finished_at.timestamp() if blast.finished_at is not None else None
+    per_number: dict[str, dict[str, Any]] = {}
+    for pnid in sorted({str(m.get("phone_number_id")) for m in messages}):
+        own = sorted(float(m["received_at"]) for m in messages if str(m.get("phone_number_id")) == pnid)
+        own_peak = max_window(own)
+        per_number[pnid] = {
+            "arrivals": len(own),
+            "max_1s_window": own_peak,
+            "max_1s_window_x_limit": own_peak / args.rate if limited else None,
+        }
+    accepted_to = Counter(m.get("to") for m in messages if m.get("outcome") == "accepted")
+    duplicates = sum(c - 1 for c in accepted_to.values() if c > 1)
     return {
+        "senders": args.senders,
+        "per_number": per_number,
+        "duplicates": duplicates,
         "db": args.db,
         "daemons": args.daemons,
         "n": args.n,
@@ -352,11 +415,19 @@ def line(r: dict[str, Any]) -> str:
     db_cpu = f", PostgreSQL {r['db_cpu_s_per_1k']:.3f} s" if r["db_cpu_s_per_1k"] is not None else ""
     load = " ".join(f"{x:.2f}" for x in r["loadavg_end"])
     load += f", other processes {r['other_cpu_cores']:.2f} cores"
+    pool = ""
+    if r.get("senders"):
+        windows = ", ".join(
+            f"…{pnid[-2:]}: {p['arrivals']:,} msgs, max 1 s {p['max_1s_window']:,}"
+            + (f" ({p['max_1s_window_x_limit']:.3f}x)" if p["max_1s_window_x_limit"] is not None else "")
+            for pnid, p in r["per_number"].items()
+        )
+        pool = f"; {r['senders']} numbers (limit per number): {windows}; duplicates {r['duplicates']}"
     return (
         f"{db}, {daemons}, {r['n']:,} msgs, limit {limit_text(r)}, latency {r['latency_ms']:g}±{r['jitter_ms']:g} ms"
         f"{in_flight}: {rate}, {window}, first send +{r['first_send_ms']:.0f} ms{done}; CPU per 1k msgs: daemon "
         f"{r['daemon_cpu_s_per_1k']:.3f} s{db_cpu}; {r['status']} sent {r['sent']:,} failed {r['failed']} unknown "
-        f"{r['unknown']}; load {load}"
+        f"{r['unknown']}; load {load}{pool}"
     )
 
 
@@ -468,6 +539,9 @@ def parse_args(argv: list[str]) -> argparse.Namespace:
     )
     run.add_argument("--py-spy-format", choices=["speedscope", "raw"], default="speedscope")
     run.add_argument("--repeat", type=int, default=1)
+    run.add_argument(
+        "--senders", type=int, default=0, help="send from a pool of K fake numbers (HIGH level), --rate each"
+    )
     run.add_argument("--timeout", type=float, default=None, help="seconds to wait for COMPLETED")
     mat = sub.add_parser("matrix", help="the standard set, a markdown table")
     mat.add_argument("--repeat", type=int, default=1)

@@ -12,6 +12,7 @@ from console.cli.ops import resume_all_cmd, stop_all_cmd
 from console.cli.pricing import pricing_group
 from console.cli.queue import queue_group
 from console.cli.search import search_cmd
+from console.cli.sender import sender_group
 from console.cli.suppression import suppression_group
 from console.cli.template import template_group
 from console.cli.token import token_group
@@ -43,6 +44,7 @@ cli.add_command(template_group)
 cli.add_command(token_group)
 cli.add_command(queue_group)
 cli.add_command(suppression_group)
+cli.add_command(sender_group)
 cli.add_command(pricing_group)
 cli.add_command(search_cmd)
 cli.add_command(stop_all_cmd)

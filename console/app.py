@@ -26,6 +26,7 @@ from console.screens.blasts import BlastsScreen
 from console.screens.dashboard import DashboardScreen
 from console.screens.jobs import JobsScreen
 from console.screens.search import SearchScreen
+from console.screens.senders import SendersScreen
 from console.screens.suppression import SuppressionScreen
 from console.screens.templates import TemplatesScreen
 from console.screens.tokens import TokensScreen
@@ -59,6 +60,7 @@ class BlastConsole(App[None]):
         "suppression": SuppressionScreen,
         "search": SearchScreen,
         "tokens": TokensScreen,
+        "senders": SendersScreen,
     }
     DEFAULT_MODE = "dashboard"
     #: The header names the Redis in use (host, role, TLS); snapshot tests turn it off (its address varies).
@@ -119,6 +121,14 @@ class BlastConsole(App[None]):
             show=False,
             tooltip="The HTTP API's tokens",
             id="app.tokens",
+        ),
+        Binding(
+            "8",
+            "switch_mode('senders')",
+            "Senders",
+            show=False,
+            tooltip="The numbers blasts send from",
+            id="app.senders",
         ),
         Binding(
             "X",
@@ -393,6 +403,9 @@ class BlastConsole(App[None]):
             "Search a phone number", "Across all blasts (6)", lambda: self.switch_mode("search")
         )
         yield SystemCommand("API tokens", "The HTTP API's tokens (7)", lambda: self.switch_mode("tokens"))
+        yield SystemCommand(
+            "Senders", "The numbers blasts send from (8)", lambda: self.switch_mode("senders")
+        )
         yield SystemCommand(
             "Freeze / unfreeze refresh", "Stop the live updates (z)", self.action_toggle_freeze
         )

@@ -16,13 +16,15 @@ from shared.config import Settings, load_settings
 from shared.db import database
 from shared.events import close_redis_clients
 from shared.models import PriceCard
-from shared.services import blasts, rate_card_import
+from shared.services import blasts, rate_card_import, senders
 from shared.services.messaging import provider_session
 from shared.services.template_sync import sync_templates
 from shared.text import plural
 from shared.whatsapp.sandbox import DEMO_TEMPLATES, TEMPLATES_FILE, sandbox_dir
 
 DEMO_CSV = Path(__file__).parent / "demo_data" / "recipients.csv"
+#: The demo's second (simulated) sender number: the demo blast is spread over two numbers.
+DEMO_SECOND_NUMBER = "106540352240002"
 #: The template that is still in review when the demo starts.
 PENDING_TEMPLATE: dict[str, Any] = {
     "name": "welcome_offer",
@@ -77,12 +79,29 @@ async def import_sample_card() -> str:
     return "; the SAMPLE rate card (invented IDR prices, not Meta's) imported"
 
 
+async def demo_pool(settings: Settings) -> list[str]:
+    """The sandbox's number and a second simulated one of the same WABA: the demo blast sends from both."""
+    await senders.ensure_default(settings)
+    [default] = [s for s in await senders.list_senders(settings) if s.is_default]
+    if not any(s.phone_number_id == DEMO_SECOND_NUMBER for s in await senders.list_senders(settings)):
+        await senders.add_sender(
+            settings,
+            phone_number_id=DEMO_SECOND_NUMBER,
+            waba_id=default.waba_id,
+            token_env="WHATSAPP_ACCESS_TOKEN",  # noqa: S106 (a setting's name; the sandbox needs no token)
+            name="demo second number",
+            actor="demo",
+        )
+    return [default.phone_number_id, DEMO_SECOND_NUMBER]
+
+
 async def seed(settings: Settings) -> str:
     """Seed the open database for the demo; returns what was done, in one line."""
     write_sandbox_templates(settings)
     card = await import_sample_card()
     async with provider_session(settings) as provider:
         report = await sync_templates(settings, provider, actor="demo")
+    pool = await demo_pool(settings)
     result = await blasts.create_blast(
         settings=settings,
         name="Demo: order updates",
@@ -92,11 +111,12 @@ async def seed(settings: Settings) -> str:
         send_at="+20s",
         client_key=DEMO_KEY,
         actor="demo",
+        senders=pool,
     )
     if result.existing:
         return f"demo already seeded (blast {result.id} is {result.status.value}){card}"
     return (
-        f"{plural(report.listed, 'template')} synced; blast {result.id} scheduled in 20 s with "
+        f"{plural(report.listed, 'template')} synced; blast {result.id} scheduled in 20 s from 2 numbers with "
         f"{plural(result.recipients, 'recipient')} ({result.rejected_total} rejected row to show how rejects look){card}"
     )
 

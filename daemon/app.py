@@ -21,7 +21,7 @@ from redis.exceptions import RedisError
 from taskiq.receiver import Receiver
 
 from daemon.broker import build_broker, ensure_group
-from daemon.dispatch import CHUNKS_PER_DAEMON, Dispatcher
+from daemon.dispatch import CHUNKS_PER_DAEMON, CHUNKS_RUNNING, Dispatcher
 from daemon.rate_limit import RateLimiter
 from daemon.recovery import Liveness, run_recovery, sweep
 from daemon.runtime import Runtime
@@ -30,7 +30,7 @@ from shared.config import Settings
 from shared.events import EVENTS_CHANNEL
 from shared.outage import OutageLog
 from shared.redis_conn import EVICTING_POLICIES, describe_server, eviction_warning, make_client
-from shared.services import live
+from shared.services import live, senders
 from shared.services.webhooks import run_applier
 from shared.whatsapp.base import WhatsAppProvider
 
@@ -56,6 +56,16 @@ async def _wait(stop: asyncio.Event, seconds: float) -> None:
         await asyncio.wait_for(stop.wait(), seconds)
 
 
+async def _chunk_slots() -> int:
+    """Chunk tasks this daemon runs at once: CHUNKS_PER_DAEMON, or one per sender number when there are more
+    (a pool's numbers each need a running chunk), at most CHUNKS_RUNNING; read at each (re)start of the receiver."""
+    try:
+        numbers = await senders.count_senders()
+    except Exception:  # database outage: the receiver restarts when it is back
+        numbers = 0
+    return max(CHUNKS_PER_DAEMON, min(CHUNKS_RUNNING, numbers))
+
+
 async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness: Any) -> None:
     """Drive taskiq's Receiver until `stop`; re-create the consumer group and reconnect after Redis errors."""
     outage = OutageLog(log, "work queue", cap_s=REDIS_RETRY_CAP_S)
@@ -64,7 +74,7 @@ async def run_receiver(rt: Runtime, broker: Any, stop: asyncio.Event, readiness:
             await ensure_group(rt.settings, rt.redis)
             receiver = Receiver(
                 broker,
-                max_async_tasks=CHUNKS_PER_DAEMON,
+                max_async_tasks=await _chunk_slots(),
                 max_prefetch=0,
                 run_startup=False,
                 propagate_exceptions=False,
@@ -150,6 +160,9 @@ def _handle_event(
         for bid in event.get("blast_ids") or []:
             if isinstance(bid, int):
                 rt.halts.halt(bid, "emergency stop")
+    elif kind == "sender_changed":
+        # a number's throughput level or quality changed (Meta's webhook, an operator): its limiter follows now
+        rt.expire_lanes()
     elif kind == "resumed" and isinstance(blast_id, int):
         rt.halts.clear(blast_id)
         rt.streaks.forget(blast_id)
@@ -234,9 +247,13 @@ async def _run_api(settings: Settings, stop: asyncio.Event) -> None:
 async def _run_template_sync(
     settings: Settings, provider: WhatsAppProvider, rt: Runtime, stop: asyncio.Event
 ) -> None:
+    from daemon.lanes import run_standing_loop
     from daemon.template_sync_loop import run_template_sync_loop
 
-    await run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id)
+    # The sender numbers' throughput level, quality and messaging limit are read with the same cadence.
+    await asyncio.gather(
+        run_template_sync_loop(settings, provider, stop, daemon_id=rt.daemon_id), run_standing_loop(rt, stop)
+    )
 
 
 async def serve(

@@ -13,6 +13,7 @@ from daemon.pacing import RequestPool, SlotFeeder
 from daemon.results import ResultWriter
 
 if TYPE_CHECKING:
+    from daemon.rate_limit import RateLimiter
     from daemon.runtime import Runtime
 
 log = logging.getLogger(__name__)
@@ -31,8 +32,21 @@ class SendEngine:
     pool: RequestPool
     feeder: SlotFeeder
     writer: ResultWriter
-    #: blast id -> where this daemon's chunks claim from
-    cursors: dict[int, ClaimCursor] = field(default_factory=dict)
+    #: (blast id, sender number or None for the default) -> where this daemon's chunks claim from
+    cursors: dict[tuple[int, str | None], ClaimCursor] = field(default_factory=dict)
+    #: limiter key -> the feeder of another sender number (one per number, like `feeder` for the default)
+    feeders: dict[str, SlotFeeder] = field(default_factory=dict)
+
+    def feeder_for(self, limiter: RateLimiter) -> SlotFeeder:
+        """The process's feeder of a sender number's limiter (a new one when the lane's limiter changed)."""
+        feeder = self.feeders.get(limiter.key)
+        if feeder is None or feeder.limiter is not limiter:
+            pool = self.pool
+            feeder = SlotFeeder(
+                limiter, room=lambda: pool.room, max_jobs=pool.max_jobs, wait_for_room=pool.wait_for_room
+            )
+            self.feeders[limiter.key] = feeder
+        return feeder
 
     @classmethod
     def for_runtime(cls, rt: Runtime) -> SendEngine:

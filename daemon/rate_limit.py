@@ -96,6 +96,18 @@ redis.call('PEXPIRE', KEYS[1], 3600000)
 return string.format('%.6f', factor)
 """
 
+_HOLD = """
+local t = redis.call('TIME')
+local now = tonumber(t[1]) * 1000000 + tonumber(t[2])
+local tat = tonumber(redis.call('HGET', KEYS[1], 'tat')) or now
+local until_ = now + tonumber(ARGV[1])
+if tat < until_ then
+  redis.call('HSET', KEYS[1], 'tat', string.format('%.0f', until_))
+end
+redis.call('PEXPIRE', KEYS[1], 3600000)
+return 1
+"""
+
 
 @dataclass(frozen=True, slots=True)
 class Grant:
@@ -148,6 +160,7 @@ class RateLimiter:
         self.horizon_s = max(horizon_s, 1.0 / rate) if rate > 0 else horizon_s
         self._acquire = redis.register_script(_ACQUIRE)
         self._slow = redis.register_script(_SLOW_DOWN)
+        self._hold = redis.register_script(_HOLD)
         self._last_slow = 0.0
 
     @classmethod
@@ -197,6 +210,14 @@ class RateLimiter:
             keys=[self.key], args=[MIN_FACTOR, int(THROTTLE_PAUSE_S * 1_000_000), int(RECOVER_S * 1_000_000)]
         )
         return float(raw)
+
+    async def hold(self, seconds: float) -> None:
+        """Grant no slot to anyone for `seconds` (a number under upgrade, 131057), across all daemons.
+
+        Raises:
+            redis.exceptions.RedisError: Redis unreachable.
+        """
+        await self._hold(keys=[self.key], args=[int(seconds * 1_000_000)])
 
     async def audited_grants(self) -> list[float]:
         """Every audited grant, as Redis epoch seconds (BLAST_RATE_AUDIT)."""

@@ -25,6 +25,7 @@ from shared.whatsapp.base import WhatsAppProvider
 
 if TYPE_CHECKING:
     from daemon.engine import SendEngine
+    from daemon.lanes import Lane, Lanes
     from daemon.rate_limit import RateLimiter
 
 log = logging.getLogger(__name__)
@@ -186,6 +187,7 @@ class Runtime:
     host: str = field(default_factory=socket.gethostname)
     _seq: int = 0
     _engine: SendEngine | None = None
+    _lanes: Lanes | None = None
 
     def send_engine(self) -> SendEngine:
         """The process's send engine (slot feeder, request pool, result writer), made on first use."""
@@ -200,6 +202,22 @@ class Runtime:
         if self._engine is not None:
             await self._engine.aclose()
             self._engine = None
+        if self._lanes is not None:
+            await self._lanes.aclose()
+            self._lanes = None
+
+    def expire_lanes(self) -> None:
+        """The sender lanes re-read their rates at their next use."""
+        if self._lanes is not None:
+            self._lanes.expire()
+
+    async def lane(self, phone_number_id: str) -> Lane:
+        """The client, limiter and rate of a sender number other than the default (see daemon.lanes)."""
+        if self._lanes is None:
+            from daemon.lanes import Lanes
+
+            self._lanes = Lanes(self)
+        return await self._lanes.get(phone_number_id)
 
     def next_token(self, chunk_id: str) -> str:
         self._seq += 1

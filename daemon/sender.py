@@ -32,6 +32,8 @@ from typing import Any
 from redis.exceptions import RedisError
 
 from daemon.engine import ClaimCursor
+from daemon.lanes import Lane
+from daemon.rate_limit import RateLimiter
 from daemon.runtime import Runtime
 from shared.clock import utcnow
 from shared.errors import ValidationFailed
@@ -41,9 +43,17 @@ from shared.parsing.callback_data import callback_data
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
 from shared.services import blast_lifecycle, sending, suppression
+from shared.services.senders import UPGRADE_HOLD_S
 from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus
-from shared.whatsapp.base import ErrorClass, GraphError, SendAccepted, SendFailed, SendResult
+from shared.whatsapp.base import (
+    ErrorClass,
+    GraphError,
+    SendAccepted,
+    SendFailed,
+    SendResult,
+    WhatsAppProvider,
+)
 from shared.whatsapp.errors import pair_rate_backoff_s
 
 log = logging.getLogger(__name__)
@@ -58,6 +68,8 @@ MAX_TRANSIENT_ATTEMPTS = 5
 RESCAN_S = 5.0
 #: Longest backoff of a transient error.
 MAX_BACKOFF_S = 300.0
+#: Meta's "number being upgraded / in maintenance": that number holds its sending, nobody fails.
+NUMBER_UPGRADING = 131057
 
 
 def page_size(rate: float) -> int:
@@ -123,14 +135,22 @@ class _Page:
 class ChunkRunner:
     """Runs one chunk of one blast; `run()` never raises for send or database errors: it stops and reports."""
 
-    def __init__(self, rt: Runtime, plan: sending.BlastPlan, chunk_id: str, token: str) -> None:
+    def __init__(
+        self, rt: Runtime, plan: sending.BlastPlan, chunk_id: str, token: str, lane: Lane | None = None
+    ) -> None:
         self.rt = rt
         self.engine = rt.send_engine()
         self.plan = plan
         self.chunk_id = chunk_id
         self.token = token
         self.settings = rt.settings
-        rate = rt.settings.BLAST_RATE_LIMIT
+        # A sender number of the blast's pool paces on its own limiter and sends with its own client; the
+        # default sender (no lane) uses the runtime's, as before senders existed.
+        self.sender: str | None = None if lane is None else lane.phone_number_id
+        self.provider: WhatsAppProvider = rt.provider if lane is None else lane.provider
+        self.limiter: RateLimiter = rt.limiter if lane is None else lane.limiter
+        self.feeder = self.engine.feeder if lane is None else self.engine.feeder_for(lane.limiter)
+        rate = rt.settings.BLAST_RATE_LIMIT if lane is None else lane.rate
         self.page_size = page_size(rate)
         self.budget = chunk_size(rate)
         self.report = ChunkReport(plan.id, chunk_id)
@@ -171,17 +191,21 @@ class ChunkRunner:
         # already moved on is not walked again), and from the start when the rows above it run out or every
         # RESCAN_S: recipients due for a retry, or given back, lie below it.
         now = time.monotonic()
-        cursor = self.engine.cursors.get(self.plan.id)
+        key = (self.plan.id, self.sender)
+        cursor = self.engine.cursors.get(key)
         if cursor is None or now - cursor.scanned_at >= RESCAN_S:
             cursor = ClaimCursor(0, now)
         after = cursor.after_id
-        rows = await sending.claim_page(self.plan.id, self.token, size, after_id=after)
+        sender = self.sender
+        rows = await sending.claim_page(self.plan.id, self.token, size, after_id=after, sender=sender)
         if len(rows) == size:
-            self.engine.cursors[self.plan.id] = ClaimCursor(rows[-1].id, cursor.scanned_at)
+            self.engine.cursors[key] = ClaimCursor(rows[-1].id, cursor.scanned_at)
         else:
-            self.engine.cursors.pop(self.plan.id, None)  # next time from the start
+            self.engine.cursors.pop(key, None)  # next time from the start
             if after:
-                rows += await sending.claim_page(self.plan.id, self.token, size - len(rows), after_id=0)
+                rows += await sending.claim_page(
+                    self.plan.id, self.token, size - len(rows), after_id=0, sender=sender
+                )
         page = _Page(claimed=len(rows))
         if not rows:
             return page
@@ -273,7 +297,7 @@ class ChunkRunner:
     async def _send_group(self) -> None:
         """Take slots for what is waiting (missed slots first), mark the new recipients SENDING in one statement,
         and hand every one to the request pool at its slot."""
-        slots = await self.engine.feeder.take(len(self._again) + len(self._todo), self._halt_ev)
+        slots = await self.feeder.take(len(self._again) + len(self._todo), self._halt_ev)
         if not slots:
             return
         n_again = min(len(slots), len(self._again))
@@ -350,7 +374,7 @@ class ChunkRunner:
             return
         attempt = row.attempts + 1
         try:
-            result: SendResult = await self.rt.provider.send_template(
+            result: SendResult = await self.provider.send_template(
                 to=row.phone,
                 template=self.plan.template,
                 language=self.plan.language,
@@ -400,9 +424,28 @@ class ChunkRunner:
             return
         # retry later
         self.report.retry += 1
+        if err.code == NUMBER_UPGRADING:
+            # The number is being upgraded (e.g. to 1,000 msg/s): hold its sending, in every daemon, for a
+            # minute; the recipient waits as long and is never failed for it.
+            with contextlib.suppress(RedisError, OSError):
+                await self.limiter.hold(UPGRADE_HOLD_S)
+            if self.sender is not None:
+                log.info(
+                    "sender %s is being upgraded (131057): its sending waits %.0f s",
+                    self.sender,
+                    UPGRADE_HOLD_S,
+                )
+            self._result(
+                row.id,
+                R.PENDING,
+                error_code=err.code,
+                error_text=err.meaning,
+                next_attempt_at=now + timedelta(seconds=UPGRADE_HOLD_S + random.uniform(0, 2)),
+            )
+            return
         if err.throttled:
             with contextlib.suppress(RedisError, OSError):
-                await self.rt.limiter.slow_down()
+                await self.limiter.slow_down()
             wait_s = max(1.0, err.retry_after_s or 1.0) + random.uniform(0, 0.5)
         elif err.pair_rate:
             n = 1

@@ -8,7 +8,9 @@ import click
 
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
+from shared.errors import ValidationFailed
 from shared.services import blasts, cost_estimate
+from shared.services import senders as sender_service
 from shared.status import BlastStatus
 from shared.text import plural
 
@@ -82,6 +84,17 @@ def blast_group() -> None:
     "--const", "consts", multiple=True, help="NAME=VALUE parameter for every recipient (repeatable)."
 )
 @click.option("--draft", is_flag=True, help="Create as DRAFT instead of scheduling it.")
+@click.option(
+    "--sender", default=None, help="Phone number id to send from (default: WHATSAPP_PHONE_NUMBER_ID)."
+)
+@click.option(
+    "--senders", default=None, help="ID,ID: a pool of numbers of one WABA; recipients are spread over it."
+)
+@click.option(
+    "--strict",
+    is_flag=True,
+    help="Refuse (create nothing) when the portfolio's 24 h messaging limit would be passed.",
+)
 def create_cmd(
     name: str,
     template: str,
@@ -92,11 +105,26 @@ def create_cmd(
     client_key: str | None,
     consts: tuple[str, ...],
     draft: bool,
+    sender: str | None,
+    senders: str | None,
+    strict: bool,
 ) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
+    warnings: list[str] = []
 
     async def work(settings: Settings) -> tuple[blasts.CreateResult, cost_estimate.Cost]:
+        pool = sender_service.parse_pool(sender, senders)
+
+        async def check(accepted: int, resolved: list[str] | None) -> None:
+            warning = await sender_service.messaging_limit_warning(
+                settings, new_recipients=accepted, pool=resolved
+            )
+            if warning is not None and strict:
+                raise ValidationFailed(f"{warning} (--strict: nothing created)")
+            if warning is not None:
+                warnings.append(warning)
+
         created = await blasts.create_blast(
             settings=settings,
             name=name,
@@ -108,10 +136,15 @@ def create_cmd(
             client_key=client_key,
             constants=constants,
             draft=draft,
+            senders=pool,
+            check_accepted=check,
         )
         return await _with_estimate(created)
 
-    _print_create(run(work, mutating=True), "created")
+    done = run(work, mutating=True)
+    for warning in warnings:
+        click.echo(f"warning: {warning}", err=True)
+    _print_create(done, "created")
 
 
 @blast_group.command("list")

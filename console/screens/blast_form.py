@@ -22,7 +22,7 @@ from console.widgets.template_select import TemplateSelect
 from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import BlastError
-from shared.services import blasts, cost_estimate, messaging, preview, templates
+from shared.services import blasts, cost_estimate, messaging, preview, senders, templates
 from shared.status import TemplateStatus
 from shared.text import plural
 
@@ -79,6 +79,12 @@ class BlastFormScreen(BaseScreen):
             yield Input("now", id="form-send-at")
             yield Label(f"Valid until — {zone} (optional: nothing is sent after it)")
             yield Input(id="form-valid-until")
+            yield Label(
+                "Senders — phone number ids, comma-separated: one number, or a pool of one WABA (empty: default)"
+            )
+            yield Input(
+                id="form-senders", placeholder="e.g. 106540352242922,107700000000001 (see Senders, 8)"
+            )
             with Horizontal(id="form-buttons"):
                 yield Button("Cancel", id="form-cancel")
                 yield Button("Create…", variant="primary", id="form-create")
@@ -111,6 +117,7 @@ class BlastFormScreen(BaseScreen):
     @on(Input.Submitted, "#form-name")
     @on(Input.Submitted, "#form-send-at")
     @on(Input.Submitted, "#form-valid-until")
+    @on(Input.Submitted, "#form-senders")
     def next_field(self, event: Input.Submitted) -> None:
         self.focus_next()
 
@@ -137,6 +144,12 @@ class BlastFormScreen(BaseScreen):
         path = self.query_one("#form-csv", Input).value.strip()
         send_at = self.query_one("#form-send-at", Input).value.strip() or "now"
         until = self.query_one("#form-valid-until", Input).value.strip() or None
+        pool_text = self.query_one("#form-senders", Input).value.strip()
+        try:
+            pool = senders.parse_pool(None, pool_text or None)
+        except BlastError as exc:
+            self.notify(exc.message, title="Create blast", severity="error")
+            return
         missing = [label for label, ok in (("name", name), ("template", template), ("CSV", path)) if not ok]
         if missing:
             self.notify(f"fill in: {', '.join(missing)}", title="Create blast", severity="warning")
@@ -144,6 +157,8 @@ class BlastFormScreen(BaseScreen):
         assert template is not None
         count = plural(self.preview.accepted, "recipient") if self.preview else "the recipients in the file"
         when = "now" if send_at == "now" else f"at {send_at} ({self.console.settings.BLAST_TIMEZONE})"
+        if pool:
+            when += f" from {plural(len(pool), 'number')} ({', '.join(pool)})"
         warn = f"\n\nWARNING: {self.estimate.warning}" if self.estimate and self.estimate.warning else ""
         cost = (
             "\n\n" + "\n".join(cost_estimate.summary_lines(self.cost, limit=5))
@@ -153,7 +168,7 @@ class BlastFormScreen(BaseScreen):
 
         def answered(yes: bool | None) -> None:
             if yes:
-                self.create(name, template[0], template[1], path, send_at, until)
+                self.create(name, template[0], template[1], path, send_at, until, pool)
 
         self.app.push_screen(
             ConfirmModal(
@@ -166,7 +181,14 @@ class BlastFormScreen(BaseScreen):
 
     @work(exclusive=True, exit_on_error=False, group="action")
     async def create(
-        self, name: str, template: str, language: str, path: str, send_at: str, until: str | None
+        self,
+        name: str,
+        template: str,
+        language: str,
+        path: str,
+        send_at: str,
+        until: str | None,
+        pool: list[str] | None = None,
     ) -> None:
         result = await blasts.create_blast(
             settings=self.console.settings,
@@ -176,6 +198,7 @@ class BlastFormScreen(BaseScreen):
             recipients=path,
             send_at=None if send_at == "now" else send_at,
             valid_until=until,
+            senders=pool,
         )
         self.notify(
             f"blast {result.id}: {result.status.value}, {plural(result.recipients, 'recipient')}, "

@@ -43,8 +43,26 @@ def parse_args(argv: list[str] | None = None) -> argparse.Namespace:
     )
     parser.add_argument("--demo-templates", action="store_true", help="seed the sandbox's demo templates")
     parser.add_argument("--seed", type=int, default=None)
+    parser.add_argument(
+        "--numbers",
+        default="",
+        help="more sender numbers of the WABA: ID:LEVEL,ID:LEVEL (LEVEL STANDARD = 80 msg/s, HIGH = 1,000 msg/s)",
+    )
+    parser.add_argument(
+        "--record-limit", type=int, default=None, help="send requests kept for /_fake/messages"
+    )
     parser.add_argument("--quiet", action="store_true")
     return parser.parse_args(argv)
+
+
+def _numbers(text: str) -> dict[str, str]:
+    """ID:LEVEL,ID:LEVEL -> {id: level} (LEVEL defaults to STANDARD)."""
+    out: dict[str, str] = {}
+    for item in text.split(","):
+        if item.strip():
+            pnid, _, level = item.strip().partition(":")
+            out[pnid] = level or "STANDARD"
+    return out
 
 
 def build(args: argparse.Namespace) -> FakeGraph:
@@ -60,7 +78,10 @@ def build(args: argparse.Namespace) -> FakeGraph:
         failure_rate=args.failure_rate,
         review_delay_s=args.review_delay_s,
         webhook_url=args.webhook_url,
+        extra_numbers=_numbers(args.numbers),
     )
+    if args.record_limit is not None:
+        config.record_limit = args.record_limit
     loaded: Any = json.loads(args.templates.read_text("utf-8")) if args.templates else []
     if isinstance(loaded, dict):
         loaded = loaded.get("templates", loaded.get("data", []))

@@ -309,9 +309,10 @@ async def send_message(request: web.Request) -> web.StreamResponse:
     if denied is not None:
         await _latency(request)
         return denied
-    if request.match_info["node"] != cfg.phone_number_id:
+    node = request.match_info["node"]
+    if node != cfg.phone_number_id and node not in cfg.extra_numbers:
         await _latency(request)
-        return _no_such_node(request.match_info["node"])
+        return _no_such_node(node)
     try:
         body = json.loads(raw)
     except ValueError:
@@ -335,6 +336,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         outcome="accepted",
         callback_data=callback if isinstance(callback, str) else None,
         body=body,
+        phone_number_id=node,
     )
     fault = state.match_fault("messages", to, msg.template)
     if fault is not None and fault.mode in ("error", "raw"):
@@ -343,7 +345,7 @@ async def send_message(request: web.Request) -> web.StreamResponse:
         return await _fault_response(request, fault)
     now = asyncio.get_running_loop().time()
     problem: Problem | None = None
-    if not state.throttle_ok(now):
+    if not state.throttle_ok(now, node if node != cfg.phone_number_id else None):
         problem = (
             130429,
             "Message failed to send because there were too many messages sent from this phone number",
@@ -400,16 +402,21 @@ def _select(obj: dict[str, Any], request: web.Request, default: tuple[str, ...])
     return {k: obj[k] for k in ["id", *wanted] if k in obj}
 
 
-def phone_number(state: FakeState) -> dict[str, Any]:
+def phone_number(state: FakeState, node: str | None = None) -> dict[str, Any]:
     cfg = state.config
+    extra = node is not None and node in cfg.extra_numbers
     return {
-        "id": cfg.phone_number_id,
-        "display_phone_number": cfg.display_phone_number,
+        "id": node if extra else cfg.phone_number_id,
+        # another number of the fake: the primary's display number with its id's last 4 digits
+        "display_phone_number": cfg.display_phone_number[:-4] + node[-4:]
+        if node and extra
+        else cfg.display_phone_number,
         "verified_name": cfg.verified_name,
         "quality_rating": cfg.quality_rating,
+        # the messaging limit belongs to the business portfolio: the same for every number
         "whatsapp_business_manager_messaging_limit": cfg.messaging_limit,
         "messaging_limit_tier": cfg.messaging_limit,
-        "throughput": {"level": cfg.throughput_level},
+        "throughput": {"level": cfg.extra_numbers[node] if node and extra else cfg.throughput_level},
         "code_verification_status": "VERIFIED",
         "name_status": "APPROVED",
         "platform_type": "CLOUD_API",
@@ -425,13 +432,13 @@ async def get_node(request: web.Request) -> web.StreamResponse:
         await _latency(request)
         return denied
     node = request.match_info["node"]
-    if node == state.config.phone_number_id:
+    if node == state.config.phone_number_id or node in state.config.extra_numbers:
         state.counts["phone_requests"] += 1
         fault = state.match_fault("phone", None, None)
         if fault is not None:
             return await _fault_response(request, fault)
         await _latency(request)
-        return web.json_response(_select(phone_number(state), request, DEFAULT_PHONE_FIELDS))
+        return web.json_response(_select(phone_number(state, node), request, DEFAULT_PHONE_FIELDS))
     apply_due_reviews(request.app)
     tpl = state.templates.get(node)
     await _latency(request)

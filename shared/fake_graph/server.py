@@ -154,6 +154,10 @@ class FakeGraph:
         """Inject a failure: `add_fault(mode="error", code=131026, to="628123…")`."""
         return self.state.add_fault(rule if rule is not None else FaultRule.from_json(fields))
 
+    def number_update(self, phone_number_id: str, event: str = "THROUGHPUT_UPGRADE") -> dict[str, Any]:
+        """Emit a `phone_number_quality_update` webhook (see FakeWebhooks.number_update); returns its value."""
+        return self.emitter.number_update(phone_number_id, event)
+
     def clear_faults(self) -> None:
         self.state.faults.clear()
 

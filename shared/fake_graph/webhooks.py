@@ -218,6 +218,31 @@ class WebhookEmitter:
             value["disable_info"] = {"disable_date": int(time.time())}
         self.emit("message_template_status_update", value, self._step_s())
 
+    def number_update(self, phone_number_id: str, event: str = "THROUGHPUT_UPGRADE") -> dict[str, Any]:
+        """Schedule a `phone_number_quality_update` webhook for one of the fake's numbers; returns its value.
+
+        THROUGHPUT_UPGRADE also moves the number to the HIGH level (1,000 msg/s) in the fake.
+        """
+        cfg = self.state.config
+        if event == "THROUGHPUT_UPGRADE":
+            if phone_number_id in cfg.extra_numbers:
+                cfg.extra_numbers[phone_number_id] = "HIGH"
+            elif phone_number_id == cfg.phone_number_id:
+                cfg.throughput_level = "HIGH"
+        display = cfg.display_phone_number
+        if phone_number_id != cfg.phone_number_id:
+            display = display[:-4] + phone_number_id[-4:]
+        value: dict[str, Any] = {
+            "display_phone_number": display,
+            "phone_number_id": phone_number_id,
+            "event": event,
+            "current_limit": cfg.messaging_limit,
+        }
+        if event == "THROUGHPUT_UPGRADE":
+            value["throughput_level"] = "HIGH"
+        self.emit("phone_number_quality_update", value, self._step_s())
+        return value
+
     # --- delivery -----------------------------------------------------------------------------------------
     def _envelope(self, field: str, values: list[dict[str, Any]]) -> dict[str, Any]:
         cfg = self.state.config

@@ -5,6 +5,7 @@ from shared.models.audit import AuditLog
 from shared.models.blast import Blast
 from shared.models.pricing import PriceCard
 from shared.models.recipient import Recipient, Suppression
+from shared.models.sender import Sender
 from shared.models.template import Template
 from shared.models.webhook import OrphanStatus, WebhookEvent
 
@@ -16,6 +17,7 @@ __all__ = [
     "OrphanStatus",
     "PriceCard",
     "Recipient",
+    "Sender",
     "Suppression",
     "Template",
     "WebhookEvent",

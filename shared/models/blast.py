@@ -26,6 +26,8 @@ class Blast(Model):
     finished_at = fields.DatetimeField(null=True)
     #: Parameters that are the same for every recipient (header/button constants), by column name.
     constants: Any = fields.JSONField(default=dict)
+    #: Phone number ids of the sender numbers (a pool when several), or None for the default sender.
+    senders: Any = fields.JSONField(null=True)
     #: Idempotency key of `create`: creating again with the same key returns this blast.
     client_key = fields.CharField(max_length=200, null=True, unique=True)
     last_error = fields.TextField(null=True)

@@ -33,6 +33,8 @@ class Recipient(Model):
     error_code = fields.IntField(null=True)
     error_text = fields.TextField(null=True)
     lease_owner = fields.CharField(max_length=128, null=True)
+    #: The phone number id it is sent from in a blast with senders (set at its first claim and kept on retry).
+    sender_id = fields.CharField(max_length=32, null=True)
     lease_expires_at = fields.DatetimeField(null=True)
     sent_at = fields.DatetimeField(null=True)
     delivered_at = fields.DatetimeField(null=True)

@@ -11,7 +11,7 @@ import json
 import logging
 import os
 import tempfile
-from collections.abc import AsyncIterable, Iterator, Mapping, Sequence
+from collections.abc import AsyncIterable, Awaitable, Callable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -33,6 +33,7 @@ from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
 from shared.services import transitions
+from shared.services.senders import resolve_pool as sender_pool
 from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
 from shared.whatsapp import errors as meta_errors
 
@@ -430,8 +431,14 @@ async def create_blast(
     draft: bool = False,
     actor: str | None = None,
     recipients_name: str | None = None,
+    senders: Sequence[str] | None = None,
+    check_accepted: Callable[[int, list[str] | None], Awaitable[None]] | None = None,
 ) -> CreateResult:
     """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
+
+    `senders`: the phone number ids it sends from (one, or a pool of one WABA); None: the default sender.
+    `check_accepted(accepted, pool)`: called before the blast is committed (e.g. the messaging-limit check of
+    `--strict`); what it raises creates nothing.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
     `recipients_name` is how messages name the file (default: its path).
@@ -452,6 +459,7 @@ async def create_blast(
             return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
     tmpl = await approved_template(template, language)
     when, until = _parse_times(send_at, valid_until, settings)
+    pool = await sender_pool(settings, senders)
     shown = recipients_name or str(recipients)
     csv = open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
     status = B.DRAFT if draft else B.SCHEDULED
@@ -465,6 +473,7 @@ async def create_blast(
                 valid_until=until,
                 client_key=client_key or None,
                 constants=dict(constants or {}),
+                senders=pool,
                 created_by=actor,
                 using_db=tx,
             )
@@ -478,6 +487,8 @@ async def create_blast(
                         else ""
                     )
                 )
+            if check_accepted is not None:
+                await check_accepted(stats.accepted, pool)
             await (
                 Blast.filter(id=blast.id)
                 .using_db(tx)
@@ -495,6 +506,7 @@ async def create_blast(
                     "status": status.value,
                     "send_at": when.isoformat() if when else None,
                     "template": f"{tmpl.name}/{tmpl.language}",
+                    **({"senders": pool} if pool else {}),
                 },
             )
     except IntegrityError:

@@ -112,10 +112,34 @@ RETURNING id, phone, params, attempts, error_code
 """
 _CLAIM_PG = _CLAIM.format(p=["$1", "$2", "$3", "$4", "$5", "$6"], lock=" FOR UPDATE SKIP LOCKED")
 _CLAIM_SQLITE = _CLAIM.format(p=["?1", "?2", "?3", "?4", "?5", "?6"], lock="")
+# A chunk of one sender number of a pool: takes the recipients not sent from any number yet, or first sent from
+# this one (a retry keeps its number), and assigns them to it.
+_CLAIM_SENDER = """
+UPDATE recipient SET lease_owner = {p[0]}, lease_expires_at = {p[1]}, sender_id = {p[6]}
+WHERE id IN (
+    SELECT id FROM recipient
+    WHERE blast_id = {p[2]} AND status = 'PENDING' AND id > {p[5]}
+      AND (sender_id IS NULL OR sender_id = {p[6]})
+      AND (lease_expires_at IS NULL OR lease_expires_at < {p[3]})
+      AND (next_attempt_at IS NULL OR next_attempt_at <= {p[3]})
+    ORDER BY id LIMIT {p[4]}{lock}
+)
+RETURNING id, phone, params, attempts, error_code
+"""
+_CLAIM_SENDER_PG = _CLAIM_SENDER.format(
+    p=["$1", "$2", "$3", "$4", "$5", "$6", "$7"], lock=" FOR UPDATE SKIP LOCKED"
+)
+_CLAIM_SENDER_SQLITE = _CLAIM_SENDER.format(p=["?1", "?2", "?3", "?4", "?5", "?6", "?7"], lock="")
 
 
 async def claim_page(
-    blast_id: int, token: str, size: int, *, lease_s: float = PENDING_LEASE_S, after_id: int = 0
+    blast_id: int,
+    token: str,
+    size: int,
+    *,
+    lease_s: float = PENDING_LEASE_S,
+    after_id: int = 0,
+    sender: str | None = None,
 ) -> list[ClaimedRecipient]:
     """Lease up to `size` claimable PENDING recipients of a blast to `token` (their status does not change).
 
@@ -126,6 +150,8 @@ async def claim_page(
     Args:
         after_id: claim only ids above this one (a sender's cursor: the index range of rows it already moved
             on is not walked again; a claim from 0 finds the rows due for a retry or released).
+        sender: a chunk of one number of the blast's pool: only recipients not yet assigned to a number or
+            assigned to this one, and they are assigned to it (kept on retry: conversation continuity).
 
     Returns:
         The recipients now leased to `token`, in id order.
@@ -134,12 +160,15 @@ async def claim_page(
     until = now + timedelta(seconds=lease_s)
     conn = connections.get("default")
     pg = conn.capabilities.dialect == "postgres"
+    extra = [] if sender is None else [sender]
     if pg:  # execute_query would not fetch the RETURNING rows of a statement that starts with UPDATE
-        rows = await conn.execute_query_dict(_CLAIM_PG, [token, until, blast_id, now, size, after_id])
+        sql = _CLAIM_PG if sender is None else _CLAIM_SENDER_PG
+        rows = await conn.execute_query_dict(sql, [token, until, blast_id, now, size, after_id, *extra])
     else:
         sqlite_now = now.isoformat(" ")  # tortoise stores datetimes so on SQLite; compared as text
+        sql = _CLAIM_SQLITE if sender is None else _CLAIM_SENDER_SQLITE
         _, rows = await conn.execute_query(
-            _CLAIM_SQLITE, [token, until.isoformat(" "), blast_id, sqlite_now, size, after_id]
+            sql, [token, until.isoformat(" "), blast_id, sqlite_now, size, after_id, *extra]
         )
     loads = json.loads
     out = [

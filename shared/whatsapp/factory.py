@@ -5,12 +5,13 @@ from __future__ import annotations
 from typing import TYPE_CHECKING, Any
 
 import aiohttp
+from pydantic import SecretStr
 
 from shared.errors import ConfigError
 from shared.fake_graph import WebhookSink
 from shared.whatsapp.base import WhatsAppProvider
-from shared.whatsapp.cloud import CloudClient
-from shared.whatsapp.sandbox import SANDBOX_APP_SECRET, SandboxProvider
+from shared.whatsapp.cloud import DEFAULT_POOL_SIZE, CloudClient
+from shared.whatsapp.sandbox import SANDBOX_APP_SECRET, SANDBOX_TOKEN, SandboxProvider
 
 if TYPE_CHECKING:
     from shared.config import Settings
@@ -85,3 +86,44 @@ def build_provider(
         )
     require_cloud_credentials(settings)
     return CloudClient.from_settings(settings, session=session)
+
+
+def build_sender_client(
+    settings: Settings,
+    base: WhatsAppProvider,
+    *,
+    phone_number_id: str,
+    waba_id: str,
+    token: SecretStr | None,
+    session: aiohttp.ClientSession | None = None,
+) -> CloudClient:
+    """A client sending from another number than the base provider's (not started: `await client.start()`).
+
+    In the sandbox it talks to the sandbox's fake Graph API (which simulates the number); otherwise to Meta
+    with the number's own token.
+
+    Raises:
+        ConfigError: `cloud` and the number's token setting is empty.
+    """
+    if isinstance(base, SandboxProvider):
+        api_url, name = base.fake.url, "sandbox"
+        token = SecretStr(SANDBOX_TOKEN)
+        # the in-process fake simulates every number the operator adds (same WABA, Meta's default level)
+        if phone_number_id != base.fake.config.phone_number_id:
+            base.fake.config.extra_numbers.setdefault(phone_number_id, "STANDARD")
+    else:
+        if token is None:
+            raise ConfigError(f"sender {phone_number_id} has no token: set its token setting and reload")
+        api_url, name = settings.WHATSAPP_API_URL, "cloud"
+    return CloudClient(
+        api_url=api_url,
+        access_token=token,
+        phone_number_id=phone_number_id,
+        business_account_id=waba_id or None,
+        timeout_s=settings.WHATSAPP_TIMEOUT_S,
+        use_marketing_endpoint=settings.WHATSAPP_USE_MARKETING_ENDPOINT,
+        pool_size=max(DEFAULT_POOL_SIZE, settings.BLAST_MAX_IN_FLIGHT),
+        session=session,
+        name=name,
+        send_client=settings.BLAST_SEND_CLIENT,
+    )

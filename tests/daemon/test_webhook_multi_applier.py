@@ -10,7 +10,8 @@ from collections.abc import Mapping
 from typing import Any
 
 from shared.config import Settings
-from shared.models import Blast, Recipient, WebhookEvent
+from shared.events import EVENTS_CHANNEL, redis_client
+from shared.models import Blast, Recipient, Sender, WebhookEvent
 from shared.services import webhooks
 from shared.status import RecipientStatus as R
 from tests.conftest import USE_POSTGRES
@@ -85,13 +86,14 @@ async def test_a_registered_field_handler_gets_its_events_after_the_commit(wenv:
         seen.append((value, settings))
 
     value = {"display_phone_number": "15550001111", "event": "DOWNGRADE", "current_limit": "TIER_1K"}
+    real = webhooks.FIELD_HANDLERS["phone_number_quality_update"]
     webhooks.FIELD_HANDLERS["phone_number_quality_update"] = on_quality
     try:
         await wenv.post_ok(envelope("phone_number_quality_update", value))
         await wenv.post_ok(envelope("some_future_field", {"x": 1}))  # no handler: counted, dropped
         report = await apply_all(wenv.settings)
     finally:
-        del webhooks.FIELD_HANDLERS["phone_number_quality_update"]
+        webhooks.FIELD_HANDLERS["phone_number_quality_update"] = real
     assert report.events == 2
     assert [v for v, _ in seen] == [value]
     assert seen[0][1] is wenv.settings
@@ -102,11 +104,38 @@ async def test_a_failing_field_handler_does_not_block_the_event(wenv: WebhookEnv
     async def broken(value: Mapping[str, Any], settings: Settings) -> None:
         raise RuntimeError("boom")
 
+    real = webhooks.FIELD_HANDLERS["phone_number_quality_update"]
     webhooks.FIELD_HANDLERS["phone_number_quality_update"] = broken
     try:
         await wenv.post_ok(envelope("phone_number_quality_update", {"event": "FLAGGED"}))
         report = await apply_all(wenv.settings)
     finally:
-        del webhooks.FIELD_HANDLERS["phone_number_quality_update"]
+        webhooks.FIELD_HANDLERS["phone_number_quality_update"] = real
     assert report.events == 1
     assert await webhooks.backlog() == 0
+
+
+async def test_a_throughput_upgrade_webhook_raises_the_numbers_rate_in_every_daemon(wenv: WebhookEnv) -> None:
+    """The signed `phone_number_quality_update` webhook, through the inbox and the applier: the sender's level
+    is stored and the daemons are told at once (`sender_changed`), so their limiters for that number follow."""
+    await Sender.create(
+        phone_number_id="200000000000007", waba_id="w1", token_env="T7", display_phone="15550001117"
+    )
+    pubsub = redis_client(wenv.settings).pubsub()
+    await pubsub.subscribe(wenv.settings.key(EVENTS_CHANNEL))
+    try:
+        value = {"display_phone_number": "15550001117", "event": "THROUGHPUT_UPGRADE"}
+        await wenv.post_ok(envelope("phone_number_quality_update", value))
+        await apply_all(wenv.settings)
+        row = await Sender.get(phone_number_id="200000000000007")
+        assert row.throughput_level == "HIGH"
+        kinds = []
+        for _ in range(50):
+            msg = await pubsub.get_message(ignore_subscribe_messages=True, timeout=0.1)
+            if msg is not None:
+                kinds.append(json.loads(msg["data"]).get("event"))
+            if "sender_changed" in kinds:
+                break
+        assert "sender_changed" in kinds
+    finally:
+        await pubsub.aclose()

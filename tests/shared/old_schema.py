@@ -8,7 +8,7 @@ from datetime import UTC, datetime
 
 from tortoise import connections
 
-from shared.status import RecipientStatus, TemplateStatus
+from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 
 AT = datetime(2030, 1, 1, tzinfo=UTC)
 
@@ -59,6 +59,26 @@ async def old_recipient(blast_id: int, phone: str, status: RecipientStatus, **va
             "attempts": 0,
             "created_at": AT,
             "updated_at": AT,
+            **values,
+        },
+    )
+
+
+async def old_blast(template_id: int, name: str, status: BlastStatus, **values: object) -> int:
+    """A blast row as releases before 0008_senders wrote it (counters and client_key in `values`)."""
+    counters = "total n_pending n_sending n_sent n_delivered n_read n_failed n_cancelled n_skipped n_unknown"
+    return await insert_row(
+        "blast",
+        {
+            "name": name,
+            "template_id": template_id,
+            "status": status.value,
+            "constants": "{}",
+            "created_by": "",
+            "created_at": AT,
+            "updated_at": AT,
+            "generation": 0,
+            **dict.fromkeys(counters.split(), 0),
             **values,
         },
     )

@@ -18,7 +18,7 @@ from shared.config import Settings
 from shared.errors import InvalidTransition, NotFound
 from shared.events import publish
 from shared.models import Template
-from shared.services import failure_rate, pricing, template_sync, transitions
+from shared.services import failure_rate, pricing, senders, template_sync, transitions
 from shared.services.webhooks.report import ApplyReport
 from shared.status import BlastStatus
 from shared.text import first_line
@@ -100,9 +100,17 @@ async def apply_quality_event(value: Mapping[str, Any]) -> None:
 #: again after a crash) and raise nothing it wants retried (failures are logged, the event is not re-applied).
 FieldHandler = Callable[[Mapping[str, Any], Settings], Awaitable[None]]
 
+
 #: The dispatch point for such fields: field name -> handler. Fields without a handler are counted ("other")
 #: and dropped.
-FIELD_HANDLERS: dict[str, FieldHandler] = {}
+async def _number_update(value: Mapping[str, Any], settings: Settings) -> None:
+    """`phone_number_quality_update` (THROUGHPUT_UPGRADE, quality, messaging limit): the sender's standing is
+    stored and every daemon's limiter for that number follows at once."""
+    if await senders.apply_number_update(value):
+        await publish(settings, "sender_changed")
+
+
+FIELD_HANDLERS: dict[str, FieldHandler] = {senders.NUMBER_UPDATE_FIELD: _number_update}
 
 
 async def dispatch_field_events(settings: Settings, events: Sequence[tuple[str, Mapping[str, Any]]]) -> None:
