@@ -138,4 +138,4 @@ async def test_a_throughput_upgrade_webhook_raises_the_numbers_rate_in_every_dae
                 break
         assert "sender_changed" in kinds
     finally:
-        await pubsub.aclose()
+        await pubsub.aclose()  # type: ignore[no-untyped-call]
