@@ -168,6 +168,10 @@ class ChunkRunner:
         # From the daemon's cursor in this blast (its chunks claim successive ranges: the index range of rows
         # already moved on is not walked again), and from the start when the rows above it run out or every
         # RESCAN_S: recipients due for a retry, or given back, lie below it.
+        if self.plan.due_times:  # a local-time blast: only the groups whose due time has come
+            return await self._screen(
+                await sending.claim_due_page(self.plan.id, self.token, size, self.plan.due_times)
+            )
         now = time.monotonic()
         cursor = self.engine.cursors.get(self.plan.id)
         if cursor is None or now - cursor.scanned_at >= RESCAN_S:
@@ -180,6 +184,9 @@ class ChunkRunner:
             self.engine.cursors.pop(self.plan.id, None)  # next time from the start
             if after:
                 rows += await sending.claim_page(self.plan.id, self.token, size - len(rows), after_id=0)
+        return await self._screen(rows)
+
+    async def _screen(self, rows: list[sending.ClaimedRecipient]) -> _Page:
         page = _Page(claimed=len(rows))
         if not rows:
             return page

@@ -30,7 +30,8 @@ MIGRATIONS_MODULE = "shared.migrations"
 #: Oldest schema (migration name) this release runs on: a daemon of this release keeps working while an older
 #: database has not yet been upgraded only if it has at least this (expand-then-contract upgrades).
 #: 0006_pricing: the webhook applier reads and writes the recipients' pricing columns.
-OLDEST_SUPPORTED_SCHEMA = "0006_pricing"
+#: 0007_local_time: claims and the scheduler read the recipients' due times and the blasts' due groups.
+OLDEST_SUPPORTED_SCHEMA = "0007_local_time"
 #: The other direction: the oldest release that still runs on the schema this release leaves behind, named by the
 #: newest migration that release knows. Recorded in the database when this release migrates, so that a daemon of
 #: an older release that restarts mid-upgrade (crash, watchdog) keeps working instead of crash-looping. Raise it

@@ -82,6 +82,14 @@ def blast_group() -> None:
     "--const", "consts", multiple=True, help="NAME=VALUE parameter for every recipient (repeatable)."
 )
 @click.option("--draft", is_flag=True, help="Create as DRAFT instead of scheduling it.")
+@click.option(
+    "--local-time",
+    is_flag=True,
+    help="Send each recipient at --send-at (a wall-clock time) in their own zone (CSV column timezone).",
+)
+@click.option(
+    "--timezone", default=None, help="Zone of recipients whose zone is not known (default BLAST_TIMEZONE)."
+)
 def create_cmd(
     name: str,
     template: str,
@@ -92,6 +100,8 @@ def create_cmd(
     client_key: str | None,
     consts: tuple[str, ...],
     draft: bool,
+    local_time: bool,
+    timezone: str | None,
 ) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
@@ -108,6 +118,8 @@ def create_cmd(
             client_key=client_key,
             constants=constants,
             draft=draft,
+            local_time=local_time,
+            timezone=timezone,
         )
         return await _with_estimate(created)
 
@@ -164,7 +176,14 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
     )
 
 
-def _detail_json(d: blasts.BlastDetail, cost: pricing.BlastCost) -> dict[str, Any]:
+def _detail_json(
+    d: blasts.BlastDetail, cost: pricing.BlastCost, zones: list[blasts.ZoneProgress]
+) -> dict[str, Any]:
+    local = (
+        {"local_time": d.local_time, "timezone": d.timezone, "zones": [z.to_json() for z in zones]}
+        if d.local_time
+        else {}
+    )
     return {
         "id": d.id,
         "name": d.name,
@@ -178,6 +197,7 @@ def _detail_json(d: blasts.BlastDetail, cost: pricing.BlastCost) -> dict[str, An
         "error": d.error,
         "counts": {k: d.counts[k] for k in COUNT_KEYS},
         "cost": {"estimate": cost.estimate.to_json(), "actual": cost.actual.to_json()},
+        **local,
     }
 
 
@@ -186,17 +206,30 @@ def _detail_json(d: blasts.BlastDetail, cost: pricing.BlastCost) -> dict[str, An
 def show_cmd(blast_id: int) -> None:
     """Show one blast, its counts per status, and its cost (estimate and actual)."""
 
-    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings, pricing.BlastCost]:
-        return await blasts.show_blast(blast_id), settings, await pricing.blast_cost(blast_id)
+    async def work(
+        settings: Settings,
+    ) -> tuple[blasts.BlastDetail, Settings, pricing.BlastCost, list[blasts.ZoneProgress]]:
+        detail = await blasts.show_blast(blast_id)
+        zones = await blasts.zone_progress(blast_id) if detail.local_time else []
+        return detail, settings, await pricing.blast_cost(blast_id), zones
 
-    d, settings, cost = run(work)
+    d, settings, cost, zones = run(work)
     if state().json:
-        emit_json(_detail_json(d, cost))
+        emit_json(_detail_json(d, cost, zones))
         return
     click.echo(f"blast {d.id}: {d.name}")
     click.echo(f"  template   {d.template} ({d.language})")
     click.echo(f"  status     {d.status.value}" + (f" — {d.error}" if d.error else ""))
     click.echo(f"  send at    {fmt_time(d.send_at, settings)}")
+    if d.local_time:
+        click.echo(
+            f"  local time {d.local_time.replace('T', ' ')} in each recipient's zone (else {d.timezone})"
+        )
+        for z in zones:
+            click.echo(
+                f"    {z.zone:<20} due {fmt_time(z.due_at, settings)}  sent {z.sent}  waiting {z.waiting}"
+                + (f"  failed {z.failed}" if z.failed else "")
+            )
     if d.valid_until:
         click.echo(f"  valid until {fmt_time(d.valid_until, settings)}")
     click.echo(f"  started    {fmt_time(d.started_at, settings)}")

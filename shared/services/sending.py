@@ -94,6 +94,13 @@ class BlastPlan:
     constants: dict[str, str]
     valid_until: datetime | None
     generation: int
+    #: Local-time blasts: the distinct due times of its recipients, earliest first (empty: all due at once).
+    due_times: tuple[datetime, ...] = ()
+
+
+def parse_due_times(raw: Any) -> tuple[datetime, ...]:
+    """The due times stored in Blast.due_times (UTC ISO strings), earliest first."""
+    return tuple(sorted(datetime.fromisoformat(str(t)) for t in (raw or ())))
 
 
 async def load_plan(blast_id: int) -> BlastPlan | None:
@@ -113,6 +120,7 @@ async def load_plan(blast_id: int) -> BlastPlan | None:
         constants={str(k): str(v) for k, v in (blast.constants or {}).items()},
         valid_until=blast.valid_until,
         generation=blast.generation,
+        due_times=parse_due_times(blast.due_times),
     )
 
 
@@ -198,9 +206,80 @@ async def claim_page(
     return out
 
 
+#: A local-time blast's claim: one due group's pending rows, by the partial index recipient_due (0007).
+_CLAIM_DUE = """
+UPDATE recipient SET lease_owner = {p[0]}, lease_expires_at = {p[1]}
+WHERE id IN (
+    SELECT id FROM recipient
+    WHERE blast_id = {p[2]} AND due_at = {p[5]} AND status = 'PENDING' AND due_at IS NOT NULL
+      AND (lease_expires_at IS NULL OR lease_expires_at < {p[3]})
+      AND (next_attempt_at IS NULL OR next_attempt_at <= {p[3]})
+    ORDER BY id LIMIT {p[4]}{lock}
+)
+RETURNING id, phone, params, attempts, error_code
+"""
+_CLAIM_DUE_PG = _CLAIM_DUE.format(p=["$1", "$2", "$3", "$4", "$5", "$6"], lock=" FOR UPDATE SKIP LOCKED")
+_CLAIM_DUE_SQLITE = _CLAIM_DUE.format(p=["?1", "?2", "?3", "?4", "?5", "?6"], lock="")
+
+
+async def claim_due_page(
+    blast_id: int, token: str, size: int, due_times: Sequence[datetime], *, lease_s: float = PENDING_LEASE_S
+) -> list[ClaimedRecipient]:
+    """`claim_page` for a local-time blast: up to `size` claimable recipients of the due groups whose time has
+    come (earliest group first), each group by its own index range, so rows not yet due are never walked.
+
+    Returns:
+        The recipients now leased to `token`, in id order.
+    """
+    now = utcnow()
+    until = now + timedelta(seconds=lease_s)
+    conn = connections.get("default")
+    pg = conn.capabilities.dialect == "postgres"
+    loads = json.loads
+    out: list[ClaimedRecipient] = []
+    for due in due_times:
+        if due > now or len(out) >= size:
+            break
+        want = size - len(out)
+        if pg:
+            rows = await conn.execute_query_dict(_CLAIM_DUE_PG, [token, until, blast_id, now, want, due])
+        else:
+            _, rows = await conn.execute_query(
+                _CLAIM_DUE_SQLITE,
+                [token, until.isoformat(" "), blast_id, now.isoformat(" "), want, due.isoformat(" ")],
+            )
+        out.extend(
+            ClaimedRecipient(
+                id=int(r["id"]),
+                phone=r["phone"],
+                params=(loads(r["params"]) if isinstance(r["params"], str | bytes) else r["params"]) or {},
+                attempts=int(r["attempts"]),
+                error_code=r["error_code"],
+            )
+            for r in rows
+        )
+    out.sort(key=lambda c: c.id)
+    return out
+
+
 async def has_claimable(blast_id: int) -> bool:
-    """True when some PENDING recipient of the blast could be claimed now."""
-    return await Recipient.filter(blast_id=blast_id, status=R.PENDING).filter(_claimable(utcnow())).exists()
+    """True when some PENDING recipient of the blast could be claimed now (its own due time come, if any)."""
+    now = utcnow()
+    return (
+        await Recipient.filter(blast_id=blast_id, status=R.PENDING)
+        .filter(_claimable(now), Q(due_at__isnull=True) | Q(due_at__lte=now))
+        .exists()
+    )
+
+
+async def next_due_times(now: datetime) -> list[tuple[int, datetime | None]]:
+    """For each PROCESSING local-time blast: (id, its next due time after `now`, or None when all have come)."""
+    rows = await Blast.filter(status=B.PROCESSING, local_time__isnull=False).values_list("id", "due_times")
+    out: list[tuple[int, datetime | None]] = []
+    for blast_id, raw in rows:
+        later = [t for t in parse_due_times(raw) if t > now]
+        out.append((int(blast_id), later[0] if later else None))
+    return out
 
 
 async def next_attempt_due(blast_id: int) -> datetime | None:

@@ -62,3 +62,24 @@ async def old_recipient(blast_id: int, phone: str, status: RecipientStatus, **va
             **values,
         },
     )
+
+
+async def old_blast(template_id: int, status: str, **values: object) -> int:
+    """A blast row as releases before 0007_local_time wrote it (counters given in `values` as needed)."""
+    counters = ("total", "n_pending", "n_sending", "n_sent", "n_delivered", "n_read", "n_failed")
+    more = ("n_cancelled", "n_skipped", "n_unknown")
+    return await insert_row(
+        "blast",
+        {
+            "name": "old",
+            "template_id": template_id,
+            "status": status,
+            "constants": "{}",
+            "created_by": "",
+            "created_at": AT,
+            "updated_at": AT,
+            "generation": 0,
+            **dict.fromkeys(counters + more, 0),
+            **values,
+        },
+    )

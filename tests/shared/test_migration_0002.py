@@ -11,7 +11,7 @@ from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
 from shared.models import Blast, OrphanStatus, Recipient, Suppression, WebhookEvent
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
-from tests.shared.old_schema import old_recipient, old_template
+from tests.shared.old_schema import old_blast, old_recipient, old_template
 
 
 async def test_database_at_0001_with_data_is_upgraded_intact(empty_database_url: str) -> None:
@@ -23,10 +23,8 @@ async def test_database_at_0001_with_data_is_upgraded_intact(empty_database_url:
         applied, missing, _ = await schema_state()
         assert applied == ["0001_initial"] and "0002_webhooks" in missing
         template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
-        blast = await Blast.create(
-            name="old", template_id=template_id, status=BlastStatus.COMPLETED, total=1, n_read=1
-        )
-        await old_recipient(blast.id, "+6281234567890", RecipientStatus.READ, wamid="wamid.1")
+        blast_id = await old_blast(template_id, BlastStatus.COMPLETED.value, total=1, n_read=1)
+        await old_recipient(blast_id, "+6281234567890", RecipientStatus.READ, wamid="wamid.1")
         await Suppression.create(phone="+6281234567899", reason="asked", source="operator")
     finally:
         await close_db()

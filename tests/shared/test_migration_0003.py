@@ -10,10 +10,10 @@ from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
 from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
-from shared.models import Blast, Recipient
+from shared.models import Recipient
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.conftest import USE_POSTGRES
-from tests.shared.old_schema import old_recipient, old_template
+from tests.shared.old_schema import old_blast, old_recipient, old_template
 
 SENT_AT = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -37,9 +37,9 @@ async def test_database_at_0002_with_recipients_is_upgraded_intact(empty_databas
         assert applied[-1] == "0002_webhooks" and "0003_recipient_sent_at" in missing
         assert "recipient_sent_at" not in await _recipient_indexes()
         template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
-        blast = await Blast.create(name="old", template_id=template_id, status=BlastStatus.COMPLETED, total=2)
-        await old_recipient(blast.id, "+6281234567890", RecipientStatus.SENT, sent_at=SENT_AT, wamid="w.1")
-        await old_recipient(blast.id, "+6281234567891", RecipientStatus.PENDING)
+        blast_id = await old_blast(template_id, BlastStatus.COMPLETED.value, total=2)
+        await old_recipient(blast_id, "+6281234567890", RecipientStatus.SENT, sent_at=SENT_AT, wamid="w.1")
+        await old_recipient(blast_id, "+6281234567891", RecipientStatus.PENDING)
     finally:
         await close_db()
 

@@ -14,7 +14,7 @@ from shared.models import ApiIdempotency, ApiToken, Blast
 from shared.services import tokens
 from shared.services.transitions import utcnow
 from shared.status import BlastStatus, TemplateStatus
-from tests.shared.old_schema import old_template
+from tests.shared.old_schema import old_blast, old_template
 
 
 async def test_database_at_0004_with_blasts_is_upgraded_intact(empty_database_url: str) -> None:
@@ -26,9 +26,7 @@ async def test_database_at_0004_with_blasts_is_upgraded_intact(empty_database_ur
         applied, missing, _ = await schema_state()
         assert applied[-1] == "0004_webhook_pending_index" and "0005_api" in missing
         template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
-        await Blast.create(
-            name="old", template_id=template_id, status=BlastStatus.SCHEDULED, client_key="k-1"
-        )
+        await old_blast(template_id, BlastStatus.SCHEDULED.value, client_key="k-1")
     finally:
         await close_db()
 

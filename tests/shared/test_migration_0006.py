@@ -10,9 +10,9 @@ from tortoise.migrations.executor import MigrationExecutor, MigrationTarget
 
 from shared.config import load_settings
 from shared.db import APP, close_db, open_db, schema_state, tortoise_config
-from shared.models import Blast, OrphanStatus, PriceCard, Recipient, Template
+from shared.models import OrphanStatus, PriceCard, Recipient, Template
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
-from tests.shared.old_schema import old_recipient, old_template
+from tests.shared.old_schema import old_blast, old_recipient, old_template
 
 AT = datetime(2030, 6, 1, 9, 0, tzinfo=UTC)
 
@@ -26,9 +26,9 @@ async def test_database_at_0005_is_upgraded_intact(empty_database_url: str) -> N
         applied, missing, _ = await schema_state()
         assert applied[-1] == "0005_api" and "0006_pricing" in missing
         template_id = await old_template("promo", "id", TemplateStatus.APPROVED)
-        blast = await Blast.create(name="old", template_id=template_id, status=BlastStatus.COMPLETED, total=1)
+        blast_id = await old_blast(template_id, BlastStatus.COMPLETED.value, total=1)
         await old_recipient(
-            blast.id, "+6281234567890", RecipientStatus.DELIVERED, attempts=1, wamid="w.1", delivered_at=AT
+            blast_id, "+6281234567890", RecipientStatus.DELIVERED, attempts=1, wamid="w.1", delivered_at=AT
         )
     finally:
         await close_db()
