@@ -262,14 +262,30 @@ async def claim_due_page(
     return out
 
 
+_DUE_EXISTS = """
+SELECT 1 AS one FROM recipient
+WHERE blast_id = {p[0]} AND status = 'PENDING' AND due_at IS NOT NULL AND due_at <= {p[1]}
+  AND (lease_expires_at IS NULL OR lease_expires_at < {p[1]})
+  AND (next_attempt_at IS NULL OR next_attempt_at <= {p[1]})
+LIMIT 1
+"""
+_DUE_EXISTS_PG = _DUE_EXISTS.format(p=["$1", "$2"])
+_DUE_EXISTS_SQLITE = _DUE_EXISTS.format(p=["?1", "?2"])
+
+
 async def has_claimable(blast_id: int) -> bool:
     """True when some PENDING recipient of the blast could be claimed now (its own due time come, if any)."""
     now = utcnow()
-    return (
-        await Recipient.filter(blast_id=blast_id, status=R.PENDING)
-        .filter(_claimable(now), Q(due_at__isnull=True) | Q(due_at__lte=now))
-        .exists()
-    )
+    local: list[Any] = await Blast.filter(id=blast_id).values_list("local_time", flat=True)
+    if not local or local[0] is None:
+        return await Recipient.filter(blast_id=blast_id, status=R.PENDING).filter(_claimable(now)).exists()
+    # A local-time blast may wait hours for its next zone: look only at the groups already due (recipient_due).
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "postgres":
+        rows = await conn.execute_query_dict(_DUE_EXISTS_PG, [blast_id, now])
+    else:
+        rows = await conn.execute_query_dict(_DUE_EXISTS_SQLITE, [blast_id, now.isoformat(" ")])
+    return bool(rows)
 
 
 async def next_due_times(now: datetime) -> list[tuple[int, datetime | None]]:
