@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import itertools
 from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
@@ -163,3 +164,16 @@ async def test_sqlite_claims_of_a_local_time_blast_use_the_due_index(db: Setting
         plan = await conn.execute_query_dict("EXPLAIN QUERY PLAN " + sql, args)
         details = " | ".join(str(r["detail"]) for r in plan)
         assert "INDEX recipient_due" in details, details
+
+
+async def test_the_demo_local_time_example_has_three_zones_one_minute_apart(db: Settings) -> None:
+    from console.demo import seed_local_time
+
+    await make_template(components=[{"type": "BODY", "text": "Hi {{1}}, order {{2}}."}])
+    result = await seed_local_time(db)
+    assert result.recipients == 9 and result.rejected_total == 0
+    blast = await Blast.get(id=result.id)
+    due = sending.parse_due_times(blast.due_times)
+    assert len(due) == 3 and [b - a for a, b in itertools.pairwise(due)] == [timedelta(minutes=1)] * 2
+    assert timedelta(0) < due[0] - utcnow() <= timedelta(minutes=2)
+    assert [z.total for z in await blasts.zone_progress(result.id)] == [3, 3, 3]
