@@ -170,7 +170,9 @@ class ChunkRunner:
         # RESCAN_S: recipients due for a retry, or given back, lie below it.
         if self.plan.due_times:  # a local-time blast: only the groups whose due time has come
             return await self._screen(
-                await sending.claim_due_page(self.plan.id, self.token, size, self.plan.due_times)
+                await sending.claim_due_page(
+                    self.plan.id, self.token, size, self.plan.due_times, quiet=self.plan.quiet
+                )
             )
         now = time.monotonic()
         cursor = self.engine.cursors.get(self.plan.id)
@@ -434,7 +436,7 @@ class ChunkRunner:
             R.PENDING,
             error_code=err.code,
             error_text=err.meaning,
-            next_attempt_at=now + timedelta(seconds=wait_s),
+            next_attempt_at=sending.quiet_retry_at(self.plan, row.zone, now + timedelta(seconds=wait_s)),
         )
 
     def _note_systemic(self, err: GraphError) -> None:

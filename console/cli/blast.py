@@ -90,6 +90,11 @@ def blast_group() -> None:
 @click.option(
     "--timezone", default=None, help="Zone of recipients whose zone is not known (default BLAST_TIMEZONE)."
 )
+@click.option(
+    "--quiet-hours",
+    default=None,
+    help="HH:MM-HH:MM (recipient's local time) in which messages wait, or off (default BLAST_QUIET_HOURS).",
+)
 def create_cmd(
     name: str,
     template: str,
@@ -102,6 +107,7 @@ def create_cmd(
     draft: bool,
     local_time: bool,
     timezone: str | None,
+    quiet_hours: str | None,
 ) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
@@ -120,6 +126,7 @@ def create_cmd(
             draft=draft,
             local_time=local_time,
             timezone=timezone,
+            quiet_hours=quiet_hours,
         )
         return await _with_estimate(created)
 
@@ -177,7 +184,10 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
 
 
 def _detail_json(
-    d: blasts.BlastDetail, cost: pricing.BlastCost, zones: list[blasts.ZoneProgress]
+    d: blasts.BlastDetail,
+    cost: pricing.BlastCost,
+    zones: list[blasts.ZoneProgress],
+    quiet: blasts.QuietHold | None = None,
 ) -> dict[str, Any]:
     local = (
         {"local_time": d.local_time, "timezone": d.timezone, "zones": [z.to_json() for z in zones]}
@@ -198,6 +208,7 @@ def _detail_json(
         "counts": {k: d.counts[k] for k in COUNT_KEYS},
         "cost": {"estimate": cost.estimate.to_json(), "actual": cost.actual.to_json()},
         **local,
+        **({"quiet": quiet.to_json()} if quiet is not None else {}),
     }
 
 
@@ -208,14 +219,17 @@ def show_cmd(blast_id: int) -> None:
 
     async def work(
         settings: Settings,
-    ) -> tuple[blasts.BlastDetail, Settings, pricing.BlastCost, list[blasts.ZoneProgress]]:
+    ) -> tuple[
+        blasts.BlastDetail, Settings, pricing.BlastCost, list[blasts.ZoneProgress], blasts.QuietHold | None
+    ]:
         detail = await blasts.show_blast(blast_id)
         zones = await blasts.zone_progress(blast_id) if detail.local_time else []
-        return detail, settings, await pricing.blast_cost(blast_id), zones
+        quiet = await blasts.quiet_hold(blast_id)
+        return detail, settings, await pricing.blast_cost(blast_id), zones, quiet
 
-    d, settings, cost, zones = run(work)
+    d, settings, cost, zones, quiet = run(work)
     if state().json:
-        emit_json(_detail_json(d, cost, zones))
+        emit_json(_detail_json(d, cost, zones, quiet))
         return
     click.echo(f"blast {d.id}: {d.name}")
     click.echo(f"  template   {d.template} ({d.language})")
@@ -230,6 +244,8 @@ def show_cmd(blast_id: int) -> None:
                 f"    {z.zone:<20} due {fmt_time(z.due_at, settings)}  sent {z.sent}  waiting {z.waiting}"
                 + (f"  failed {z.failed}" if z.failed else "")
             )
+    if quiet is not None:
+        click.echo(f"  quiet hours {quiet.quiet_hours} (recipient's local time); {quiet.line()}")
     if d.valid_until:
         click.echo(f"  valid until {fmt_time(d.valid_until, settings)}")
     click.echo(f"  started    {fmt_time(d.started_at, settings)}")

@@ -59,6 +59,7 @@ class DetailLoaded(Message):
     audit: list[AuditLog] | None
     cost: pricing.BlastCost | None = None
     zones: list[blasts.ZoneProgress] | None = None
+    quiet: blasts.QuietHold | None = None
 
 
 class BlastDetailScreen(BlastActionScreen):
@@ -106,6 +107,9 @@ class BlastDetailScreen(BlastActionScreen):
         zones = Static("", id="zones")
         zones.display = False  # shown for local-time blasts only
         yield zones
+        quiet = Static("", id="quiet")
+        quiet.display = False  # shown for blasts with quiet hours only
+        yield quiet
         with TabbedContent(id="detail-tabs"):
             with TabPane("Recipients", id="recipients"):
                 yield DataTable(id="recipient-table", cursor_type="row", zebra_stripes=True)
@@ -152,11 +156,12 @@ class BlastDetailScreen(BlastActionScreen):
         audit = await blasts.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
         cost = await pricing.blast_cost(self.blast_id) if slow and tab == "cost" else None
         zones = await blasts.zone_progress(self.blast_id) if slow and detail.local_time else None
+        quiet = await blasts.quiet_hold(self.blast_id) if slow else None
         rate = 0.0
         # Redis down: the banner says so; the database view still works.
         with contextlib.suppress(Exception):
             rate = (await live.rates(self.console.settings)).by_blast.get(self.blast_id, 0.0)
-        self.post_message(DetailLoaded(detail, rate, page, errors, audit, cost, zones))
+        self.post_message(DetailLoaded(detail, rate, page, errors, audit, cost, zones, quiet))
 
     @on(TabbedContent.TabActivated, "#detail-tabs")
     def tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -232,6 +237,10 @@ class BlastDetailScreen(BlastActionScreen):
             panel = self.query_one("#zones", Static)
             panel.update(zones_text(message.detail, message.zones, zone))
             panel.display = True
+        if message.quiet is not None:
+            held = self.query_one("#quiet", Static)
+            held.update(f"quiet hours {message.quiet.quiet_hours} · {message.quiet.line()}")
+            held.display = True
         page_no = len(self.pages)
         more = "more →" if self.next_after is not None else "last page"
         status = (

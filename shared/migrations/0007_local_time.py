@@ -55,6 +55,11 @@ class Migration(migrations.Migration):
             field=fields.JSONField(null=True),
         ),
         ops.AddField(
+            model_name='Blast',
+            name='quiet_hours',
+            field=fields.CharField(null=True, max_length=16),
+        ),
+        ops.AddField(
             model_name='Recipient',
             name='zone',
             field=fields.CharField(null=True, max_length=64),

@@ -41,6 +41,9 @@ class Blast(Model):
     local_time = fields.CharField(max_length=32, null=True)
     timezone = fields.CharField(max_length=64, null=True)
     due_times: Any = fields.JSONField(null=True)
+    #: Quiet hours ("21:00-08:00", each recipient's local time) in which its messages wait (None: off). A blast
+    #: with quiet hours is a due-time blast like a local-time one (due_times set, claims by due group).
+    quiet_hours = fields.CharField(max_length=16, null=True)
 
     # Per-bucket counters, changed in the same transaction as the recipients (see services.transitions).
     total = fields.IntField(default=0)

@@ -10,6 +10,8 @@ from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
 
+from shared.parsing.quiet import QuietHours
+
 __all__ = ["ZoneResolver", "due_at", "parse_zone", "zone_of"]
 
 #: Indonesia's three zones by the names people use.
@@ -84,13 +86,25 @@ class ZoneResolver:
     """The zone of each recipient of a blast: the CSV's `timezone` cell if any; else phonenumbers' zone when it
     names exactly one; else the blast's zone. Caches what it computed (a file has few distinct zones)."""
 
-    def __init__(self, wall: datetime | None, default_zone: str) -> None:
+    def __init__(
+        self,
+        wall: datetime | None,
+        default_zone: str,
+        *,
+        send_at: datetime | None = None,
+        quiet: QuietHours | None = None,
+    ) -> None:
         """Args:
         wall: the naive wall-clock send time of a local-time blast (None: zones only, no due times).
         default_zone: the blast's zone (a `parse_zone` name).
+        send_at: the send time of a blast that is not local-time (with `quiet`: each zone's due time is its
+            first moment from then on outside the quiet hours).
+        quiet: quiet hours: a due time inside them is moved to their end in the recipient's zone.
         """
         self.wall = wall
         self.default_zone = default_zone
+        self.send_at = send_at
+        self.quiet = quiet
         self._cells: dict[str, str | ValueError] = {}
         self._due: dict[str, datetime] = {}
 
@@ -117,12 +131,18 @@ class ZoneResolver:
         return self.default_zone
 
     def due(self, zone: str) -> datetime | None:
-        """When the blast's wall-clock time happens in this zone (None for a blast that is not local-time)."""
-        if self.wall is None:
+        """When this zone's recipients are due: the blast's wall-clock time in this zone (local-time blasts) or
+        its send time, moved past the quiet hours if any (None for a blast with neither)."""
+        if self.wall is None and (self.quiet is None or self.send_at is None):
             return None
         when = self._due.get(zone)
         if when is None:
-            when = self._due[zone] = due_at(self.wall, zone_of(zone))
+            tz = zone_of(zone)
+            when = due_at(self.wall, tz) if self.wall is not None else self.send_at
+            assert when is not None
+            if self.quiet is not None:
+                when = self.quiet.release(when, tz)
+            self._due[zone] = when
         return when
 
     def due_times(self) -> list[datetime]:

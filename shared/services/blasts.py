@@ -30,9 +30,10 @@ from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, Valid
 from shared.models import AuditLog, Blast, Recipient, Template
 from shared.notify import publish
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
+from shared.parsing.quiet import parse_quiet_hours
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
-from shared.parsing.zones import ZoneResolver, parse_zone
+from shared.parsing.zones import ZoneResolver, due_at, parse_zone, zone_of
 from shared.services import transitions
 from shared.services.transitions import utcnow
 from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
@@ -260,6 +261,63 @@ async def zone_progress(blast_id: int) -> list[ZoneProgress]:
         )
     out.sort(key=lambda z: (z.due_at is None, z.due_at or datetime.min, z.zone))
     return out
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHold:
+    """Recipients of a blast with quiet hours that wait for the window to end in their zone."""
+
+    quiet_hours: str
+    held: int
+    next_release: datetime | None
+    zone: str | None  # the zone of the next release
+
+    def release_text(self) -> str:
+        """ "08:00 WITA": the next release in its zone's wall-clock time."""
+        if self.next_release is None or self.zone is None:
+            return "-"
+        return self.next_release.astimezone(zone_of(self.zone)).strftime("%H:%M %Z").strip()
+
+    def line(self) -> str:
+        return f"held by quiet hours: {self.held:,}" + (
+            f", next release {self.release_text()}" if self.held else ""
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "quiet_hours": self.quiet_hours,
+            "held": self.held,
+            "next_release": self.next_release.isoformat() if self.next_release else None,
+            "next_release_local": self.release_text() if self.held else None,
+            "zone": self.zone,
+        }
+
+
+async def quiet_hold(blast_id: int, *, now: datetime | None = None) -> QuietHold | None:
+    """How many PENDING recipients of a blast with quiet hours are held by them (their due time was moved past
+    the window and has not come), and the next release (None for a blast without quiet hours)."""
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None or not blast.quiet_hours:
+        return None
+    now = now or utcnow()
+    wall = datetime.fromisoformat(blast.local_time) if blast.local_time else None
+    rows = await (
+        Recipient.filter(blast_id=blast_id, status=R.PENDING, due_at__gt=now)
+        .annotate(n=Count("id"))
+        .group_by("zone", "due_at")
+        .values_list("zone", "due_at", "n")
+    )
+    held, nxt, nxt_zone = 0, None, None
+    for zone, due, n in rows:
+        if zone is None or due is None:
+            continue
+        planned = due_at(wall, zone_of(str(zone))) if wall is not None else blast.send_at
+        if planned is not None and due <= planned:
+            continue  # waiting for its local time, not for the quiet hours
+        held += int(n)
+        if nxt is None or due < nxt:
+            nxt, nxt_zone = due, str(zone)
+    return QuietHold(blast.quiet_hours, held, nxt, nxt_zone)
 
 
 async def audit_trail(blast_id: int, *, limit: int = 200) -> list[AuditLog]:
@@ -501,7 +559,8 @@ async def approved_template(name: str, language: str) -> Template:
 
 
 _LOCAL_FIXED = (
-    "blast {id} sends at local time: its {what} cannot be changed (each recipient's due time is fixed); "
+    "blast {id} sends at local time or keeps quiet hours: its {what} cannot be changed (each recipient's due "
+    "time is fixed); "
     "cancel it and create it again"
 )
 
@@ -554,12 +613,16 @@ async def create_blast(
     recipients_name: str | None = None,
     local_time: bool = False,
     timezone: str | None = None,
+    quiet_hours: str | None = None,
 ) -> CreateResult:
     """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
 
     With `local_time`, `send_at` is a wall-clock time that each recipient gets in its own zone (the CSV's
     `timezone` column; else phonenumbers' zone when it names one; else `timezone` or BLAST_TIMEZONE): the
     blast starts at the earliest of these times and stays PROCESSING until the last.
+
+    With quiet hours (`quiet_hours` "21:00-08:00", "off" for none, else BLAST_QUIET_HOURS; not for drafts) a
+    recipient whose local time at its send time is inside the window is due when the window ends in its zone.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
     `recipients_name` is how messages name the file (default: its path).
@@ -585,11 +648,26 @@ async def create_blast(
         default_zone = parse_zone(timezone) if timezone else settings.BLAST_TIMEZONE
     except ValueError as exc:
         raise ValidationFailed(f"--timezone: {exc}") from None
+    try:
+        quiet = parse_quiet_hours(
+            settings.BLAST_QUIET_HOURS if quiet_hours is None else quiet_hours, name="--quiet-hours"
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+    if quiet is not None and draft:
+        if quiet_hours is not None:
+            raise ValidationFailed("--quiet-hours cannot be used with --draft: give --send-at instead")
+        quiet = None  # BLAST_QUIET_HOURS applies to blasts created scheduled (a draft has no send time yet)
     wall = _local_send_at(send_at) if local_time else None
     when, until = _parse_times(None if local_time else send_at, valid_until, settings)
     shown = recipients_name or str(recipients)
     csv = open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
-    zones = ZoneResolver(wall, default_zone) if local_time or ZONE_COLUMN in csv.columns else None
+    start = None if draft or local_time else (when or utcnow())
+    zones = (
+        ZoneResolver(wall, default_zone, send_at=start, quiet=quiet)
+        if local_time or quiet is not None or ZONE_COLUMN in csv.columns
+        else None
+    )
     status = B.DRAFT if draft else B.SCHEDULED
     try:
         async with in_transaction() as tx:
@@ -597,7 +675,7 @@ async def create_blast(
                 name=name,
                 template=tmpl,
                 status=B.DRAFT,
-                send_at=when or (None if draft else utcnow()),
+                send_at=when or start,
                 valid_until=until,
                 client_key=client_key or None,
                 constants=dict(constants or {}),
@@ -618,6 +696,15 @@ async def create_blast(
                     "timezone": default_zone,
                     "due_times": [t.isoformat() for t in due_times],
                 }
+            elif quiet is not None and zones is not None and stats.accepted:
+                due_times = zones.due_times()
+                if until is not None and until <= due_times[-1]:
+                    raise ValidationFailed(
+                        f"--valid-until is before the end of the quiet hours ({quiet}) of some recipients"
+                    )
+                local = {"timezone": default_zone, "due_times": [t.isoformat() for t in due_times]}
+            if quiet is not None and local:
+                local["quiet_hours"] = str(quiet)
             if stats.accepted == 0:
                 raise CsvError(
                     f"no usable recipients in {shown}: {_all_rejected(stats.rejected_total)}"
@@ -736,7 +823,7 @@ async def edit_blast(
         raise InvalidTransition(
             f"blast {blast_id} is {B(blast.status).value}; only DRAFT or SCHEDULED blasts can be edited"
         )
-    if blast.local_time and (send_at is not None or recipients is not None):
+    if blast.due_times is not None and (send_at is not None or recipients is not None):
         raise ValidationFailed(_LOCAL_FIXED.format(id=blast_id, what="send time and recipients"))
     changes: dict[str, Any] = {}
     if name is not None:
@@ -897,7 +984,7 @@ async def reschedule_blast(
     when, _ = _parse_times(send_at, None, settings)
     assert when is not None
     blast = await transitions.get_blast(blast_id)
-    if blast.local_time:
+    if blast.due_times is not None:
         raise ValidationFailed(_LOCAL_FIXED.format(id=blast_id, what="send time"))
     if blast.valid_until is not None and when >= blast.valid_until:
         raise ValidationFailed(f"--send-at is after blast {blast_id}'s valid-until time")

@@ -38,6 +38,8 @@ from tortoise.transactions import in_transaction
 from shared import metrics
 from shared.errors import InvalidTransition
 from shared.models import Blast, Recipient
+from shared.parsing.quiet import QuietHours, parse_quiet_hours
+from shared.parsing.zones import zone_of
 from shared.services import transitions
 from shared.services.blasts import expire_pending
 from shared.services.transitions import utcnow
@@ -96,6 +98,8 @@ class BlastPlan:
     generation: int
     #: Local-time blasts: the distinct due times of its recipients, earliest first (empty: all due at once).
     due_times: tuple[datetime, ...] = ()
+    #: Quiet hours (each recipient's local time) in which nothing is sent to it (None: off).
+    quiet: QuietHours | None = None
 
 
 def parse_due_times(raw: Any) -> tuple[datetime, ...]:
@@ -121,6 +125,7 @@ async def load_plan(blast_id: int) -> BlastPlan | None:
         valid_until=blast.valid_until,
         generation=blast.generation,
         due_times=parse_due_times(blast.due_times),
+        quiet=parse_quiet_hours(blast.quiet_hours),
     )
 
 
@@ -141,6 +146,8 @@ class ClaimedRecipient:
     params: dict[str, Any]
     attempts: int
     error_code: int | None
+    #: The recipient's zone (due-time blasts only).
+    zone: str | None = None
 
 
 def _claimable(now: datetime) -> Q:
@@ -216,17 +223,26 @@ WHERE id IN (
       AND (next_attempt_at IS NULL OR next_attempt_at <= {p[3]})
     ORDER BY id LIMIT {p[4]}{lock}
 )
-RETURNING id, phone, params, attempts, error_code
+RETURNING id, phone, params, attempts, error_code, zone
 """
 _CLAIM_DUE_PG = _CLAIM_DUE.format(p=["$1", "$2", "$3", "$4", "$5", "$6"], lock=" FOR UPDATE SKIP LOCKED")
 _CLAIM_DUE_SQLITE = _CLAIM_DUE.format(p=["?1", "?2", "?3", "?4", "?5", "?6"], lock="")
 
 
 async def claim_due_page(
-    blast_id: int, token: str, size: int, due_times: Sequence[datetime], *, lease_s: float = PENDING_LEASE_S
+    blast_id: int,
+    token: str,
+    size: int,
+    due_times: Sequence[datetime],
+    *,
+    lease_s: float = PENDING_LEASE_S,
+    quiet: QuietHours | None = None,
 ) -> list[ClaimedRecipient]:
-    """`claim_page` for a local-time blast: up to `size` claimable recipients of the due groups whose time has
+    """`claim_page` for a due-time blast: up to `size` claimable recipients of the due groups whose time has
     come (earliest group first), each group by its own index range, so rows not yet due are never walked.
+
+    With `quiet`, a claimed recipient whose zone is inside its quiet hours now is not returned: it is given
+    back, held (next_attempt_at) until the window ends in its zone, so the whole zone is held as it is met.
 
     Returns:
         The recipients now leased to `token`, in id order.
@@ -255,11 +271,40 @@ async def claim_due_page(
                 params=(loads(r["params"]) if isinstance(r["params"], str | bytes) else r["params"]) or {},
                 attempts=int(r["attempts"]),
                 error_code=r["error_code"],
+                zone=r["zone"],
             )
             for r in rows
         )
+    if quiet is not None and out:
+        out = await _hold_quiet(token, out, quiet, now)
     out.sort(key=lambda c: c.id)
     return out
+
+
+async def _hold_quiet(
+    token: str, rows: list[ClaimedRecipient], quiet: QuietHours, now: datetime
+) -> list[ClaimedRecipient]:
+    """Give back the claimed rows whose zone is inside its quiet hours now, each held until the window ends."""
+    release: dict[str, datetime] = {}
+    for zone in {r.zone for r in rows if r.zone}:
+        opens = quiet.release(now, zone_of(zone))
+        if opens > now:
+            release[zone] = opens
+    if not release:
+        return rows
+    for zone, opens in release.items():
+        ids = [r.id for r in rows if r.zone == zone]
+        await Recipient.filter(id__in=ids, status=R.PENDING, lease_owner=token).update(
+            lease_owner=None, lease_expires_at=None, next_attempt_at=opens
+        )
+    return [r for r in rows if r.zone not in release]
+
+
+def quiet_retry_at(plan: BlastPlan, zone: str | None, when: datetime) -> datetime:
+    """A retry time moved past the blast's quiet hours in the recipient's zone (unchanged without them)."""
+    if plan.quiet is None or not zone:
+        return when
+    return plan.quiet.release(when, zone_of(zone))
 
 
 _DUE_EXISTS = """
@@ -276,7 +321,7 @@ _DUE_EXISTS_SQLITE = _DUE_EXISTS.format(p=["?1", "?2"])
 async def has_claimable(blast_id: int) -> bool:
     """True when some PENDING recipient of the blast could be claimed now (its own due time come, if any)."""
     now = utcnow()
-    local: list[Any] = await Blast.filter(id=blast_id).values_list("local_time", flat=True)
+    local: list[Any] = await Blast.filter(id=blast_id).values_list("due_times", flat=True)
     if not local or local[0] is None:
         return await Recipient.filter(blast_id=blast_id, status=R.PENDING).filter(_claimable(now)).exists()
     # A local-time blast may wait hours for its next zone: look only at the groups already due (recipient_due).
@@ -289,8 +334,9 @@ async def has_claimable(blast_id: int) -> bool:
 
 
 async def next_due_times(now: datetime) -> list[tuple[int, datetime | None]]:
-    """For each PROCESSING local-time blast: (id, its next due time after `now`, or None when all have come)."""
-    rows = await Blast.filter(status=B.PROCESSING, local_time__isnull=False).values_list("id", "due_times")
+    """For each PROCESSING due-time blast (local time or quiet hours): (id, its next due time after `now`, or
+    None when all have come)."""
+    rows = await Blast.filter(status=B.PROCESSING, due_times__isnull=False).values_list("id", "due_times")
     out: list[tuple[int, datetime | None]] = []
     for blast_id, raw in rows:
         later = [t for t in parse_due_times(raw) if t > now]

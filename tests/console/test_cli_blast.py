@@ -194,3 +194,29 @@ def test_local_time_without_a_wall_clock_time_is_one_line(
     r = run_cli(capsys, *create_args(csv_file, send_at="+1h"), "--local-time")
     assert r.code != 0 and len(r.err.strip().splitlines()) == 1
     assert "wall-clock time" in r.err
+
+
+def test_quiet_hours_create_and_show_held(
+    seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "quiet.csv"
+    path.write_text(
+        "phone,1,2,timezone\n+6281234567890,Ada,A1,WITA\n+6281234567891,Bo,B2,WITA\n", encoding="utf-8"
+    )
+    args = [*create_args(path, send_at="2099-12-08T22:00+08:00"), "--quiet-hours", "21:00-08:00"]
+    r = run_cli(capsys, "--json", *args)
+    assert r.code == 0, r.err
+    blast_id = str(r.json()["id"])
+    shown = run_cli(capsys, "blast", "show", blast_id, "--json").json()
+    assert shown["quiet"]["held"] == 2 and shown["quiet"]["next_release_local"] == "08:00 WITA"
+    assert shown["quiet"]["next_release"] == "2099-12-09T00:00:00+00:00"
+    r = run_cli(capsys, "blast", "show", blast_id)
+    assert "held by quiet hours: 2, next release 08:00 WITA" in r.out
+
+
+def test_a_bad_quiet_hours_option_is_one_line(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(capsys, *create_args(csv_file, send_at="+1h"), "--quiet-hours", "late")
+    assert r.code != 0 and len(r.err.strip().splitlines()) == 1
+    assert "--quiet-hours 'late'" in r.err
