@@ -294,29 +294,45 @@ class QuietHold:
 
 
 async def quiet_hold(blast_id: int, *, now: datetime | None = None) -> QuietHold | None:
-    """How many PENDING recipients of a blast with quiet hours are held by them (their due time was moved past
-    the window and has not come), and the next release (None for a blast without quiet hours)."""
+    """How many PENDING recipients of a blast with quiet hours are held by them, and the next release (None for
+    a blast without quiet hours). Held: due time moved past the window at import and not come yet, or due but
+    given back by a claim (next_attempt_at) while their zone is inside the window. A console read."""
     blast = await Blast.get_or_none(id=blast_id)
     if blast is None or not blast.quiet_hours:
         return None
+    quiet = parse_quiet_hours(blast.quiet_hours)
+    assert quiet is not None
     now = now or utcnow()
     wall = datetime.fromisoformat(blast.local_time) if blast.local_time else None
-    rows = await (
+    waiting = await (
         Recipient.filter(blast_id=blast_id, status=R.PENDING, due_at__gt=now)
         .annotate(n=Count("id"))
         .group_by("zone", "due_at")
         .values_list("zone", "due_at", "n")
     )
+    given_back = await (
+        Recipient.filter(blast_id=blast_id, status=R.PENDING, due_at__lte=now, next_attempt_at__gt=now)
+        .annotate(n=Count("id"))
+        .group_by("zone")
+        .values_list("zone", "n")
+    )
     held, nxt, nxt_zone = 0, None, None
-    for zone, due, n in rows:
+    found: list[tuple[str, datetime, int]] = []
+    for zone, due, n in waiting:
         if zone is None or due is None:
             continue
         planned = due_at(wall, zone_of(str(zone))) if wall is not None else blast.send_at
-        if planned is not None and due <= planned:
-            continue  # waiting for its local time, not for the quiet hours
-        held += int(n)
-        if nxt is None or due < nxt:
-            nxt, nxt_zone = due, str(zone)
+        if planned is None or due > planned:  # else it waits for its local time, not for the quiet hours
+            found.append((str(zone), due, int(n)))
+    for zone, n in given_back:
+        if zone is not None:
+            opens = quiet.release(now, zone_of(str(zone)))
+            if opens > now:
+                found.append((str(zone), opens, int(n)))
+    for zone, opens, n in found:
+        held += n
+        if nxt is None or opens < nxt:
+            nxt, nxt_zone = opens, zone
     return QuietHold(blast.quiet_hours, held, nxt, nxt_zone)
 
 
