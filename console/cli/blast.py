@@ -32,6 +32,7 @@ def _create_json(result: blasts.CreateResult, estimate: pricing.Cost) -> dict[st
         "recipients": result.recipients,
         "rejected": [{"row": r.row, "value": r.value, "reason": r.reason} for r in result.rejected],
         "cost": {"estimate": estimate.to_json()},
+        **({"quiet_hours": result.quiet_note} if result.quiet_note else {}),
     }
 
 
@@ -57,6 +58,8 @@ def _print_create(done: tuple[blasts.CreateResult, pricing.Cost], verb: str) -> 
         click.echo(f"  row {r.row}: {r.value!r}: {r.reason}")
     if result.rejected_total > 20:
         click.echo(f"  … and {result.rejected_total - 20} more (use --json for all)")
+    if result.quiet_note:
+        click.echo(f"  quiet hours: {result.quiet_note}")
     for line in pricing.summary_lines(estimate):
         click.echo(line)
 

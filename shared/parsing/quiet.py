@@ -4,10 +4,11 @@ holds its message, and the first moment a message may go out in a zone (DST-safe
 from __future__ import annotations
 
 import re
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass
 from datetime import UTC, datetime, time, timedelta, tzinfo
 
-__all__ = ["QuietHours", "parse_quiet_hours"]
+__all__ = ["QuietHours", "QuietWait", "parse_quiet_hours", "quiet_wait"]
 
 _WINDOW = re.compile(r"\s*(\d{1,2}):(\d{2})\s*-\s*(\d{1,2}):(\d{2})\s*")
 
@@ -71,3 +72,49 @@ def parse_quiet_hours(text: str | None, *, name: str | None = None) -> QuietHour
         else:
             return QuietHours(time(h1, m1), time(h2, m2))
     raise ValueError(f"{name} {text.strip()[:40]!r}: {reason}" if name else reason)
+
+
+@dataclass(frozen=True, slots=True)
+class QuietWait:
+    """An estimate: how many recipients will wait for the quiet hours to end, and the first end (in `zone`)."""
+
+    recipients: int
+    until: datetime | None
+    zone: tzinfo | None
+
+    def line(self) -> str | None:
+        """ "about 3,200 recipients will wait until 08:00 WITA" (None when nobody waits)."""
+        if not self.recipients or self.until is None or self.zone is None:
+            return None
+        who = "recipient" if self.recipients == 1 else "recipients"
+        return f"about {self.recipients:,} {who} will wait until {self.until.astimezone(self.zone):%H:%M %Z}"
+
+
+def quiet_wait(
+    groups: Sequence[tuple[datetime, str, int]],
+    rate: float,
+    quiet: QuietHours,
+    zone_of: Callable[[str], tzinfo],
+) -> QuietWait:
+    """Estimate who a blast will hold in quiet hours: its due groups (due time, zone, recipients) sent one after
+    the other at `rate` messages a second, earliest first; a group due inside its window waits whole, and a group
+    still sending when its zone's window starts leaves the rest waiting until the window ends."""
+    cursor: datetime | None = None
+    waiting = 0
+    first: tuple[datetime, tzinfo] | None = None
+    for due, zone, n in sorted(groups):
+        tz = zone_of(zone)
+        begin = due if cursor is None else max(due, cursor)
+        opens = quiet.release(begin, tz)
+        if opens > begin:
+            late, release = n, opens
+        else:
+            closes = quiet.next_start(begin, tz)
+            sent = min(n, int((closes - begin).total_seconds() * rate))
+            late, release = n - sent, quiet.release(closes, tz)
+            cursor = begin + timedelta(seconds=sent / rate)
+        if late:
+            waiting += late
+            if first is None or release < first[0]:
+                first = (release, tz)
+    return QuietWait(waiting, first[0] if first else None, first[1] if first else None)

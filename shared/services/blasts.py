@@ -30,7 +30,7 @@ from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, Valid
 from shared.models import AuditLog, Blast, Recipient, Template
 from shared.notify import publish
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
-from shared.parsing.quiet import parse_quiet_hours
+from shared.parsing.quiet import parse_quiet_hours, quiet_wait
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
 from shared.parsing.zones import ZoneResolver, due_at, parse_zone, zone_of
@@ -87,6 +87,8 @@ class CreateResult:
     existing: bool = False
     #: Rows rejected because their number came earlier in the file (counted in rejected_total too).
     duplicates: int = 0
+    #: Quiet hours: "about 3,200 recipients will wait until 08:00 WITA" (None when nobody is expected to wait).
+    quiet_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -719,8 +721,22 @@ async def create_blast(
                         f"--valid-until is before the end of the quiet hours ({quiet}) of some recipients"
                     )
                 local = {"timezone": default_zone, "due_times": [t.isoformat() for t in due_times]}
+            quiet_note = None
             if quiet is not None and local:
                 local["quiet_hours"] = str(quiet)
+                groups = await (
+                    Recipient.filter(blast_id=blast.id)
+                    .using_db(tx)
+                    .annotate(n=Count("id"))
+                    .group_by("due_at", "zone")
+                    .values_list("due_at", "zone", "n")
+                )
+                quiet_note = quiet_wait(
+                    [(d, str(z), int(n)) for d, z, n in groups if d is not None and z is not None],
+                    settings.BLAST_RATE_LIMIT,
+                    quiet,
+                    zone_of,
+                ).line()
             if stats.accepted == 0:
                 raise CsvError(
                     f"no usable recipients in {shown}: {_all_rejected(stats.rejected_total)}"
@@ -766,7 +782,13 @@ async def create_blast(
     if status == B.SCHEDULED:
         await publish(settings, "scheduled", blast_id=blast.id)
     return CreateResult(
-        blast.id, status, stats.accepted, stats.rejected, stats.rejected_total, duplicates=stats.duplicates
+        blast.id,
+        status,
+        stats.accepted,
+        stats.rejected,
+        stats.rejected_total,
+        duplicates=stats.duplicates,
+        quiet_note=quiet_note,
     )
 
 

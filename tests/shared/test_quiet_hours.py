@@ -193,3 +193,53 @@ async def test_a_retry_time_inside_the_window_is_pushed_to_its_end(db: Settings,
     early = at(WITA, 2026, 12, 7, 20, 0)
     assert sending.quiet_retry_at(plan, "Asia/Makassar", early) == early
     assert sending.quiet_retry_at(plan, None, late) == late
+
+
+def test_the_estimate_counts_who_a_blast_still_sending_at_the_window_start_leaves_waiting() -> None:
+    from shared.parsing.quiet import quiet_wait
+    from shared.parsing.zones import zone_of
+
+    at_20 = at(WITA, 2026, 12, 7, 20, 0)
+    est = quiet_wait([(at_20, "Asia/Makassar", 10_000)], 1.0, NIGHT, zone_of)
+    assert (est.recipients, est.until) == (6_400, at(WITA, 2026, 12, 8, 8, 0))  # 3,600 go out before 21:00
+    assert est.line() == "about 6,400 recipients will wait until 08:00 WITA"
+    # A second zone due later starts after the first is done: at 100/s everything goes out before 21:00.
+    fast = quiet_wait(
+        [(at_20, "Asia/Makassar", 10_000), (at_20 + timedelta(hours=1), "Asia/Jakarta", 100)],
+        100.0,
+        NIGHT,
+        zone_of,
+    )
+    assert fast.recipients == 0 and fast.line() is None
+    # Slower: Makassar's 3,600 from 19:30 WITA end at 20:30 WITA, 21:30 in Jayapura (due 20:50 WIT): its 100 wait.
+    wit = ZoneInfo("Asia/Jayapura")
+    slow = quiet_wait(
+        [
+            (at_20 - timedelta(minutes=30), "Asia/Makassar", 3_600),
+            (at(wit, 2026, 12, 7, 20, 50), "Asia/Jayapura", 100),
+        ],
+        1.0,
+        NIGHT,
+        zone_of,
+    )
+    assert slow.recipients == 100 and slow.line() == "about 100 recipients will wait until 08:00 WIT"
+
+
+async def test_create_says_how_many_will_wait_when_sending_runs_into_the_window(
+    db: Settings, tmp_path: Path
+) -> None:
+    settings = db.model_copy(update={"BLAST_RATE_LIMIT": 1.0})
+    send = evening_wita() - timedelta(hours=1, seconds=1)  # 20:59:59 WITA: one message before 21:00
+    path = tmp_path / "w.csv"
+    path.write_text("phone,1,2,timezone\n" + "".join(f"+62812345678{i:02d},A,B,WITA\n" for i in range(3)))
+    await make_template()
+    result = await blasts.create_blast(
+        settings=settings,
+        name="q",
+        template="order_update",
+        language="en_US",
+        recipients=path,
+        send_at=send.isoformat(),
+        quiet_hours="21:00-08:00",
+    )
+    assert result.quiet_note == "about 2 recipients will wait until 08:00 WITA"
