@@ -3,7 +3,7 @@ only when their tab is shown, and a refresh that rewrites changed cells only."""
 
 from __future__ import annotations
 
-from datetime import timedelta
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
 from textual.widgets import DataTable, Static, TabbedContent
@@ -153,4 +153,29 @@ async def test_an_ordinary_blast_shows_no_zones(db: Settings, make_app: AppFacto
         screen = BlastDetailScreen(blast.id)
         await app.push_screen(screen)
         await settle(pilot)
+        assert not screen.query_one("#zones", Static).display
+
+
+async def test_a_blast_with_quiet_hours_shows_how_many_are_held_and_the_next_release(
+    db: Settings, make_app: AppFactory
+) -> None:
+    blast = await _mixed_blast(8)
+    release = datetime(2099, 12, 9, 0, 0, tzinfo=UTC)  # 08:00 WITA
+    for i, rid in enumerate(await _ids(blast)):
+        await Recipient.filter(id=rid).update(zone="Asia/Makassar", due_at=release if i % 4 == 2 else SEND_AT)
+    await Blast.filter(id=blast.id).update(
+        send_at=SEND_AT, quiet_hours="21:00-08:00", due_times=[SEND_AT.isoformat(), release.isoformat()]
+    )
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = BlastDetailScreen(blast.id)
+        await app.push_screen(screen)
+        await settle(pilot)
+        panel = screen.query_one("#quiet", Static)
+        assert panel.display
+        # statuses cycle SENT, FAILED, PENDING, DELIVERED: the 2 PENDING rows are the ones due at 08:00 WITA
+        assert (
+            text_of(panel).strip()
+            == "quiet hours 21:00-08:00 · held by quiet hours: 2, next release 08:00 WITA"
+        )
         assert not screen.query_one("#zones", Static).display
