@@ -247,7 +247,27 @@ async def claim_due_page(
     Returns:
         The recipients now leased to `token`, in id order.
     """
-    now = utcnow()
+    out: list[ClaimedRecipient] = []
+    # A page that met a quiet zone claims again for what it gave back (the held rows are skipped from then on),
+    # so a chunk does not end early while other zones still have due recipients.
+    for _ in range(QUIET_CLAIM_ROUNDS if quiet is not None else 1):
+        now = utcnow()
+        got = await _claim_due_groups(blast_id, token, size - len(out), due_times, now, lease_s)
+        kept = await _hold_quiet(token, got, quiet, now) if quiet is not None and got else got
+        out.extend(kept)
+        if len(kept) == len(got) or len(out) >= size:
+            break
+    out.sort(key=lambda c: c.id)
+    return out
+
+
+#: Claims of one page of a blast with quiet hours, at most (each round holds what it met of a quiet zone).
+QUIET_CLAIM_ROUNDS = 5
+
+
+async def _claim_due_groups(
+    blast_id: int, token: str, size: int, due_times: Sequence[datetime], now: datetime, lease_s: float
+) -> list[ClaimedRecipient]:
     until = now + timedelta(seconds=lease_s)
     conn = connections.get("default")
     pg = conn.capabilities.dialect == "postgres"
@@ -275,9 +295,6 @@ async def claim_due_page(
             )
             for r in rows
         )
-    if quiet is not None and out:
-        out = await _hold_quiet(token, out, quiet, now)
-    out.sort(key=lambda c: c.id)
     return out
 
 
