@@ -2,6 +2,7 @@
 
     .venv/bin/python bench/bench_csv_import.py                 # 100k and 1M rows on SQLite
     .venv/bin/python bench/bench_csv_import.py --rows 100000 --database-url postgres://postgres@127.0.0.1:5432/test
+    .venv/bin/python bench/bench_csv_import.py --rows 100000 --local-time   # a timezone column, --local-time
 
 Each size runs in a fresh process so its peak RSS is its own. Not run in CI.
 """
@@ -21,17 +22,20 @@ import time
 import uuid
 from pathlib import Path
 
+ZONES = ("WIB", "WITA", "WIT", "")  # "": no zone written (phonenumbers, else the blast's zone)
 
-def write_csv(path: Path, rows: int, dup_every: int = 1000) -> None:
+
+def write_csv(path: Path, rows: int, dup_every: int = 1000, *, zones: bool = False) -> None:
     rng = random.Random(1)
     with path.open("w", encoding="utf-8") as f:
-        f.write("phone;first_name;order\n")
+        f.write("phone;first_name;order" + (";timezone" if zones else "") + "\n")
         for i in range(rows):
             n = i - 1 if dup_every and i % dup_every == 999 else i  # a duplicate now and then
-            f.write(f"+62812{n:08d};Name{rng.randint(0, 999)};ORD-{i}\n")
+            zone = f";{ZONES[i % 4]}" if zones else ""
+            f.write(f"+62812{n:08d};Name{rng.randint(0, 999)};ORD-{i}{zone}\n")
 
 
-async def run_one(rows: int, database_url: str, csv_path: Path) -> dict[str, float]:
+async def run_one(rows: int, database_url: str, csv_path: Path, local_time: bool = False) -> dict[str, float]:
     from shared.config import load_settings
     from shared.db import database
     from shared.models import Template
@@ -51,8 +55,9 @@ async def run_one(rows: int, database_url: str, csv_path: Path) -> dict[str, flo
             components=[{"type": "BODY", "text": "Hi {{first_name}}, order {{order}}"}],
         )
         t0 = time.perf_counter()
+        local: dict[str, object] = {"local_time": True, "send_at": "2099-12-08 09:00"} if local_time else {}
         result = await create_blast(
-            settings=settings, name="bench", template="bench", language="en_US", recipients=csv_path
+            settings=settings, name="bench", template="bench", language="en_US", recipients=csv_path, **local
         )
         elapsed = time.perf_counter() - t0
     rss_mb = resource.getrusage(resource.RUSAGE_SELF).ru_maxrss / 1024
@@ -88,12 +93,12 @@ def reader_only(rows: int) -> None:
             print(f"reader, {label:<22} {n:>8} rows {elapsed:6.2f} s {round(n / elapsed):>8} rows/s")
 
 
-def child(rows: int, database_url: str) -> None:
+def child(rows: int, database_url: str, local_time: bool) -> None:
     with tempfile.TemporaryDirectory() as tmp:
         csv_path = Path(tmp) / "r.csv"
-        write_csv(csv_path, rows)
+        write_csv(csv_path, rows, zones=local_time)
         url = database_url if database_url != "sqlite" else f"sqlite://{tmp}/bench.db"
-        print(json.dumps(asyncio.run(run_one(rows, url, csv_path))))
+        print(json.dumps(asyncio.run(run_one(rows, url, csv_path, local_time))))
 
 
 def main() -> None:
@@ -102,18 +107,28 @@ def main() -> None:
     parser.add_argument("--database-url", default="sqlite", help="sqlite (a temp file) or a postgres:// URL")
     parser.add_argument("--child", action="store_true", help=argparse.SUPPRESS)
     parser.add_argument("--reader-only", action="store_true", help="time the CSV reader alone (no database)")
+    parser.add_argument("--local-time", action="store_true", help="a timezone column and a local-time blast")
     args = parser.parse_args()
     sizes = args.rows or [100_000, 1_000_000]
     if args.reader_only:
         reader_only(sizes[0])
         return
     if args.child:
-        child(sizes[0], args.database_url)
+        child(sizes[0], args.database_url, args.local_time)
         return
     print(f"{'rows':>10} {'seconds':>8} {'rows/s':>8} {'peak RSS MB':>12} {'rejected':>9}")
     for rows in sizes:
         out = subprocess.run(
-            [sys.executable, __file__, "--child", "--rows", str(rows), "--database-url", args.database_url],
+            [
+                sys.executable,
+                __file__,
+                "--child",
+                "--rows",
+                str(rows),
+                "--database-url",
+                args.database_url,
+                *(["--local-time"] if args.local_time else []),
+            ],
             capture_output=True,
             text=True,
             env=os.environ,

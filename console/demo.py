@@ -1,5 +1,6 @@
 """Provides the demo's seed: the sandbox's templates (one still SUBMITTED, approved a minute later by the
-simulated Meta), a synced template list, and a first blast from the demo CSV that starts ~20 s later.
+simulated Meta), a synced template list, a first blast from the demo CSV that starts ~20 s later, and a
+local-time blast whose three zones are due one minute apart.
 
 Run by scripts/demo before `blast-console --with-daemon`; running it again changes nothing.
 """
@@ -9,6 +10,7 @@ from __future__ import annotations
 import asyncio
 import json
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 from typing import Any
 
@@ -25,6 +27,10 @@ from shared.whatsapp.sandbox import DEMO_TEMPLATES, TEMPLATES_FILE, sandbox_dir
 DEMO_CSV = Path(__file__).parent / "demo_data" / "recipients.csv"
 #: The demo's second (simulated) sender number: the demo blast is spread over two numbers.
 DEMO_SECOND_NUMBER = "106540352240002"
+#: Nine recipients in three zones one minute apart (UTC+07:00, +06:59, +06:58: WIB, WITA and WIT are an hour
+#: apart, too long to watch), for the local-time example.
+DEMO_LOCAL_CSV = Path(__file__).parent / "demo_data" / "recipients_local.csv"
+DEMO_LOCAL_KEY = "demo-local-time"
 #: The template that is still in review when the demo starts.
 PENDING_TEMPLATE: dict[str, Any] = {
     "name": "welcome_offer",
@@ -115,9 +121,29 @@ async def seed(settings: Settings) -> str:
     )
     if result.existing:
         return f"demo already seeded (blast {result.id} is {result.status.value}){card}"
+    local = await seed_local_time(settings)
     return (
         f"{plural(report.listed, 'template')} synced; blast {result.id} scheduled in 20 s from 2 numbers with "
         f"{plural(result.recipients, 'recipient')} ({result.rejected_total} rejected row to show how rejects look){card}"
+        f"; local-time blast {local.id}: 3 zones due one minute apart from about 2 min on"
+    )
+
+
+async def seed_local_time(settings: Settings, *, now: datetime | None = None) -> blasts.CreateResult:
+    """The local-time example: the same wall-clock time in three zones one minute apart, the first ~2 min ahead."""
+    now = now or datetime.now(UTC)
+    # The wall-clock time in UTC+07:00 (the earliest zone) a minute or two from now, on a whole minute.
+    wall = (now + timedelta(hours=7, minutes=2)).replace(tzinfo=None, second=0, microsecond=0)
+    return await blasts.create_blast(
+        settings=settings,
+        name="Demo: 09:00 local time in three zones",
+        template="order_update",
+        language="en_US",
+        recipients=DEMO_LOCAL_CSV,
+        send_at=wall.strftime("%Y-%m-%d %H:%M"),
+        local_time=True,
+        client_key=DEMO_LOCAL_KEY,
+        actor="demo",
     )
 
 

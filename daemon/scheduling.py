@@ -1,4 +1,5 @@
-"""Provides the scheduler loop: sleep until the earliest due SCHEDULED blast, woken early by pub/sub when a
+"""Provides the scheduler loop: sleep until the earliest due SCHEDULED blast (or due group of a running
+local-time blast), woken early by pub/sub when a
 blast is created, rescheduled or resumed; claim each due blast (one conditional UPDATE: one daemon
 wins) and fan it out.
 
@@ -32,6 +33,8 @@ class Scheduler:
         self.rt = rt
         self.dispatcher = dispatcher
         self.wake = asyncio.Event()
+        #: Local-time blasts: the next due time each had at the last look.
+        self._next_due: dict[int, datetime | None] = {}
 
     async def fire_due(self) -> int:
         """Start every due SCHEDULED blast. Returns how many this daemon started."""
@@ -64,6 +67,31 @@ class Scheduler:
                     await record_blast_run(self.rt, blast_id, status)
         return started
 
+    async def fire_due_groups(self) -> datetime | None:
+        """Supply the running local-time blasts whose next due group's time has come with chunks.
+
+        Returns:
+            The earliest due time still to come of any of them (the loop sleeps until then).
+        """
+        now = utcnow()
+        soonest: datetime | None = None
+        seen: dict[int, datetime | None] = {}
+        for blast_id, upcoming in await sending.next_due_times(now):
+            if self._next_due.get(blast_id, now) != upcoming:  # a group became due (or first seen)
+                try:
+                    await self.dispatcher.ensure_chunks(blast_id)
+                except Exception as exc:
+                    if not is_outage(exc):
+                        raise
+                    log.warning(
+                        "blast %s: chunks of a due group cannot be queued yet (%s)", blast_id, describe(exc)
+                    )
+                    continue
+            seen[blast_id] = upcoming
+            soonest = _earliest(soonest, upcoming)
+        self._next_due = seen
+        return soonest
+
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set; database errors are logged and retried."""
         log.info("scheduler running")
@@ -72,13 +100,17 @@ class Scheduler:
             self.wake.clear()
             try:
                 await self.fire_due()
-                nxt = await blast_lifecycle.next_send_at()
+                nxt = _earliest(await blast_lifecycle.next_send_at(), await self.fire_due_groups())
                 outage.ok()
             except Exception as exc:
                 await _wait_any(stop, self.wake, outage.failed(exc))
                 continue
             await _wait_any(stop, self.wake, _seconds_until(nxt))
         log.info("scheduler stopped")
+
+
+def _earliest(a: datetime | None, b: datetime | None) -> datetime | None:
+    return b if a is None else a if b is None else min(a, b)
 
 
 def _seconds_until(when: datetime | None) -> float:

@@ -190,6 +190,17 @@ class ChunkRunner:
         # From the daemon's cursor in this blast (its chunks claim successive ranges: the index range of rows
         # already moved on is not walked again), and from the start when the rows above it run out or every
         # RESCAN_S: recipients due for a retry, or given back, lie below it.
+        if self.plan.due_times:  # a local-time blast: only the groups whose due time has come
+            return await self._screen(
+                await sending.claim_due_page(
+                    self.plan.id,
+                    self.token,
+                    size,
+                    self.plan.due_times,
+                    quiet=self.plan.quiet,
+                    sender=self.sender,
+                )
+            )
         now = time.monotonic()
         key = (self.plan.id, self.sender)
         cursor = self.engine.cursors.get(key)
@@ -206,6 +217,9 @@ class ChunkRunner:
                 rows += await sending.claim_page(
                     self.plan.id, self.token, size - len(rows), after_id=0, sender=sender
                 )
+        return await self._screen(rows)
+
+    async def _screen(self, rows: list[sending.ClaimedRecipient]) -> _Page:
         page = _Page(claimed=len(rows))
         if not rows:
             return page
@@ -472,7 +486,7 @@ class ChunkRunner:
             R.PENDING,
             error_code=err.code,
             error_text=err.meaning,
-            next_attempt_at=now + timedelta(seconds=wait_s),
+            next_attempt_at=sending.quiet_retry_at(self.plan, row.zone, now + timedelta(seconds=wait_s)),
         )
 
     def _note_systemic(self, err: GraphError) -> None:

@@ -15,6 +15,7 @@ from pydantic import Field, PrivateAttr, SecretStr, ValidationError, field_valid
 from pydantic_settings import BaseSettings, SettingsConfigDict
 
 from shared.errors import ConfigError
+from shared.parsing.quiet import parse_quiet_hours
 
 #: Env files read in this order; later files override earlier ones, the process environment overrides all.
 #: blast.env is the group-readable operator file, secrets.env the daemon's 0600 file (see deploy/).
@@ -166,6 +167,8 @@ class Settings(BaseSettings):
     """Zone for times typed without an offset, and for display."""
     BLAST_DEFAULT_REGION: str | None = None
     """ISO region (e.g. ID) for phone numbers written without +country code."""
+    BLAST_QUIET_HOURS: str | None = None
+    """Daily window (recipient's local time, e.g. 21:00-08:00) in which messages wait; off when unset."""
     BLAST_MESSAGING_LIMIT: int | None = Field(None, ge=1)
     """Unique users per 24 h allowed by Meta's tier, when Meta cannot be asked."""
 
@@ -187,6 +190,12 @@ class Settings(BaseSettings):
         except (ZoneInfoNotFoundError, ValueError):
             raise ValueError(f"unknown time zone {value!r} (use an IANA name such as Asia/Jakarta)") from None
         return value
+
+    @field_validator("BLAST_QUIET_HOURS")
+    @classmethod
+    def _quiet_hours(cls, value: str | None) -> str | None:
+        window = parse_quiet_hours(value)
+        return str(window) if window is not None else None
 
     @field_validator("BLAST_DEFAULT_REGION")
     @classmethod

@@ -32,6 +32,7 @@ MIGRATIONS_MODULE = "shared.migrations"
 #: Oldest schema (migration name) this release runs on: a daemon of this release keeps working while an older
 #: database has not yet been upgraded only if it has at least this (expand-then-contract upgrades).
 #: 0006_pricing: the webhook applier reads and writes the recipients' pricing columns.
+#: 0007_local_time: claims and the scheduler read the recipients' due times and the blasts' due groups.
 #: 0008_senders: every read of a blast selects its sender pool; pool chunks claim by the recipients' sender.
 OLDEST_SUPPORTED_SCHEMA = "0008_senders"
 #: The other direction: the oldest release that still runs on the schema this release leaves behind, named by the

@@ -34,6 +34,7 @@ def _create_json(result: blasts.CreateResult, estimate: cost_estimate.Cost) -> d
         "recipients": result.recipients,
         "rejected": [{"row": r.row, "value": r.value, "reason": r.reason} for r in result.rejected],
         "cost": {"estimate": estimate.to_json()},
+        **({"quiet_hours": result.quiet_note} if result.quiet_note else {}),
     }
 
 
@@ -59,6 +60,8 @@ def _print_create(done: tuple[blasts.CreateResult, cost_estimate.Cost], verb: st
         click.echo(f"  row {r.row}: {r.value!r}: {r.reason}")
     if result.rejected_total > 20:
         click.echo(f"  … and {result.rejected_total - 20} more (use --json for all)")
+    if result.quiet_note:
+        click.echo(f"  quiet hours: {result.quiet_note}")
     for line in cost_estimate.summary_lines(estimate):
         click.echo(line)
 
@@ -95,6 +98,19 @@ def blast_group() -> None:
     is_flag=True,
     help="Refuse (create nothing) when the portfolio's 24 h messaging limit would be passed.",
 )
+@click.option(
+    "--local-time",
+    is_flag=True,
+    help="Send each recipient at --send-at (a wall-clock time) in their own zone (CSV column timezone).",
+)
+@click.option(
+    "--timezone", default=None, help="Zone of recipients whose zone is not known (default BLAST_TIMEZONE)."
+)
+@click.option(
+    "--quiet-hours",
+    default=None,
+    help="HH:MM-HH:MM (recipient's local time) in which messages wait, or off (default BLAST_QUIET_HOURS).",
+)
 def create_cmd(
     name: str,
     template: str,
@@ -108,6 +124,9 @@ def create_cmd(
     sender: str | None,
     senders: str | None,
     strict: bool,
+    local_time: bool,
+    timezone: str | None,
+    quiet_hours: str | None,
 ) -> None:
     """Create a blast from a recipients CSV."""
     constants = _parse_consts(consts)
@@ -138,6 +157,9 @@ def create_cmd(
             draft=draft,
             senders=pool,
             check_accepted=check,
+            local_time=local_time,
+            timezone=timezone,
+            quiet_hours=quiet_hours,
         )
         return await _with_estimate(created)
 
@@ -197,7 +219,17 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
     )
 
 
-def _detail_json(d: blasts.BlastDetail, cost: cost_estimate.BlastCost) -> dict[str, Any]:
+def _detail_json(
+    d: blasts.BlastDetail,
+    cost: cost_estimate.BlastCost,
+    zones: list[blasts.ZoneProgress],
+    quiet: blasts.QuietHold | None = None,
+) -> dict[str, Any]:
+    local = (
+        {"local_time": d.local_time, "timezone": d.timezone, "zones": [z.to_json() for z in zones]}
+        if d.local_time
+        else {}
+    )
     return {
         "id": d.id,
         "name": d.name,
@@ -211,6 +243,8 @@ def _detail_json(d: blasts.BlastDetail, cost: cost_estimate.BlastCost) -> dict[s
         "error": d.error,
         "counts": {k: d.counts[k] for k in COUNT_KEYS},
         "cost": {"estimate": cost.estimate.to_json(), "actual": cost.actual.to_json()},
+        **local,
+        **({"quiet": quiet.to_json()} if quiet is not None else {}),
     }
 
 
@@ -219,17 +253,39 @@ def _detail_json(d: blasts.BlastDetail, cost: cost_estimate.BlastCost) -> dict[s
 def show_cmd(blast_id: int) -> None:
     """Show one blast, its counts per status, and its cost (estimate and actual)."""
 
-    async def work(settings: Settings) -> tuple[blasts.BlastDetail, Settings, cost_estimate.BlastCost]:
-        return await blasts.show_blast(blast_id), settings, await cost_estimate.blast_cost(blast_id)
+    async def work(
+        settings: Settings,
+    ) -> tuple[
+        blasts.BlastDetail,
+        Settings,
+        cost_estimate.BlastCost,
+        list[blasts.ZoneProgress],
+        blasts.QuietHold | None,
+    ]:
+        detail = await blasts.show_blast(blast_id)
+        zones = await blasts.zone_progress(blast_id) if detail.local_time else []
+        quiet = await blasts.quiet_hold(blast_id)
+        return detail, settings, await cost_estimate.blast_cost(blast_id), zones, quiet
 
-    d, settings, cost = run(work)
+    d, settings, cost, zones, quiet = run(work)
     if state().json:
-        emit_json(_detail_json(d, cost))
+        emit_json(_detail_json(d, cost, zones, quiet))
         return
     click.echo(f"blast {d.id}: {d.name}")
     click.echo(f"  template   {d.template} ({d.language})")
     click.echo(f"  status     {d.status.value}" + (f" — {d.error}" if d.error else ""))
     click.echo(f"  send at    {fmt_time(d.send_at, settings)}")
+    if d.local_time:
+        click.echo(
+            f"  local time {d.local_time.replace('T', ' ')} in each recipient's zone (else {d.timezone})"
+        )
+        for z in zones:
+            click.echo(
+                f"    {z.zone:<20} due {fmt_time(z.due_at, settings)}  sent {z.sent}  waiting {z.waiting}"
+                + (f"  failed {z.failed}" if z.failed else "")
+            )
+    if quiet is not None:
+        click.echo(f"  quiet hours {quiet.quiet_hours} (recipient's local time); {quiet.line()}")
     if d.valid_until:
         click.echo(f"  valid until {fmt_time(d.valid_until, settings)}")
     click.echo(f"  started    {fmt_time(d.started_at, settings)}")

@@ -58,6 +58,8 @@ class DetailLoaded(Message):
     errors: list[recipients.ErrorGroup] | None
     audit: list[AuditLog] | None
     cost: cost_estimate.BlastCost | None = None
+    zones: list[blasts.ZoneProgress] | None = None
+    quiet: blasts.QuietHold | None = None
 
 
 class BlastDetailScreen(BlastActionScreen):
@@ -102,6 +104,12 @@ class BlastDetailScreen(BlastActionScreen):
         yield Header()
         yield Banner()
         yield ProgressPanel("loading …", id="progress")
+        zones = Static("", id="zones")
+        zones.display = False  # shown for local-time blasts only
+        yield zones
+        quiet = Static("", id="quiet")
+        quiet.display = False  # shown for blasts with quiet hours only
+        yield quiet
         with TabbedContent(id="detail-tabs"):
             with TabPane("Recipients", id="recipients"):
                 yield DataTable(id="recipient-table", cursor_type="row", zebra_stripes=True)
@@ -147,11 +155,13 @@ class BlastDetailScreen(BlastActionScreen):
         errors = await recipients.errors_by_code(self.blast_id) if slow and tab == "errors" else None
         audit = await blasts.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
         cost = await cost_estimate.blast_cost(self.blast_id) if slow and tab == "cost" else None
+        zones = await blasts.zone_progress(self.blast_id) if slow and detail.local_time else None
+        quiet = await blasts.quiet_hold(self.blast_id) if slow else None
         rate = 0.0
         # Redis down: the banner says so; the database view still works.
         with contextlib.suppress(Exception):
             rate = (await live.rates(self.console.settings)).by_blast.get(self.blast_id, 0.0)
-        self.post_message(DetailLoaded(detail, rate, page, errors, audit, cost))
+        self.post_message(DetailLoaded(detail, rate, page, errors, audit, cost, zones, quiet))
 
     @on(TabbedContent.TabActivated, "#detail-tabs")
     def tab_shown(self, event: TabbedContent.TabActivated) -> None:
@@ -223,6 +233,14 @@ class BlastDetailScreen(BlastActionScreen):
             )
         if message.cost is not None:
             self.query_one("#cost-text", Static).update(cost_table(message.cost))
+        if message.zones is not None:
+            panel = self.query_one("#zones", Static)
+            panel.update(zones_text(message.detail, message.zones, zone))
+            panel.display = True
+        if message.quiet is not None:
+            held = self.query_one("#quiet", Static)
+            held.update(f"quiet hours {message.quiet.quiet_hours} · {message.quiet.line()}")
+            held.display = True
         page_no = len(self.pages)
         more = "more →" if self.next_after is not None else "last page"
         status = (
@@ -266,6 +284,17 @@ class BlastDetailScreen(BlastActionScreen):
 
     def actions_done(self, ids: list[int]) -> None:
         self.reload()
+
+
+def zones_text(detail: blasts.BlastDetail, zones: list[blasts.ZoneProgress], shown_in: Any) -> Table:
+    """Per zone of a local-time blast: due at (in the console's zone), sent, waiting."""
+    grid = Table(box=None, padding=(0, 2), show_edge=False)
+    wall = (detail.local_time or "").replace("T", " ")
+    for title in (f"{wall} local time in", "due at", "sent", "waiting", "failed"):
+        grid.add_column(title, justify="left" if title != "sent" else "right")
+    for z in zones:
+        grid.add_row(z.zone, local_time(z.due_at, shown_in), f"{z.sent:,}", f"{z.waiting:,}", f"{z.failed:,}")
+    return grid
 
 
 def cost_table(cost: cost_estimate.BlastCost) -> Table:

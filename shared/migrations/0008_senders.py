@@ -5,7 +5,7 @@ from json import dumps, loads
 from tortoise import fields
 
 class Migration(migrations.Migration):
-    dependencies = [('models', '0006_pricing')]
+    dependencies = [('models', '0007_local_time')]
 
     initial = False
 

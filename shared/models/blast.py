@@ -37,6 +37,15 @@ class Blast(Model):
     updated_at = fields.DatetimeField(auto_now=True)
     #: Bumped by every edit/reschedule/resume, so a stale wake-up or chunk can tell it is outdated.
     generation = fields.IntField(default=0)
+    #: Local-time blasts: the wall-clock send time ("2026-12-08T09:00") each recipient gets in its own zone
+    #: (None: every recipient is due at send_at), the zone of recipients whose zone is not known, and the
+    #: distinct due times of its recipients (UTC ISO strings, earliest first; send_at is the first).
+    local_time = fields.CharField(max_length=32, null=True)
+    timezone = fields.CharField(max_length=64, null=True)
+    due_times: Any = fields.JSONField(null=True)
+    #: Quiet hours ("21:00-08:00", each recipient's local time) in which its messages wait (None: off). A blast
+    #: with quiet hours is a due-time blast like a local-time one (due_times set, claims by due group).
+    quiet_hours = fields.CharField(max_length=16, null=True)
 
     # Per-bucket counters, changed in the same transaction as the recipients (see services.transitions).
     total = fields.IntField(default=0)

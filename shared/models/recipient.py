@@ -46,6 +46,10 @@ class Recipient(Model):
     pricing_type = fields.CharField(max_length=32, null=True)
     pricing_model = fields.CharField(max_length=8, null=True)
     billable = fields.BooleanField(null=True)
+    #: Local-time blasts: the recipient's zone (IANA name or "+HH:MM") and when it becomes due (UTC); claims
+    #: take it only from then on (index recipient_due, on PENDING rows that have one).
+    zone = fields.CharField(max_length=64, null=True)
+    due_at = fields.DatetimeField(null=True)
     created_at = fields.DatetimeField(auto_now_add=True)
     updated_at = fields.DatetimeField(auto_now=True)
 

@@ -30,8 +30,10 @@ from shared.errors import CsvError, InvalidTransition, NotFound, TooLarge, Valid
 from shared.events import publish
 from shared.models import AuditLog, Blast, Recipient, Template
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
+from shared.parsing.quiet import parse_quiet_hours, quiet_wait
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
+from shared.parsing.zones import ZoneResolver, due_at, parse_zone, zone_of
 from shared.services import transitions
 from shared.services.senders import resolve_pool as sender_pool
 from shared.status import BLAST_EDITABLE, BlastStatus, RecipientStatus, TemplateStatus
@@ -40,6 +42,8 @@ from shared.whatsapp import errors as meta_errors
 log = logging.getLogger(__name__)
 B, R = BlastStatus, RecipientStatus
 
+#: The optional CSV column naming each recipient's zone (IANA, WIB/WITA/WIT or +08:00).
+ZONE_COLUMN = "timezone"
 #: Rows written per INSERT batch while importing.
 IMPORT_BATCH = 5000
 #: Rejected rows kept in a create/edit result (the count is exact; the list stops here).
@@ -84,6 +88,8 @@ class CreateResult:
     existing: bool = False
     #: Rows rejected because their number came earlier in the file (counted in rejected_total too).
     duplicates: int = 0
+    #: Quiet hours: "about 3,200 recipients will wait until 08:00 WITA" (None when nobody is expected to wait).
+    quiet_note: str | None = None
 
 
 @dataclass(frozen=True, slots=True)
@@ -117,6 +123,31 @@ class BlastDetail:
     counts: dict[str, int]
     total: int
     constants: dict[str, str] = field(default_factory=dict)
+    #: Local-time blasts: the wall-clock send time every zone gets, and the zone of recipients without one.
+    local_time: str | None = None
+    timezone: str | None = None
+
+
+@dataclass(frozen=True, slots=True)
+class ZoneProgress:
+    """One due group of a local-time blast: its zone, when it is due, and how far it got."""
+
+    zone: str
+    due_at: datetime | None
+    total: int
+    sent: int  # accepted by Meta (SENT, DELIVERED or READ)
+    waiting: int  # PENDING or SENDING
+    failed: int  # FAILED or UNKNOWN
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "zone": self.zone,
+            "due_at": self.due_at.isoformat() if self.due_at else None,
+            "total": self.total,
+            "sent": self.sent,
+            "waiting": self.waiting,
+            "failed": self.failed,
+        }
 
 
 def _summary(b: Blast) -> BlastSummary:
@@ -151,6 +182,8 @@ def _detail(b: Blast) -> BlastDetail:
         counts=b.counts(),
         total=b.total,
         constants=dict(b.constants or {}),
+        local_time=b.local_time,
+        timezone=b.timezone,
     )
 
 
@@ -211,6 +244,108 @@ async def show_blast(blast_id: int) -> BlastDetail:
     return _detail(blast)
 
 
+async def zone_progress(blast_id: int) -> list[ZoneProgress]:
+    """Per zone of a local-time blast (empty for other blasts): due at, total, sent, waiting, failed; earliest
+    due first. One grouped count over the blast's recipients (a console read, not the send path)."""
+    rows = await (
+        Recipient.filter(blast_id=blast_id, zone__isnull=False)
+        .annotate(n=Count("id"))
+        .group_by("zone", "due_at", "status")
+        .values_list("zone", "due_at", "status", "n")
+    )
+    groups: dict[tuple[str, datetime | None], dict[str, int]] = {}
+    for zone, due, status, n in rows:
+        counts = groups.setdefault((str(zone), due), {})
+        counts[R(status).value] = counts.get(R(status).value, 0) + int(n)
+    out = []
+    for (zone, due), c in groups.items():
+        out.append(
+            ZoneProgress(
+                zone=zone,
+                due_at=due,
+                total=sum(c.values()),
+                sent=c.get("SENT", 0) + c.get("DELIVERED", 0) + c.get("READ", 0),
+                waiting=c.get("PENDING", 0) + c.get("SENDING", 0),
+                failed=c.get("FAILED", 0) + c.get("UNKNOWN", 0),
+            )
+        )
+    out.sort(key=lambda z: (z.due_at is None, z.due_at or datetime.min, z.zone))
+    return out
+
+
+@dataclass(frozen=True, slots=True)
+class QuietHold:
+    """Recipients of a blast with quiet hours that wait for the window to end in their zone."""
+
+    quiet_hours: str
+    held: int
+    next_release: datetime | None
+    zone: str | None  # the zone of the next release
+
+    def release_text(self) -> str:
+        """ "08:00 WITA": the next release in its zone's wall-clock time."""
+        if self.next_release is None or self.zone is None:
+            return "-"
+        return self.next_release.astimezone(zone_of(self.zone)).strftime("%H:%M %Z").strip()
+
+    def line(self) -> str:
+        return f"held by quiet hours: {self.held:,}" + (
+            f", next release {self.release_text()}" if self.held else ""
+        )
+
+    def to_json(self) -> dict[str, Any]:
+        return {
+            "quiet_hours": self.quiet_hours,
+            "held": self.held,
+            "next_release": self.next_release.isoformat() if self.next_release else None,
+            "next_release_local": self.release_text() if self.held else None,
+            "zone": self.zone,
+        }
+
+
+async def quiet_hold(blast_id: int, *, now: datetime | None = None) -> QuietHold | None:
+    """How many PENDING recipients of a blast with quiet hours are held by them, and the next release (None for
+    a blast without quiet hours). Held: due time moved past the window at import and not come yet, or due but
+    given back by a claim (next_attempt_at) while their zone is inside the window. A console read."""
+    blast = await Blast.get_or_none(id=blast_id)
+    if blast is None or not blast.quiet_hours:
+        return None
+    quiet = parse_quiet_hours(blast.quiet_hours)
+    assert quiet is not None
+    now = now or utcnow()
+    wall = datetime.fromisoformat(blast.local_time) if blast.local_time else None
+    waiting = await (
+        Recipient.filter(blast_id=blast_id, status=R.PENDING, due_at__gt=now)
+        .annotate(n=Count("id"))
+        .group_by("zone", "due_at")
+        .values_list("zone", "due_at", "n")
+    )
+    given_back = await (
+        Recipient.filter(blast_id=blast_id, status=R.PENDING, due_at__lte=now, next_attempt_at__gt=now)
+        .annotate(n=Count("id"))
+        .group_by("zone")
+        .values_list("zone", "n")
+    )
+    held, nxt, nxt_zone = 0, None, None
+    found: list[tuple[str, datetime, int]] = []
+    for zone, due, n in waiting:
+        if zone is None or due is None:
+            continue
+        planned = due_at(wall, zone_of(str(zone))) if wall is not None else blast.send_at
+        if planned is None or due > planned:  # else it waits for its local time, not for the quiet hours
+            found.append((str(zone), due, int(n)))
+    for zone, n in given_back:
+        if zone is not None:
+            opens = quiet.release(now, zone_of(str(zone)))
+            if opens > now:
+                found.append((str(zone), opens, int(n)))
+    for zone, opens, n in found:
+        held += n
+        if nxt is None or opens < nxt:
+            nxt, nxt_zone = opens, zone
+    return QuietHold(blast.quiet_hours, held, nxt, nxt_zone)
+
+
 async def audit_trail(blast_id: int, *, limit: int = 200) -> list[AuditLog]:
     return await AuditLog.filter(entity="blast", entity_id=str(blast_id)).order_by("-id").limit(limit)
 
@@ -269,9 +404,14 @@ def _next_chunk(reader: Iterator[AcceptedRow | RejectedRow], n: int) -> list[Acc
 
 
 async def _import_rows(
-    blast_id: int, csv: RecipientCsv, expected_rows: int, tx: BaseDBAsyncClient
+    blast_id: int,
+    csv: RecipientCsv,
+    expected_rows: int,
+    tx: BaseDBAsyncClient,
+    zones: ZoneResolver | None = None,
 ) -> _ImportStats:
-    """Stream the CSV into recipients of `blast_id` inside transaction `tx`."""
+    """Stream the CSV into recipients of `blast_id` inside transaction `tx` (with `zones`: each with its zone,
+    and its due time for a local-time blast; a row whose `timezone` cell names no zone is rejected)."""
     stats = _ImportStats()
     bloom = _Bloom(expected_rows)
     reader = iter(csv)
@@ -281,11 +421,19 @@ async def _import_rows(
         if not chunk:
             break
         batch: dict[str, AcceptedRow] = {}
+        row_zones: dict[int, str] = {}
         maybe_dupes: list[AcceptedRow] = []
         for item in chunk:
             if isinstance(item, RejectedRow):
                 stats.reject(item.row, item.value, item.reason)
                 continue
+            if zones is not None:
+                cell = item.params.get(ZONE_COLUMN)
+                try:
+                    row_zones[item.row] = zones.resolve(item.phone, cell)
+                except ValueError as exc:
+                    stats.reject(item.row, str(cell).strip()[:200], f"{ZONE_COLUMN}: {exc}")
+                    continue
             if item.phone in batch:
                 stats.reject(
                     item.row, item.phone, f"duplicate of row {batch[item.phone].row}", duplicate=True
@@ -309,7 +457,10 @@ async def _import_rows(
                 else:
                     batch[item.phone] = item
         if batch:
-            await _insert_recipients(blast_id, list(batch.values()), tx)
+            if zones is None:
+                await _insert_recipients(blast_id, list(batch.values()), tx)
+            else:
+                await _insert_zoned_recipients(blast_id, list(batch.values()), tx, zones, row_zones)
             stats.accepted += len(batch)
     return stats
 
@@ -337,6 +488,37 @@ async def _insert_recipients(blast_id: int, rows: Sequence[AcceptedRow], tx: Bas
             [blast_id, r.phone, json.dumps(r.params, separators=(",", ":")), r.row, pending, stamp, stamp]
             for r in rows
         ]
+    await tx.execute_many(sql, values)
+
+
+async def _insert_zoned_recipients(
+    blast_id: int,
+    rows: Sequence[AcceptedRow],
+    tx: BaseDBAsyncClient,
+    zones: ZoneResolver,
+    row_zones: Mapping[int, str],
+) -> None:
+    """`_insert_recipients` with each recipient's zone (`row_zones`, by row) and due time."""
+    now = utcnow()
+    pg = tx.capabilities.dialect == "postgres"
+    marks = "($1, $2, $3::jsonb, $4, $5, 0, $6, $6, $7, $8)" if pg else "(?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+    sql = (
+        'INSERT INTO recipient (blast_id, phone, params, "row", status, attempts, created_at, updated_at, '
+        f"zone, due_at) VALUES {marks}"
+    )
+    pending = RecipientStatus.PENDING.value
+    values: list[list[Any]] = []
+    for r in rows:
+        zone = row_zones[r.row]
+        due = zones.due(zone)
+        params = json.dumps(r.params, separators=(",", ":"))
+        if pg:
+            values.append([blast_id, r.phone, params, r.row, pending, now, zone, due])
+        else:
+            stamp = now.isoformat(" ")
+            values.append(
+                [blast_id, r.phone, params, r.row, pending, stamp, stamp, zone, due and due.isoformat(" ")]
+            )
     await tx.execute_many(sql, values)
 
 
@@ -402,6 +584,30 @@ async def approved_template(name: str, language: str) -> Template:
     return template
 
 
+_LOCAL_FIXED = (
+    "blast {id} sends at local time or keeps quiet hours: its {what} cannot be changed (each recipient's due "
+    "time is fixed); "
+    "cancel it and create it again"
+)
+
+
+def _local_send_at(text: str | None) -> datetime:
+    """The wall-clock time of a local-time blast ("2026-12-08 09:00": no offset, no "now" or "+10m")."""
+    if not text:
+        raise ValidationFailed("--local-time needs --send-at, a wall-clock time such as 2026-12-08 09:00")
+    try:
+        wall = datetime.fromisoformat(" ".join(text.split()))
+    except ValueError:
+        raise ValidationFailed(
+            f"--send-at {text.strip()[:60]!r}: with --local-time write a wall-clock time such as 2026-12-08 09:00"
+        ) from None
+    if wall.tzinfo is not None:
+        raise ValidationFailed(
+            f"--send-at {text.strip()[:60]!r}: with --local-time the time has no offset (each zone gets it)"
+        )
+    return wall
+
+
 def _parse_times(
     send_at: str | None, valid_until: str | None, settings: Settings
 ) -> tuple[datetime | None, datetime | None]:
@@ -433,12 +639,22 @@ async def create_blast(
     recipients_name: str | None = None,
     senders: Sequence[str] | None = None,
     check_accepted: Callable[[int, list[str] | None], Awaitable[None]] | None = None,
+    local_time: bool = False,
+    timezone: str | None = None,
+    quiet_hours: str | None = None,
 ) -> CreateResult:
     """Create a blast from a recipients CSV: SCHEDULED at `send_at` (or now), or DRAFT.
 
     `senders`: the phone number ids it sends from (one, or a pool of one WABA); None: the default sender.
     `check_accepted(accepted, pool)`: called before the blast is committed (e.g. the messaging-limit check of
     `--strict`); what it raises creates nothing.
+
+    With `local_time`, `send_at` is a wall-clock time that each recipient gets in its own zone (the CSV's
+    `timezone` column; else phonenumbers' zone when it names one; else `timezone` or BLAST_TIMEZONE): the
+    blast starts at the earliest of these times and stays PROCESSING until the last.
+
+    With quiet hours (`quiet_hours` "21:00-08:00", "off" for none, else BLAST_QUIET_HOURS; not for drafts) a
+    recipient whose local time at its send time is inside the window is due when the window ends in its zone.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
     `recipients_name` is how messages name the file (default: its path).
@@ -457,11 +673,34 @@ async def create_blast(
         existing = await Blast.get_or_none(client_key=client_key)
         if existing is not None:
             return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
+    if local_time and draft:
+        raise ValidationFailed("--local-time blasts cannot be drafts: give --send-at and leave out --draft")
     tmpl = await approved_template(template, language)
-    when, until = _parse_times(send_at, valid_until, settings)
+    try:
+        default_zone = parse_zone(timezone) if timezone else settings.BLAST_TIMEZONE
+    except ValueError as exc:
+        raise ValidationFailed(f"--timezone: {exc}") from None
+    try:
+        quiet = parse_quiet_hours(
+            settings.BLAST_QUIET_HOURS if quiet_hours is None else quiet_hours, name="--quiet-hours"
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+    if quiet is not None and draft:
+        if quiet_hours is not None:
+            raise ValidationFailed("--quiet-hours cannot be used with --draft: give --send-at instead")
+        quiet = None  # BLAST_QUIET_HOURS applies to blasts created scheduled (a draft has no send time yet)
+    wall = _local_send_at(send_at) if local_time else None
+    when, until = _parse_times(None if local_time else send_at, valid_until, settings)
     pool = await sender_pool(settings, senders)
     shown = recipients_name or str(recipients)
     csv = open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
+    start = None if draft or local_time else (when or utcnow())
+    zones = (
+        ZoneResolver(wall, default_zone, send_at=start, quiet=quiet)
+        if local_time or quiet is not None or ZONE_COLUMN in csv.columns
+        else None
+    )
     status = B.DRAFT if draft else B.SCHEDULED
     try:
         async with in_transaction() as tx:
@@ -469,7 +708,7 @@ async def create_blast(
                 name=name,
                 template=tmpl,
                 status=B.DRAFT,
-                send_at=when or (None if draft else utcnow()),
+                send_at=when or start,
                 valid_until=until,
                 client_key=client_key or None,
                 constants=dict(constants or {}),
@@ -477,7 +716,43 @@ async def create_blast(
                 created_by=actor,
                 using_db=tx,
             )
-            stats = await _import_rows(blast.id, csv, _estimate_rows(recipients), tx)
+            stats = await _import_rows(blast.id, csv, _estimate_rows(recipients), tx, zones)
+            local: dict[str, Any] = {}
+            if wall is not None and zones is not None and stats.accepted:
+                due_times = zones.due_times()
+                when = due_times[0]
+                require_future(when, now=utcnow(), field="--send-at (earliest zone)")
+                if until is not None and until <= due_times[-1]:
+                    raise ValidationFailed("--valid-until must be later than the last zone's send time")
+                local = {
+                    "send_at": when,
+                    "local_time": wall.isoformat(timespec="minutes"),
+                    "timezone": default_zone,
+                    "due_times": [t.isoformat() for t in due_times],
+                }
+            elif quiet is not None and zones is not None and stats.accepted:
+                due_times = zones.due_times()
+                if until is not None and until <= due_times[-1]:
+                    raise ValidationFailed(
+                        f"--valid-until is before the end of the quiet hours ({quiet}) of some recipients"
+                    )
+                local = {"timezone": default_zone, "due_times": [t.isoformat() for t in due_times]}
+            quiet_note = None
+            if quiet is not None and local:
+                local["quiet_hours"] = str(quiet)
+                groups = await (
+                    Recipient.filter(blast_id=blast.id)
+                    .using_db(tx)
+                    .annotate(n=Count("id"))
+                    .group_by("due_at", "zone")
+                    .values_list("due_at", "zone", "n")
+                )
+                quiet_note = quiet_wait(
+                    [(d, str(z), int(n)) for d, z, n in groups if d is not None and z is not None],
+                    settings.BLAST_RATE_LIMIT,
+                    quiet,
+                    zone_of,
+                ).line()
             if stats.accepted == 0:
                 raise CsvError(
                     f"no usable recipients in {shown}: {_all_rejected(stats.rejected_total)}"
@@ -492,7 +767,7 @@ async def create_blast(
             await (
                 Blast.filter(id=blast.id)
                 .using_db(tx)
-                .update(total=stats.accepted, n_pending=stats.accepted, status=status)
+                .update(total=stats.accepted, n_pending=stats.accepted, status=status, **local)
             )
             await transitions.audit(
                 actor=actor,
@@ -526,7 +801,13 @@ async def create_blast(
     if status == B.SCHEDULED:
         await publish(settings, "scheduled", blast_id=blast.id)
     return CreateResult(
-        blast.id, status, stats.accepted, stats.rejected, stats.rejected_total, duplicates=stats.duplicates
+        blast.id,
+        status,
+        stats.accepted,
+        stats.rejected,
+        stats.rejected_total,
+        duplicates=stats.duplicates,
+        quiet_note=quiet_note,
     )
 
 
@@ -599,6 +880,8 @@ async def edit_blast(
         raise InvalidTransition(
             f"blast {blast_id} is {B(blast.status).value}; only DRAFT or SCHEDULED blasts can be edited"
         )
+    if blast.due_times is not None and (send_at is not None or recipients is not None):
+        raise ValidationFailed(_LOCAL_FIXED.format(id=blast_id, what="send time and recipients"))
     changes: dict[str, Any] = {}
     if name is not None:
         if not name.strip():
@@ -758,6 +1041,8 @@ async def reschedule_blast(
     when, _ = _parse_times(send_at, None, settings)
     assert when is not None
     blast = await get_blast(blast_id)
+    if blast.due_times is not None:
+        raise ValidationFailed(_LOCAL_FIXED.format(id=blast_id, what="send time"))
     if blast.valid_until is not None and when >= blast.valid_until:
         raise ValidationFailed(f"--send-at is after blast {blast_id}'s valid-until time")
     if B(blast.status) == B.PAUSED and blast.started_at is not None:

@@ -23,6 +23,8 @@ from tortoise.expressions import F, Q
 
 from shared.clock import utcnow
 from shared.models import Blast, Recipient
+from shared.parsing.quiet import QuietHours, parse_quiet_hours
+from shared.parsing.zones import zone_of
 from shared.services import transitions
 from shared.status import BlastStatus, RecipientStatus
 
@@ -52,6 +54,15 @@ class BlastPlan:
     constants: dict[str, str]
     valid_until: datetime | None
     generation: int
+    #: Local-time blasts: the distinct due times of its recipients, earliest first (empty: all due at once).
+    due_times: tuple[datetime, ...] = ()
+    #: Quiet hours (each recipient's local time) in which nothing is sent to it (None: off).
+    quiet: QuietHours | None = None
+
+
+def parse_due_times(raw: Any) -> tuple[datetime, ...]:
+    """The due times stored in Blast.due_times (UTC ISO strings), earliest first."""
+    return tuple(sorted(datetime.fromisoformat(str(t)) for t in (raw or ())))
 
 
 async def load_plan(blast_id: int) -> BlastPlan | None:
@@ -71,6 +82,8 @@ async def load_plan(blast_id: int) -> BlastPlan | None:
         constants={str(k): str(v) for k, v in (blast.constants or {}).items()},
         valid_until=blast.valid_until,
         generation=blast.generation,
+        due_times=parse_due_times(blast.due_times),
+        quiet=parse_quiet_hours(blast.quiet_hours),
     )
 
 
@@ -91,6 +104,8 @@ class ClaimedRecipient:
     params: dict[str, Any]
     attempts: int
     error_code: int | None
+    #: The recipient's zone (due-time blasts only).
+    zone: str | None = None
 
 
 def _claimable(now: datetime) -> Q:
@@ -185,9 +200,175 @@ async def claim_page(
     return out
 
 
+#: A local-time blast's claim: one due group's pending rows, by the partial index recipient_due (0007).
+_CLAIM_DUE = """
+UPDATE recipient SET lease_owner = {p[0]}, lease_expires_at = {p[1]}
+WHERE id IN (
+    SELECT id FROM recipient
+    WHERE blast_id = {p[2]} AND due_at = {p[5]} AND status = 'PENDING' AND due_at IS NOT NULL
+      AND (lease_expires_at IS NULL OR lease_expires_at < {p[3]})
+      AND (next_attempt_at IS NULL OR next_attempt_at <= {p[3]})
+    ORDER BY id LIMIT {p[4]}{lock}
+)
+RETURNING id, phone, params, attempts, error_code, zone
+"""
+_CLAIM_DUE_PG = _CLAIM_DUE.format(p=["$1", "$2", "$3", "$4", "$5", "$6"], lock=" FOR UPDATE SKIP LOCKED")
+_CLAIM_DUE_SQLITE = _CLAIM_DUE.format(p=["?1", "?2", "?3", "?4", "?5", "?6"], lock="")
+#: The same for a chunk of one number of the blast's pool (see _CLAIM_SENDER): unassigned rows or its own.
+_CLAIM_DUE_SENDER = _CLAIM_DUE.replace(
+    "lease_expires_at = {p[1]}\n", "lease_expires_at = {p[1]}, sender_id = {p[6]}\n", 1
+).replace(
+    "AND due_at IS NOT NULL\n",
+    "AND due_at IS NOT NULL\n      AND (sender_id IS NULL OR sender_id = {p[6]})\n",
+    1,
+)
+_CLAIM_DUE_SENDER_PG = _CLAIM_DUE_SENDER.format(
+    p=["$1", "$2", "$3", "$4", "$5", "$6", "$7"], lock=" FOR UPDATE SKIP LOCKED"
+)
+_CLAIM_DUE_SENDER_SQLITE = _CLAIM_DUE_SENDER.format(p=["?1", "?2", "?3", "?4", "?5", "?6", "?7"], lock="")
+
+
+async def claim_due_page(
+    blast_id: int,
+    token: str,
+    size: int,
+    due_times: Sequence[datetime],
+    *,
+    lease_s: float = PENDING_LEASE_S,
+    quiet: QuietHours | None = None,
+    sender: str | None = None,
+) -> list[ClaimedRecipient]:
+    """`claim_page` for a due-time blast: up to `size` claimable recipients of the due groups whose time has
+    come (earliest group first), each group by its own index range, so rows not yet due are never walked.
+
+    With `quiet`, a claimed recipient whose zone is inside its quiet hours now is not returned: it is given
+    back, held (next_attempt_at) until the window ends in its zone, so the whole zone is held as it is met.
+    `sender`: as for `claim_page` (a chunk of one number of the blast's pool).
+
+    Returns:
+        The recipients now leased to `token`, in id order.
+    """
+    out: list[ClaimedRecipient] = []
+    # A page that met a quiet zone claims again for what it gave back (the held rows are skipped from then on),
+    # so a chunk does not end early while other zones still have due recipients.
+    for _ in range(QUIET_CLAIM_ROUNDS if quiet is not None else 1):
+        now = utcnow()
+        got = await _claim_due_groups(blast_id, token, size - len(out), due_times, now, lease_s, sender)
+        kept = await _hold_quiet(token, got, quiet, now) if quiet is not None and got else got
+        out.extend(kept)
+        if len(kept) == len(got) or len(out) >= size:
+            break
+    out.sort(key=lambda c: c.id)
+    return out
+
+
+#: Claims of one page of a blast with quiet hours, at most (each round holds what it met of a quiet zone).
+QUIET_CLAIM_ROUNDS = 5
+
+
+async def _claim_due_groups(
+    blast_id: int,
+    token: str,
+    size: int,
+    due_times: Sequence[datetime],
+    now: datetime,
+    lease_s: float,
+    sender: str | None,
+) -> list[ClaimedRecipient]:
+    until = now + timedelta(seconds=lease_s)
+    conn = connections.get("default")
+    pg = conn.capabilities.dialect == "postgres"
+    loads = json.loads
+    extra = [] if sender is None else [sender]
+    out: list[ClaimedRecipient] = []
+    for due in due_times:
+        if due > now or len(out) >= size:
+            break
+        want = size - len(out)
+        if pg:
+            sql = _CLAIM_DUE_PG if sender is None else _CLAIM_DUE_SENDER_PG
+            rows = await conn.execute_query_dict(sql, [token, until, blast_id, now, want, due, *extra])
+        else:
+            sql = _CLAIM_DUE_SQLITE if sender is None else _CLAIM_DUE_SENDER_SQLITE
+            _, rows = await conn.execute_query(
+                sql,
+                [token, until.isoformat(" "), blast_id, now.isoformat(" "), want, due.isoformat(" "), *extra],
+            )
+        out.extend(
+            ClaimedRecipient(
+                id=int(r["id"]),
+                phone=r["phone"],
+                params=(loads(r["params"]) if isinstance(r["params"], str | bytes) else r["params"]) or {},
+                attempts=int(r["attempts"]),
+                error_code=r["error_code"],
+                zone=r["zone"],
+            )
+            for r in rows
+        )
+    return out
+
+
+async def _hold_quiet(
+    token: str, rows: list[ClaimedRecipient], quiet: QuietHours, now: datetime
+) -> list[ClaimedRecipient]:
+    """Give back the claimed rows whose zone is inside its quiet hours now, each held until the window ends."""
+    release: dict[str, datetime] = {}
+    for zone in {r.zone for r in rows if r.zone}:
+        opens = quiet.release(now, zone_of(zone))
+        if opens > now:
+            release[zone] = opens
+    if not release:
+        return rows
+    for zone, opens in release.items():
+        ids = [r.id for r in rows if r.zone == zone]
+        await Recipient.filter(id__in=ids, status=R.PENDING, lease_owner=token).update(
+            lease_owner=None, lease_expires_at=None, next_attempt_at=opens
+        )
+    return [r for r in rows if r.zone not in release]
+
+
+def quiet_retry_at(plan: BlastPlan, zone: str | None, when: datetime) -> datetime:
+    """A retry time moved past the blast's quiet hours in the recipient's zone (unchanged without them)."""
+    if plan.quiet is None or not zone:
+        return when
+    return plan.quiet.release(when, zone_of(zone))
+
+
+_DUE_EXISTS = """
+SELECT 1 AS one FROM recipient
+WHERE blast_id = {p[0]} AND status = 'PENDING' AND due_at IS NOT NULL AND due_at <= {p[1]}
+  AND (lease_expires_at IS NULL OR lease_expires_at < {p[1]})
+  AND (next_attempt_at IS NULL OR next_attempt_at <= {p[1]})
+LIMIT 1
+"""
+_DUE_EXISTS_PG = _DUE_EXISTS.format(p=["$1", "$2"])
+_DUE_EXISTS_SQLITE = _DUE_EXISTS.format(p=["?1", "?2"])
+
+
 async def has_claimable(blast_id: int) -> bool:
-    """True when some PENDING recipient of the blast could be claimed now."""
-    return await Recipient.filter(blast_id=blast_id, status=R.PENDING).filter(_claimable(utcnow())).exists()
+    """True when some PENDING recipient of the blast could be claimed now (its own due time come, if any)."""
+    now = utcnow()
+    local: list[Any] = await Blast.filter(id=blast_id).values_list("due_times", flat=True)
+    if not local or local[0] is None:
+        return await Recipient.filter(blast_id=blast_id, status=R.PENDING).filter(_claimable(now)).exists()
+    # A local-time blast may wait hours for its next zone: look only at the groups already due (recipient_due).
+    conn = connections.get("default")
+    if conn.capabilities.dialect == "postgres":
+        rows = await conn.execute_query_dict(_DUE_EXISTS_PG, [blast_id, now])
+    else:
+        rows = await conn.execute_query_dict(_DUE_EXISTS_SQLITE, [blast_id, now.isoformat(" ")])
+    return bool(rows)
+
+
+async def next_due_times(now: datetime) -> list[tuple[int, datetime | None]]:
+    """For each PROCESSING due-time blast (local time or quiet hours): (id, its next due time after `now`, or
+    None when all have come)."""
+    rows = await Blast.filter(status=B.PROCESSING, due_times__isnull=False).values_list("id", "due_times")
+    out: list[tuple[int, datetime | None]] = []
+    for blast_id, raw in rows:
+        later = [t for t in parse_due_times(raw) if t > now]
+        out.append((int(blast_id), later[0] if later else None))
+    return out
 
 
 async def next_attempt_due(blast_id: int) -> datetime | None:

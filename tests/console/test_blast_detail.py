@@ -3,16 +3,17 @@ only when their tab is shown, and a refresh that rewrites changed cells only."""
 
 from __future__ import annotations
 
+from datetime import UTC, datetime, timedelta
 from typing import Any
 
-from textual.widgets import DataTable, TabbedContent
+from textual.widgets import DataTable, Static, TabbedContent
 
 from console.screens.blast_detail import BlastDetailScreen
 from shared.config import Settings
 from shared.models import AuditLog, Blast, Recipient
 from shared.services import recipients
 from shared.status import BlastStatus, RecipientStatus
-from tests.console.conftest import SEND_AT, AppFactory, seed_template, settle
+from tests.console.conftest import SEND_AT, AppFactory, seed_template, settle, text_of
 
 B = BlastStatus
 R = RecipientStatus
@@ -116,3 +117,65 @@ async def test_detail_pages_tabs_and_in_place_refresh(db: Settings, make_app: Ap
         await pilot.press("v")
         await settle(pilot)
         assert screen.query_one("#audit-table", DataTable).row_count == 1
+
+
+async def test_a_local_time_blast_shows_each_zone_due_at_sent_and_waiting(
+    db: Settings, make_app: AppFactory
+) -> None:
+    blast = await _mixed_blast(8)
+    due = [SEND_AT, SEND_AT + timedelta(hours=1)]
+    for i, rid in enumerate(await _ids(blast)):
+        await Recipient.filter(id=rid).update(
+            zone=("Asia/Jayapura", "Asia/Makassar")[i % 2], due_at=due[i % 2]
+        )
+    await Blast.filter(id=blast.id).update(
+        local_time="2030-01-01T09:00", due_times=[d.isoformat() for d in due]
+    )
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = BlastDetailScreen(blast.id)
+        await app.push_screen(screen)
+        await settle(pilot)
+        panel = screen.query_one("#zones", Static)
+        assert panel.display
+        lines = [" ".join(line.split()) for line in text_of(panel).splitlines() if line.strip()]
+        assert lines[0].startswith("2030-01-01 09:00 local time in due at sent waiting")
+        # statuses cycle SENT, FAILED, PENDING, DELIVERED: Jayapura gets SENT and PENDING, Makassar FAILED and
+        # DELIVERED
+        assert lines[1].startswith("Asia/Jayapura") and lines[1].endswith("2 2 0")
+        assert lines[2].startswith("Asia/Makassar") and lines[2].endswith("2 0 2")
+
+
+async def test_an_ordinary_blast_shows_no_zones(db: Settings, make_app: AppFactory) -> None:
+    blast = await _mixed_blast(4)
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = BlastDetailScreen(blast.id)
+        await app.push_screen(screen)
+        await settle(pilot)
+        assert not screen.query_one("#zones", Static).display
+
+
+async def test_a_blast_with_quiet_hours_shows_how_many_are_held_and_the_next_release(
+    db: Settings, make_app: AppFactory
+) -> None:
+    blast = await _mixed_blast(8)
+    release = datetime(2099, 12, 9, 0, 0, tzinfo=UTC)  # 08:00 WITA
+    for i, rid in enumerate(await _ids(blast)):
+        await Recipient.filter(id=rid).update(zone="Asia/Makassar", due_at=release if i % 4 == 2 else SEND_AT)
+    await Blast.filter(id=blast.id).update(
+        send_at=SEND_AT, quiet_hours="21:00-08:00", due_times=[SEND_AT.isoformat(), release.isoformat()]
+    )
+    app = make_app()
+    async with app.run_test(size=(120, 40)) as pilot:
+        screen = BlastDetailScreen(blast.id)
+        await app.push_screen(screen)
+        await settle(pilot)
+        panel = screen.query_one("#quiet", Static)
+        assert panel.display
+        # statuses cycle SENT, FAILED, PENDING, DELIVERED: the 2 PENDING rows are the ones due at 08:00 WITA
+        assert (
+            text_of(panel).strip()
+            == "quiet hours 21:00-08:00 · held by quiet hours: 2, next release 08:00 WITA"
+        )
+        assert not screen.query_one("#zones", Static).display

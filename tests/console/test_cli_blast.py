@@ -160,3 +160,63 @@ def test_redis_down_is_one_clear_line(
     assert r.code == 1 and r.out == ""
     assert r.err.startswith("error: cannot reach Redis at redis://127.0.0.1:") and "REDIS_URL" in r.err
     assert len(r.err.strip().splitlines()) == 1
+
+
+def test_local_time_create_and_show_per_zone(
+    seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "zones.csv"
+    path.write_text(
+        "phone,1,2,timezone\n+6281234567890,Ada,A1,WIB\n+6281234567891,Bo,B2,WIT\n+6281234567892,Cy,C3,Moon\n",
+        encoding="utf-8",
+    )
+    args = [*create_args(path, send_at="2099-12-08 09:00"), "--local-time", "--timezone", "WITA"]
+    r = run_cli(capsys, "--json", *args)
+    assert r.code == 0, r.err
+    created = r.json()
+    assert created["recipients"] == 2 and created["rejected"][0]["row"] == 3
+    assert created["rejected"][0]["reason"].startswith("timezone: unknown time zone 'Moon'")
+    r = run_cli(capsys, "blast", "show", str(created["id"]), "--json")
+    shown = r.json()
+    assert (shown["local_time"], shown["timezone"]) == ("2099-12-08T09:00", "Asia/Makassar")
+    assert shown["send_at"] == "2099-12-08T00:00:00+00:00"  # 09:00 WIT comes first
+    assert [(z["zone"], z["due_at"], z["sent"], z["waiting"]) for z in shown["zones"]] == [
+        ("Asia/Jayapura", "2099-12-08T00:00:00+00:00", 0, 1),
+        ("Asia/Jakarta", "2099-12-08T02:00:00+00:00", 0, 1),
+    ]
+    r = run_cli(capsys, "blast", "show", str(created["id"]))
+    assert "Asia/Jayapura" in r.out and "waiting 1" in r.out
+
+
+def test_local_time_without_a_wall_clock_time_is_one_line(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(capsys, *create_args(csv_file, send_at="+1h"), "--local-time")
+    assert r.code != 0 and len(r.err.strip().splitlines()) == 1
+    assert "wall-clock time" in r.err
+
+
+def test_quiet_hours_create_and_show_held(
+    seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "quiet.csv"
+    path.write_text(
+        "phone,1,2,timezone\n+6281234567890,Ada,A1,WITA\n+6281234567891,Bo,B2,WITA\n", encoding="utf-8"
+    )
+    args = [*create_args(path, send_at="2099-12-08T22:00+08:00"), "--quiet-hours", "21:00-08:00"]
+    r = run_cli(capsys, "--json", *args)
+    assert r.code == 0, r.err
+    blast_id = str(r.json()["id"])
+    shown = run_cli(capsys, "blast", "show", blast_id, "--json").json()
+    assert shown["quiet"]["held"] == 2 and shown["quiet"]["next_release_local"] == "08:00 WITA"
+    assert shown["quiet"]["next_release"] == "2099-12-09T00:00:00+00:00"
+    r = run_cli(capsys, "blast", "show", blast_id)
+    assert "held by quiet hours: 2, next release 08:00 WITA" in r.out
+
+
+def test_a_bad_quiet_hours_option_is_one_line(
+    seeded: Settings, csv_file: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    r = run_cli(capsys, *create_args(csv_file, send_at="+1h"), "--quiet-hours", "late")
+    assert r.code != 0 and len(r.err.strip().splitlines()) == 1
+    assert "--quiet-hours 'late'" in r.err

@@ -1,0 +1,68 @@
+"""Recipients' zones: what a CSV may write, phonenumbers' guess, the fallback, and due times across DST."""
+
+from __future__ import annotations
+
+from datetime import UTC, datetime
+
+import pytest
+
+from shared.parsing.zones import ZoneResolver, due_at, parse_zone, zone_of
+
+
+@pytest.mark.parametrize(
+    ("written", "name"),
+    [
+        ("Asia/Makassar", "Asia/Makassar"),
+        (" WIB ", "Asia/Jakarta"),
+        ("wita", "Asia/Makassar"),
+        ("WIT", "Asia/Jayapura"),
+        ("+08:00", "+08:00"),
+        ("UTC+8", "+08:00"),
+        ("-0530", "-05:30"),
+        ("UTC", "UTC"),
+    ],
+)
+def test_zones_as_a_csv_writes_them(written: str, name: str) -> None:
+    assert parse_zone(written) == name
+
+
+@pytest.mark.parametrize("bad", ["Mars/Olympus", "+15:00", "+08:75", "Asia/../etc", "9 o'clock"])
+def test_a_bad_zone_is_one_short_reason(bad: str) -> None:
+    with pytest.raises(ValueError, match=r"time zone|offset") as info:
+        parse_zone(bad)
+    assert "\n" not in str(info.value)
+
+
+def test_resolution_order_column_then_phonenumbers_then_the_blast_zone() -> None:
+    zones = ZoneResolver(None, "Asia/Makassar")
+    assert zones.resolve("+6281234567890", "WIT") == "Asia/Jayapura"  # the column wins
+    assert zones.resolve("+493012345678", "") == "Europe/Berlin"  # phonenumbers names exactly one
+    assert zones.resolve("+628112345678", None) == "Asia/Makassar"  # two zones: the blast's
+    assert zones.resolve("+15550000001", None) == "Asia/Makassar"  # none known: the blast's
+    with pytest.raises(ValueError, match="unknown time zone 'Nowhere'"):
+        zones.resolve("+6281234567890", "Nowhere")
+
+
+def test_due_times_per_zone_and_fixed_offsets() -> None:
+    zones = ZoneResolver(datetime(2026, 12, 8, 9, 0), "Asia/Jakarta")
+    assert zones.due("Asia/Jakarta") == datetime(2026, 12, 8, 2, 0, tzinfo=UTC)
+    assert zones.due("Asia/Makassar") == datetime(2026, 12, 8, 1, 0, tzinfo=UTC)
+    assert zones.due("+09:00") == datetime(2026, 12, 8, 0, 0, tzinfo=UTC)
+    assert zones.due_times() == [
+        datetime(2026, 12, 8, 0, 0, tzinfo=UTC),
+        datetime(2026, 12, 8, 1, 0, tzinfo=UTC),
+        datetime(2026, 12, 8, 2, 0, tzinfo=UTC),
+    ]
+    assert ZoneResolver(None, "UTC").due("Asia/Jakarta") is None
+
+
+def test_due_time_on_berlin_dst_change_days() -> None:
+    berlin = zone_of("Europe/Berlin")
+    # 29 March 2026: clocks go 02:00 -> 03:00 (CET +1 -> CEST +2).
+    assert due_at(datetime(2026, 3, 28, 9, 0), berlin) == datetime(2026, 3, 28, 8, 0, tzinfo=UTC)
+    assert due_at(datetime(2026, 3, 29, 9, 0), berlin) == datetime(2026, 3, 29, 7, 0, tzinfo=UTC)
+    # 02:30 never happens that day: moved on by the gap (03:30 CEST).
+    assert due_at(datetime(2026, 3, 29, 2, 30), berlin) == datetime(2026, 3, 29, 1, 30, tzinfo=UTC)
+    # 25 October 2026: 02:30 happens twice; the first (still CEST) is meant.
+    assert due_at(datetime(2026, 10, 25, 2, 30), berlin) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
+    assert due_at(datetime(2026, 10, 25, 9, 0), berlin) == datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
