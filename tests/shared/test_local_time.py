@@ -177,3 +177,24 @@ async def test_the_demo_local_time_example_has_three_zones_one_minute_apart(db: 
     assert len(due) == 3 and [b - a for a, b in itertools.pairwise(due)] == [timedelta(minutes=1)] * 2
     assert timedelta(0) < due[0] - utcnow() <= timedelta(minutes=2)
     assert [z.total for z in await blasts.zone_progress(result.id)] == [3, 3, 3]
+
+
+async def test_a_pool_chunk_claims_due_groups_for_its_own_number_only(db: Settings) -> None:
+    """A local-time (or quiet-hours) blast sent from a pool: each number's chunk takes due recipients not yet
+    assigned to a number, or assigned to its own, and assigns them to it; a retry keeps its number."""
+    blast = await make_blast(await make_template(), n=6, status=BlastStatus.PROCESSING)
+    due = utcnow() - timedelta(seconds=1)
+    await Recipient.filter(blast_id=blast.id).update(due_at=due, zone="+07:00")
+    await Blast.filter(id=blast.id).update(local_time="2030-01-01T09:00", due_times=[due.isoformat()])
+    plan = await sending.load_plan(blast.id)
+    assert plan is not None
+    a = await sending.claim_due_page(blast.id, "d:1:x/a", 2, plan.due_times, sender="111")
+    b = await sending.claim_due_page(blast.id, "d:1:x/b", 10, plan.due_times, sender="222")
+    assert len(a) == 2 and len(b) == 4 and not {c.id for c in a} & {c.id for c in b}
+    owners = dict(await Recipient.filter(blast_id=blast.id).values_list("id", "sender_id"))
+    assert {owners[c.id] for c in a} == {"111"} and {owners[c.id] for c in b} == {"222"}
+    # number 111's rows come back (given back, due again): only 111's chunk may take them
+    await Recipient.filter(id__in=[c.id for c in a]).update(lease_owner=None, lease_expires_at=None)
+    assert await sending.claim_due_page(blast.id, "d:1:x/c", 10, plan.due_times, sender="222") == []
+    again = await sending.claim_due_page(blast.id, "d:1:x/d", 10, plan.due_times, sender="111")
+    assert sorted(c.id for c in again) == sorted(c.id for c in a)
