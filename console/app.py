@@ -31,7 +31,7 @@ from console.screens.suppression import SuppressionScreen
 from console.screens.templates import TemplatesScreen
 from console.screens.tokens import TokensScreen
 from shared.config import Settings
-from shared.services import blasts, health
+from shared.services import blast_actions, health
 from shared.text import plural
 
 log = logging.getLogger(__name__)
@@ -319,7 +319,7 @@ class BlastConsole(App[None]):
 
     @work(exclusive=True, exit_on_error=False, group="action")
     async def stop_all_worker(self) -> None:
-        paused = await blasts.pause_all(settings=self.settings)
+        paused = await blast_actions.pause_all(settings=self.settings)
         self.notify(
             f"{plural(len(paused), 'blast')} paused"
             + (f": {', '.join(map(str, paused[:10]))}" if paused else ""),
@@ -345,7 +345,7 @@ class BlastConsole(App[None]):
 
     @work(exclusive=True, exit_on_error=False, group="action")
     async def resume_all_worker(self) -> None:
-        resumed = await blasts.resume_all(settings=self.settings)
+        resumed = await blast_actions.resume_all(settings=self.settings)
         self.notify(f"{plural(len(resumed), 'blast')} resumed", title="Resume all")
 
     def open_blast_form(self, blast_id: int | None = None) -> None:

@@ -9,7 +9,7 @@ import click
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
 from shared.errors import ValidationFailed
-from shared.services import blasts, cost_estimate
+from shared.services import blast_actions, blast_reads, blasts, cost_estimate
 from shared.services import senders as sender_service
 from shared.status import BlastStatus
 from shared.text import plural
@@ -182,9 +182,9 @@ def create_cmd(
 def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
     """List blasts, newest first."""
 
-    async def work(settings: Settings) -> tuple[list[blasts.BlastSummary], Settings]:
+    async def work(settings: Settings) -> tuple[list[blast_reads.BlastSummary], Settings]:
         wanted = [BlastStatus(s.upper()) for s in statuses]
-        return await blasts.list_blasts(statuses=wanted, text=text, limit=limit), settings
+        return await blast_reads.list_blasts(statuses=wanted, text=text, limit=limit), settings
 
     items, settings = run(work)
     if state().json:
@@ -220,10 +220,10 @@ def list_cmd(statuses: tuple[str, ...], text: str | None, limit: int) -> None:
 
 
 def _detail_json(
-    d: blasts.BlastDetail,
+    d: blast_reads.BlastDetail,
     cost: cost_estimate.BlastCost,
-    zones: list[blasts.ZoneProgress],
-    quiet: blasts.QuietHold | None = None,
+    zones: list[blast_reads.ZoneProgress],
+    quiet: blast_reads.QuietHold | None = None,
 ) -> dict[str, Any]:
     local = (
         {"local_time": d.local_time, "timezone": d.timezone, "zones": [z.to_json() for z in zones]}
@@ -256,15 +256,15 @@ def show_cmd(blast_id: int) -> None:
     async def work(
         settings: Settings,
     ) -> tuple[
-        blasts.BlastDetail,
+        blast_reads.BlastDetail,
         Settings,
         cost_estimate.BlastCost,
-        list[blasts.ZoneProgress],
-        blasts.QuietHold | None,
+        list[blast_reads.ZoneProgress],
+        blast_reads.QuietHold | None,
     ]:
-        detail = await blasts.show_blast(blast_id)
-        zones = await blasts.zone_progress(blast_id) if detail.local_time else []
-        quiet = await blasts.quiet_hold(blast_id)
+        detail = await blast_reads.show_blast(blast_id)
+        zones = await blast_reads.zone_progress(blast_id) if detail.local_time else []
+        quiet = await blast_reads.quiet_hold(blast_id)
         return detail, settings, await cost_estimate.blast_cost(blast_id), zones, quiet
 
     d, settings, cost, zones, quiet = run(work)
@@ -335,9 +335,9 @@ def edit_cmd(
 def _simple(verb: str, action: Any, help_text: str) -> Any:
     @click.argument("blast_id", type=int)
     def command(blast_id: int) -> None:
-        async def work(settings: Settings) -> tuple[Any, blasts.BlastDetail]:
+        async def work(settings: Settings) -> tuple[Any, blast_reads.BlastDetail]:
             result = await action(blast_id, settings=settings)
-            return result, await blasts.show_blast(blast_id)
+            return result, await blast_reads.show_blast(blast_id)
 
         result, detail = run(work, mutating=True)
         if state().json:
@@ -360,12 +360,14 @@ def _simple(verb: str, action: Any, help_text: str) -> Any:
 blast_group.command("cancel")(
     _simple(
         "cancelled",
-        blasts.cancel_blast,
+        blast_actions.cancel_blast,
         "Cancel a blast: no request leaves after this; pending ones are cancelled.",
     )
 )
-blast_group.command("pause")(_simple("paused", blasts.pause_blast, "Pause a scheduled or sending blast."))
-blast_group.command("resume")(_simple("resumed", blasts.resume_blast, "Resume a paused blast."))
+blast_group.command("pause")(
+    _simple("paused", blast_actions.pause_blast, "Pause a scheduled or sending blast.")
+)
+blast_group.command("resume")(_simple("resumed", blast_actions.resume_blast, "Resume a paused blast."))
 
 
 @blast_group.command("retry")
@@ -374,8 +376,8 @@ blast_group.command("resume")(_simple("resumed", blasts.resume_blast, "Resume a 
 def retry_cmd(blast_id: int, include_unknown: bool) -> None:
     """Re-queue a blast's retryable FAILED recipients."""
 
-    async def work(settings: Settings) -> blasts.RetryResult:
-        return await blasts.retry_blast(blast_id, settings=settings, include_unknown=include_unknown)
+    async def work(settings: Settings) -> blast_actions.RetryResult:
+        return await blast_actions.retry_blast(blast_id, settings=settings, include_unknown=include_unknown)
 
     r = run(work, mutating=True)
     if state().json:
@@ -402,7 +404,7 @@ def reschedule_cmd(blast_id: int, send_at: str) -> None:
     """Give a blast a new send time."""
 
     async def work(settings: Settings) -> tuple[Any, Settings]:
-        return await blasts.reschedule_blast(blast_id, settings=settings, send_at=send_at), settings
+        return await blast_actions.reschedule_blast(blast_id, settings=settings, send_at=send_at), settings
 
     when, settings = run(work, mutating=True)
     if state().json:

@@ -10,7 +10,7 @@ import click
 from console.cli.blast import blast_group
 from console.cli.common import emit_json, fail, run, state
 from shared.config import Settings
-from shared.services import blasts, messaging, recipients
+from shared.services import blast_actions, blast_reads, messaging, recipients
 from shared.text import plural
 
 
@@ -21,7 +21,7 @@ def export_cmd(blast_id: int, as_csv: bool) -> None:
     """Write a blast's recipients with status, wamid and error as CSV (streamed page by page)."""
 
     async def work(settings: Settings) -> int:
-        await blasts.show_blast(blast_id)  # NotFound before the header is written
+        await blast_reads.show_blast(blast_id)  # NotFound before the header is written
         writer = csv.writer(sys.stdout, lineterminator="\n")
         writer.writerow(recipients.EXPORT_FIELDS)
         n = 0
@@ -73,7 +73,7 @@ def stop_all_cmd(yes: bool) -> None:
             fail("not confirmed; nothing was paused")
 
     async def work(settings: Settings) -> list[int]:
-        return await blasts.pause_all(settings=settings)
+        return await blast_actions.pause_all(settings=settings)
 
     paused = run(work, mutating=True)
     if state().json:
@@ -90,7 +90,7 @@ def resume_all_cmd() -> None:
     """Resume every blast paused by the emergency stop."""
 
     async def work(settings: Settings) -> list[int]:
-        return await blasts.resume_all(settings=settings)
+        return await blast_actions.resume_all(settings=settings)
 
     resumed = run(work, mutating=True)
     if state().json:

@@ -14,12 +14,12 @@ from console.modals.edit import EditBlastModal, EditRequest
 from console.modals.retry import RetryModal
 from console.screens.base import BaseScreen
 from shared.errors import BlastError
-from shared.services import blasts
+from shared.services import blast_actions, blast_reads, blasts
 from shared.status import BLAST_EDITABLE, BlastStatus
 from shared.text import plural
 
 B = BlastStatus
-BlastView = blasts.BlastSummary | blasts.BlastDetail
+BlastView = blast_reads.BlastSummary | blast_reads.BlastDetail
 
 BLAST_ACTION_BINDINGS = [
     Binding(
@@ -160,13 +160,15 @@ class BlastActionScreen(BaseScreen):
         for blast_id in ids:
             try:
                 if verb == "cancel":
-                    await blasts.cancel_blast(blast_id, settings=settings)
+                    await blast_actions.cancel_blast(blast_id, settings=settings)
                 elif verb == "pause":
-                    await blasts.pause_blast(blast_id, settings=settings)
+                    await blast_actions.pause_blast(blast_id, settings=settings)
                 elif verb == "resume":
-                    await blasts.resume_blast(blast_id, settings=settings)
+                    await blast_actions.resume_blast(blast_id, settings=settings)
                 elif verb == "retry":
-                    await blasts.retry_blast(blast_id, settings=settings, include_unknown=include_unknown)
+                    await blast_actions.retry_blast(
+                        blast_id, settings=settings, include_unknown=include_unknown
+                    )
                 done.append(blast_id)
             except BlastError as exc:
                 errors.append(exc.message)
@@ -202,7 +204,7 @@ class BlastActionScreen(BaseScreen):
             )
             self.notify(f"blast {blast_id} updated{replaced}", title="Edited")
         elif req.send_at:
-            when = await blasts.reschedule_blast(blast_id, settings=settings, send_at=req.send_at)
+            when = await blast_actions.reschedule_blast(blast_id, settings=settings, send_at=req.send_at)
             self.notify(
                 f"blast {blast_id} rescheduled to {local_time(when, settings.zone)}", title="Rescheduled"
             )

@@ -25,7 +25,7 @@ from console.widgets.progress_panel import ProgressPanel
 from console.widgets.status_badge import status_text
 from console.widgets.table_rows import show_rows
 from shared.models import AuditLog
-from shared.services import blasts, cost_estimate, live, recipients
+from shared.services import blast_reads, cost_estimate, live, recipients
 from shared.status import BlastStatus, RecipientStatus
 
 R = RecipientStatus
@@ -52,14 +52,14 @@ SLOW_EVERY = 5
 
 @dataclass
 class DetailLoaded(Message):
-    detail: blasts.BlastDetail
+    detail: blast_reads.BlastDetail
     rate: float
     page: recipients.RecipientPage
     errors: list[recipients.ErrorGroup] | None
     audit: list[AuditLog] | None
     cost: cost_estimate.BlastCost | None = None
-    zones: list[blasts.ZoneProgress] | None = None
-    quiet: blasts.QuietHold | None = None
+    zones: list[blast_reads.ZoneProgress] | None = None
+    quiet: blast_reads.QuietHold | None = None
 
 
 class BlastDetailScreen(BlastActionScreen):
@@ -91,7 +91,7 @@ class BlastDetailScreen(BlastActionScreen):
     def __init__(self, blast_id: int) -> None:
         super().__init__()
         self.blast_id = blast_id
-        self.detail: blasts.BlastDetail | None = None
+        self.detail: blast_reads.BlastDetail | None = None
         self.filter_index = 0
         #: after_id of each page shown so far (paging back pops it).
         self.pages: list[int] = [0]
@@ -145,7 +145,7 @@ class BlastDetailScreen(BlastActionScreen):
         slow = self.ticks % SLOW_EVERY == 0
         self.ticks += 1
         tab = self.query_one(TabbedContent).active
-        detail = await blasts.show_blast(self.blast_id)
+        detail = await blast_reads.show_blast(self.blast_id)
         page = await recipients.page_recipients(
             self.blast_id,
             statuses=RECIPIENT_FILTERS[self.filter_index][1],
@@ -153,10 +153,10 @@ class BlastDetailScreen(BlastActionScreen):
             limit=recipients.PAGE_SIZE,
         )
         errors = await recipients.errors_by_code(self.blast_id) if slow and tab == "errors" else None
-        audit = await blasts.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
+        audit = await blast_reads.audit_trail(self.blast_id, limit=100) if slow and tab == "audit" else None
         cost = await cost_estimate.blast_cost(self.blast_id) if slow and tab == "cost" else None
-        zones = await blasts.zone_progress(self.blast_id) if slow and detail.local_time else None
-        quiet = await blasts.quiet_hold(self.blast_id) if slow else None
+        zones = await blast_reads.zone_progress(self.blast_id) if slow and detail.local_time else None
+        quiet = await blast_reads.quiet_hold(self.blast_id) if slow else None
         rate = 0.0
         # Redis down: the banner says so; the database view still works.
         with contextlib.suppress(Exception):
@@ -286,7 +286,9 @@ class BlastDetailScreen(BlastActionScreen):
         self.reload()
 
 
-def zones_text(detail: blasts.BlastDetail, zones: list[blasts.ZoneProgress], shown_in: Any) -> Table:
+def zones_text(
+    detail: blast_reads.BlastDetail, zones: list[blast_reads.ZoneProgress], shown_in: Any
+) -> Table:
     """Per zone of a local-time blast: due at (in the console's zone), sent, waiting."""
     grid = Table(box=None, padding=(0, 2), show_edge=False)
     wall = (detail.local_time or "").replace("T", " ")

@@ -16,7 +16,7 @@ from console.screens.blast_actions import BLAST_ACTION_BINDINGS, BlastActionScre
 from console.widgets.banner import Banner
 from console.widgets.blast_table import BlastTable
 from console.widgets.footer import ConsoleFooter
-from shared.services import blasts
+from shared.services import blast_reads
 from shared.status import BlastStatus
 
 B = BlastStatus
@@ -42,7 +42,7 @@ SORTS: tuple[tuple[str, str], ...] = (
 
 @dataclass
 class BlastsLoaded(Message):
-    items: list[blasts.BlastSummary]
+    items: list[blast_reads.BlastSummary]
     total: int
 
 
@@ -88,7 +88,7 @@ class BlastsScreen(BlastActionScreen):
         self.page = 0
         self.total = 0
         self.marks: set[int] = set()
-        self.items: dict[int, blasts.BlastSummary] = {}
+        self.items: dict[int, blast_reads.BlastSummary] = {}
 
     def compose(self) -> ComposeResult:
         yield Header()
@@ -115,14 +115,14 @@ class BlastsScreen(BlastActionScreen):
     async def load_blasts(self) -> None:
         statuses = list(STATUS_FILTERS[self.status_index][1])
         text = self.text or None
-        items = await blasts.list_blasts(
+        items = await blast_reads.list_blasts(
             statuses=statuses,
             text=text,
             limit=PAGE_SIZE,
             offset=self.page * PAGE_SIZE,
             order=SORTS[self.sort_index][1],
         )
-        total = await blasts.count_blasts(statuses=statuses, text=text)
+        total = await blast_reads.count_blasts(statuses=statuses, text=text)
         self.post_message(BlastsLoaded(items, total))
 
     def on_blasts_loaded(self, message: BlastsLoaded) -> None:

@@ -19,7 +19,7 @@ from console.screens.base import REFRESH_GROUP, BaseScreen
 from console.widgets.banner import Banner
 from console.widgets.footer import ConsoleFooter
 from console.widgets.table_rows import show_rows
-from shared.services import blasts, live, queue_stats
+from shared.services import blast_reads, live, queue_stats
 from shared.services.templates import last_sync
 from shared.text import first_line
 
@@ -70,7 +70,7 @@ class DashboardScreen(BaseScreen):
 
     @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
     async def load_dashboard(self) -> None:
-        by_status = await blasts.count_by_status()
+        by_status = await blast_reads.count_by_status()
         synced_at = await last_sync()
         stats = None
         sync_job = None

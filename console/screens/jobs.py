@@ -22,7 +22,7 @@ from console.widgets.banner import Banner
 from console.widgets.footer import ConsoleFooter
 from console.widgets.status_badge import status_text
 from shared.errors import InvalidTransition
-from shared.services import blasts, live
+from shared.services import blast_actions, blast_reads, live
 from shared.status import BlastStatus
 from shared.text import plural
 
@@ -141,13 +141,13 @@ class JobsScreen(BaseScreen):
     @work(exclusive=False, exit_on_error=False, group="action")
     async def retry_worker(self, blast_id: int) -> None:
         settings = self.console.settings
-        detail = await blasts.show_blast(blast_id)
+        detail = await blast_reads.show_blast(blast_id)
         if detail.status == BlastStatus.PAUSED:
-            await blasts.resume_blast(blast_id, settings=settings)
+            await blast_actions.resume_blast(blast_id, settings=settings)
             self.notify(f"blast {blast_id} resumed", title="Retried")
             return
         try:
-            result = await blasts.retry_blast(blast_id, settings=settings)
+            result = await blast_actions.retry_blast(blast_id, settings=settings)
         except InvalidTransition as exc:
             self.notify(exc.message, title="Not allowed", severity="error")
             return

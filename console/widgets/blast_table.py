@@ -16,7 +16,7 @@ from textual.widgets import DataTable
 
 from console.format import bar, done_count, local_time
 from console.widgets.status_badge import status_text
-from shared.services.blasts import BlastSummary
+from shared.services.blast_reads import BlastSummary
 
 COLUMNS = (
     ("mark", " "),

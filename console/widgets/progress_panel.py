@@ -11,7 +11,7 @@ from textual.widgets import Static
 
 from console.format import bar, done_count, duration, eta_seconds, local_time
 from console.widgets.status_badge import STATUS_STYLE
-from shared.services.blasts import BlastDetail
+from shared.services.blast_reads import BlastDetail
 from shared.status import BlastStatus
 
 BUCKETS = ("pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown")

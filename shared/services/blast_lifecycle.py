@@ -29,7 +29,7 @@ from shared.clock import utcnow
 from shared.errors import InvalidTransition
 from shared.models import Blast, Recipient
 from shared.services import transitions
-from shared.services.blasts import expire_pending
+from shared.services.blast_actions import expire_pending
 from shared.services.sending import blast_status
 from shared.status import BlastStatus, RecipientStatus
 from shared.text import plural

@@ -13,7 +13,8 @@ from shared.config import Settings
 from shared.models import Suppression
 from shared.parsing.csv_rows import AcceptedRow, RecipientCsv, RejectedRow
 from shared.parsing.template_params import render_preview
-from shared.services.blasts import Rejected, approved_template, open_csv
+from shared.services.blast_import import Rejected, open_csv
+from shared.services.blasts import approved_template
 
 #: Rejected rows listed in a preview (the count is exact).
 MAX_REJECTED_SHOWN = 50

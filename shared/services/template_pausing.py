@@ -57,7 +57,7 @@ async def pause_blasts_of_unusable_templates(
         The blasts this call paused (one another process paused first are left out).
     """
     # Deferred: blasts imports the CSV parsers, which the sync itself does not need.
-    from shared.services.blasts import pause_blast
+    from shared.services.blast_actions import pause_blast
 
     query = Blast.filter(status__in=list(BLAST_ACTIVE)).exclude(template__status=T.APPROVED)
     if template_ids is not None:

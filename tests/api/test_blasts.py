@@ -9,7 +9,7 @@ import aiohttp
 
 from shared.clock import utcnow
 from shared.models import ApiIdempotency, Blast, Recipient
-from shared.services import blasts, transitions
+from shared.services import blast_import, blasts, transitions
 from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus
 from tests.api.conftest import ApiEnv, problem_of
@@ -352,7 +352,7 @@ async def test_spooling_stops_at_the_limit_and_keeps_nothing() -> None:
             yield b"x" * 65536
 
     with pytest.raises(TooLarge, match="larger than 1 MiB"):
-        await blasts.spool_to_file(endless(), max_bytes=1 << 20, what="recipients file big.csv")
+        await blast_import.spool_to_file(endless(), max_bytes=1 << 20, what="recipients file big.csv")
     assert set(Path(tempfile.gettempdir()).glob("blast-upload-*")) == before
 
 

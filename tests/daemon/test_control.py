@@ -7,7 +7,7 @@ from collections import Counter
 from typing import Any
 
 from shared.fake_graph.server import FakeGraph
-from shared.services import blasts as blast_ops
+from shared.services import blast_actions as blast_ops
 from shared.status import BlastStatus
 from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, status_is, wait_for
 

@@ -14,7 +14,7 @@ import pytest
 
 from shared.fake_graph.server import FakeGraph
 from shared.models import Recipient
-from shared.services import blasts as blast_ops
+from shared.services import blast_actions as blast_ops
 from shared.services import live
 from shared.status import BlastStatus, RecipientStatus
 from tests.conftest import PrivateRedis

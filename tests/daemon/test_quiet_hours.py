@@ -14,7 +14,7 @@ from shared.events import publish
 from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient
 from shared.parsing.quiet import QuietHours
-from shared.services import blasts
+from shared.services import blast_reads
 from shared.status import BlastStatus, RecipientStatus
 from tests.daemon.conftest import assert_counters_exact, make_blast, phone, status_is, wait_for
 
@@ -57,7 +57,7 @@ async def test_a_zone_inside_its_quiet_hours_is_held_until_they_end(
     opens = window.release(utcnow(), UTC)
     assert [(s, o, t) for s, o, t in held] == [(RecipientStatus.PENDING.value, None, opens)] * 10
     assert await status_is(blast_id, BlastStatus.PROCESSING)
-    hold = await blasts.quiet_hold(blast_id)
+    hold = await blast_reads.quiet_hold(blast_id)
     assert hold is not None and (hold.held, hold.next_release, hold.zone) == (10, opens, "UTC")
 
     # The window ends (moved, not waited for): the held zone goes out, once each, and the blast completes.

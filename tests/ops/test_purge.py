@@ -15,7 +15,7 @@ from shared.config import Settings
 from shared.db import database
 from shared.errors import InvalidTransition
 from shared.models import AuditLog, Blast, Recipient, WebhookEvent
-from shared.services.blasts import retry_blast
+from shared.services.blast_actions import retry_blast
 from shared.services.purge import AUDIT_ACTION, is_purged, purge_personal_data, purged_count
 from shared.status import BlastStatus, RecipientStatus
 from tests.conftest import reset_database

@@ -11,7 +11,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import BlastError, CsvError, InvalidTransition, NotFound, ValidationFailed
 from shared.models import AuditLog, Blast, Recipient
-from shared.services import blasts, transitions
+from shared.services import blast_actions, blast_reads, blasts, transitions
 from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus, TemplateStatus
 from tests.factories import NAMED_COMPONENTS, make_blast, make_template
@@ -181,18 +181,18 @@ async def test_bad_edit_changes_nothing(db: Settings, tmp_path: Path) -> None:
 async def test_cancel_pause_resume(db: Settings) -> None:
     template = await make_template()
     blast = await make_blast(template, n=5)
-    await blasts.pause_blast(blast.id, settings=db)
+    await blast_actions.pause_blast(blast.id, settings=db)
     assert (await Blast.get(id=blast.id)).status == B.PAUSED
-    assert await blasts.resume_blast(blast.id, settings=db) == B.SCHEDULED
+    assert await blast_actions.resume_blast(blast.id, settings=db) == B.SCHEDULED
     with pytest.raises(InvalidTransition, match="only PAUSED blasts can be resumed"):
-        await blasts.resume_blast(blast.id, settings=db)
-    assert await blasts.cancel_blast(blast.id, settings=db) == 5
+        await blast_actions.resume_blast(blast.id, settings=db)
+    assert await blast_actions.cancel_blast(blast.id, settings=db) == 5
     b = await Blast.get(id=blast.id)
     assert b.status == B.CANCELLED and b.n_cancelled == 5 and b.n_pending == 0
     with pytest.raises(InvalidTransition, match="is CANCELLED"):
-        await blasts.cancel_blast(blast.id, settings=db)
+        await blast_actions.cancel_blast(blast.id, settings=db)
     with pytest.raises(NotFound):
-        await blasts.cancel_blast(12345, settings=db)
+        await blast_actions.cancel_blast(12345, settings=db)
 
 
 async def test_resume_past_valid_until_expires_the_rest(db: Settings) -> None:
@@ -204,7 +204,7 @@ async def test_resume_past_valid_until_expires_the_rest(db: Settings) -> None:
         started_at=utcnow() - timedelta(hours=2),
         valid_until=utcnow() - timedelta(minutes=1),
     )
-    assert await blasts.resume_blast(blast.id, settings=db) == B.PROCESSING
+    assert await blast_actions.resume_blast(blast.id, settings=db) == B.PROCESSING
     b = await Blast.get(id=blast.id)
     assert b.n_cancelled == 3 and b.n_pending == 0
     rec = await Recipient.filter(blast_id=blast.id).first()
@@ -225,14 +225,14 @@ async def test_retry_requeues_retryable_failures_only(db: Settings) -> None:
         ]
     )
     await transitions.transition_blast(blast.id, B.COMPLETED, actor="t", action="complete")
-    result = await blasts.retry_blast(blast.id, settings=db)
+    result = await blast_actions.retry_blast(blast.id, settings=db)
     assert (result.requeued, result.skipped_opted_out, result.skipped_recent_cap) == (1, 1, 1)
     b = await Blast.get(id=blast.id)
     assert b.status == B.PROCESSING and b.n_pending == 1 and b.n_unknown == 1
     await transitions.transition_blast(blast.id, B.COMPLETED, actor="t", action="complete")
     with pytest.raises(InvalidTransition, match="--include-unknown"):
-        await blasts.retry_blast(blast.id, settings=db)
-    result = await blasts.retry_blast(blast.id, settings=db, include_unknown=True)
+        await blast_actions.retry_blast(blast.id, settings=db)
+    result = await blast_actions.retry_blast(blast.id, settings=db, include_unknown=True)
     assert result.requeued == 1
 
 
@@ -240,11 +240,11 @@ async def test_reschedule_and_stop_all(db: Settings) -> None:
     template = await make_template()
     a = await make_blast(template, n=1)
     b = await make_blast(template, n=1, status=B.PROCESSING, started_at=utcnow())
-    when = await blasts.reschedule_blast(a.id, settings=db, send_at="+2h")
+    when = await blast_actions.reschedule_blast(a.id, settings=db, send_at="+2h")
     assert when > utcnow() + timedelta(minutes=119)
-    assert sorted(await blasts.pause_all(settings=db)) == sorted([a.id, b.id])
+    assert sorted(await blast_actions.pause_all(settings=db)) == sorted([a.id, b.id])
     assert {x.status for x in await Blast.all()} == {B.PAUSED}
-    assert sorted(await blasts.resume_all(settings=db)) == sorted([a.id, b.id])
+    assert sorted(await blast_actions.resume_all(settings=db)) == sorted([a.id, b.id])
     assert (await Blast.get(id=b.id)).status == B.PROCESSING
 
 
@@ -252,8 +252,8 @@ async def test_list_and_show(db: Settings) -> None:
     template = await make_template()
     for i in range(3):
         await make_blast(template, n=2, name=f"blast {i}")
-    items = await blasts.list_blasts(text="blast 1")
+    items = await blast_reads.list_blasts(text="blast 1")
     assert [b.name for b in items] == ["blast 1"]
-    detail = await blasts.show_blast(items[0].id)
+    detail = await blast_reads.show_blast(items[0].id)
     assert detail.counts["pending"] == 2 and sum(detail.counts.values()) == detail.total
-    assert (await blasts.count_by_status())["SCHEDULED"] == 3
+    assert (await blast_reads.count_by_status())["SCHEDULED"] == 3

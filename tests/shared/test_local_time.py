@@ -14,7 +14,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.models import Blast, Recipient
-from shared.services import blasts, sending
+from shared.services import blast_actions, blast_reads, blasts, sending
 from shared.status import BlastStatus
 from tests.factories import make_blast, make_template
 
@@ -74,7 +74,7 @@ async def test_each_recipient_is_due_at_the_wall_clock_time_of_its_zone(db: Sett
     assert blast.status == BlastStatus.SCHEDULED and blast.send_at == earliest
     assert blast.local_time == wall.strftime("%Y-%m-%dT%H:%M") and blast.timezone == "Asia/Makassar"
     assert len(blast.due_times) == 4  # +09:00, Makassar, Jakarta, Berlin
-    zones = await blasts.zone_progress(result.id)
+    zones = await blast_reads.zone_progress(result.id)
     assert [(z.zone, z.total, z.waiting, z.sent) for z in zones] == [
         ("+09:00", 1, 1, 0),
         ("Asia/Makassar", 2, 2, 0),
@@ -112,7 +112,7 @@ async def test_a_time_already_past_in_the_earliest_zone_is_refused(db: Settings,
 async def test_the_send_time_of_a_local_time_blast_cannot_be_moved(db: Settings, tmp_path: Path) -> None:
     result = await create_local(db, tmp_path)
     with pytest.raises(ValidationFailed, match="sends at local time"):
-        await blasts.reschedule_blast(result.id, settings=db, send_at="+1h")
+        await blast_actions.reschedule_blast(result.id, settings=db, send_at="+1h")
 
 
 async def test_a_timezone_column_is_checked_in_an_ordinary_blast_too(db: Settings, tmp_path: Path) -> None:
@@ -176,7 +176,7 @@ async def test_the_demo_local_time_example_has_three_zones_one_minute_apart(db: 
     due = sending.parse_due_times(blast.due_times)
     assert len(due) == 3 and [b - a for a, b in itertools.pairwise(due)] == [timedelta(minutes=1)] * 2
     assert timedelta(0) < due[0] - utcnow() <= timedelta(minutes=2)
-    assert [z.total for z in await blasts.zone_progress(result.id)] == [3, 3, 3]
+    assert [z.total for z in await blast_reads.zone_progress(result.id)] == [3, 3, 3]
 
 
 async def test_a_pool_chunk_claims_due_groups_for_its_own_number_only(db: Settings) -> None:

@@ -14,7 +14,7 @@ from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ValidationFailed
 from shared.models import Blast, Recipient, Template
 from shared.parsing.quiet import QuietHours, parse_quiet_hours
-from shared.services import blasts, sending
+from shared.services import blast_actions, blast_reads, blasts, sending
 from tests.factories import make_template
 
 WITA = ZoneInfo("Asia/Makassar")
@@ -106,14 +106,14 @@ async def test_recipients_inside_the_window_at_the_send_time_are_due_when_it_end
     blast = await Blast.get(id=result.id)
     assert blast.quiet_hours == "21:00-08:00" and blast.send_at == send.astimezone(UTC)
     assert len(blast.due_times) == 2
-    hold = await blasts.quiet_hold(result.id, now=utcnow())
+    hold = await blast_reads.quiet_hold(result.id, now=utcnow())
     assert hold is not None
     assert hold.line() == "held by quiet hours: 3, next release 08:00 UTC+14:00"
-    later = await blasts.quiet_hold(result.id, now=send.astimezone(UTC) + timedelta(hours=4, minutes=1))
+    later = await blast_reads.quiet_hold(result.id, now=send.astimezone(UTC) + timedelta(hours=4, minutes=1))
     assert later is not None and later.line() == "held by quiet hours: 2, next release 08:00 WITA"
     assert later.to_json()["next_release"] == morning.astimezone(UTC).isoformat()
     with pytest.raises(ValidationFailed, match="keeps quiet hours"):
-        await blasts.reschedule_blast(result.id, settings=db, send_at="+1h")
+        await blast_actions.reschedule_blast(result.id, settings=db, send_at="+1h")
 
 
 async def test_outside_the_window_nothing_is_held_and_the_setting_is_the_default(
@@ -124,10 +124,10 @@ async def test_outside_the_window_nothing_is_held_and_the_setting_is_the_default
     result = await create(settings, tmp_path, send_at=send.isoformat())
     dues: list[datetime] = await Recipient.filter(blast_id=result.id).values_list("due_at", flat=True)  # type: ignore[assignment]
     assert {d.astimezone(UTC) for d in dues} == {send.astimezone(UTC)}
-    hold = await blasts.quiet_hold(result.id)
+    hold = await blast_reads.quiet_hold(result.id)
     assert hold is not None and hold.held == 0 and hold.line() == "held by quiet hours: 0"
     off = await create(settings, tmp_path, send_at=send.isoformat(), quiet_hours="off")
-    assert await blasts.quiet_hold(off.id) is None
+    assert await blast_reads.quiet_hold(off.id) is None
     assert (await Blast.get(id=off.id)).due_times is None  # an ordinary blast: the ordinary claim
 
 

@@ -57,7 +57,15 @@ from daemon.http.api.models import (
 from daemon.http.api.problems import API_PREFIX, ApiProblem
 from shared.config import Settings
 from shared.errors import NotFound, TooLarge, ValidationFailed
-from shared.services import blasts, cost_estimate, recipients, templates
+from shared.services import (
+    blast_actions,
+    blast_import,
+    blast_reads,
+    blasts,
+    cost_estimate,
+    recipients,
+    templates,
+)
 from shared.services.queue_stats import queue_stats
 from shared.status import BlastStatus
 
@@ -232,7 +240,7 @@ async def create_blast(request: web.Request) -> web.Response:
         elif request.content_type == "application/json":
             body = await read_json(request, CreateBlastJson)
             fields, shown = body, "the recipients list"
-            path = await blasts.spool_to_file(
+            path = await blast_import.spool_to_file(
                 _json_as_csv(body.recipients), max_bytes=_max_bytes(request), what="the recipients list"
             )
             stack.callback(_unlink, path)
@@ -316,7 +324,7 @@ async def _read_form_parts(
             if path is not None:
                 raise ApiProblem(422, "recipients: give one file")
             shown = (part.filename or "upload")[:200]
-            path = await blasts.spool_to_file(
+            path = await blast_import.spool_to_file(
                 _part_chunks(part), max_bytes=_max_bytes(request), what=f"recipients file {shown}"
             )
             stack.callback(_unlink, path)
@@ -388,7 +396,7 @@ async def _json_as_csv(items: Sequence[RecipientIn]) -> AsyncIterator[bytes]:
 
 async def list_blasts(request: web.Request) -> web.Response:
     query = parse_query(request, BlastListQuery)
-    items = await blasts.list_blasts(
+    items = await blast_reads.list_blasts(
         statuses=query.status,
         text=query.q,
         limit=query.limit + 1,
@@ -417,7 +425,7 @@ async def list_blasts(request: web.Request) -> web.Response:
 
 
 async def show_blast(request: web.Request) -> web.Response:
-    d = await blasts.show_blast(_blast_id(request))
+    d = await blast_reads.show_blast(_blast_id(request))
     cost = await cost_estimate.blast_cost(d.id)  # as `blast show --json` gives it
     return respond(
         BlastDetailOut(
@@ -478,7 +486,7 @@ async def list_recipients(request: web.Request) -> web.Response:
 
 
 async def _status_now(blast_id: int) -> BlastStatus:
-    return (await blasts.show_blast(blast_id)).status
+    return (await blast_reads.show_blast(blast_id)).status
 
 
 async def _status_action(request: web.Request, action: Callable[..., Awaitable[Any]]) -> web.Response:
@@ -494,17 +502,17 @@ async def _status_action(request: web.Request, action: Callable[..., Awaitable[A
 
 
 async def pause_blast(request: web.Request) -> web.Response:
-    return await _status_action(request, blasts.pause_blast)
+    return await _status_action(request, blast_actions.pause_blast)
 
 
 async def resume_blast(request: web.Request) -> web.Response:
-    return await _status_action(request, blasts.resume_blast)
+    return await _status_action(request, blast_actions.resume_blast)
 
 
 async def cancel_blast(request: web.Request) -> web.Response:
     async def run() -> web.Response:
         blast_id = _blast_id(request)
-        n = await blasts.cancel_blast(
+        n = await blast_actions.cancel_blast(
             blast_id, settings=_settings(request), actor=request_token(request).actor
         )
         return respond(ActionOut(id=blast_id, status=await _status_now(blast_id), recipients_cancelled=n))
@@ -518,7 +526,7 @@ async def retry_blast(request: web.Request) -> web.Response:
 
     async def run() -> web.Response:
         blast_id = _blast_id(request)
-        r = await blasts.retry_blast(
+        r = await blast_actions.retry_blast(
             blast_id,
             settings=_settings(request),
             include_unknown=body.include_unknown,
@@ -542,7 +550,7 @@ async def reschedule_blast(request: web.Request) -> web.Response:
 
     async def run() -> web.Response:
         blast_id = _blast_id(request)
-        when = await blasts.reschedule_blast(
+        when = await blast_actions.reschedule_blast(
             blast_id, settings=_settings(request), send_at=body.send_at, actor=request_token(request).actor
         )
         return respond(RescheduleOut(id=blast_id, status=await _status_now(blast_id), send_at=when))
