@@ -6,6 +6,8 @@ from __future__ import annotations
 from datetime import datetime, timedelta
 from zoneinfo import ZoneInfo
 
+from shared.text import duration
+
 BAR_FULL = "█"
 BAR_EMPTY = "░"
 
@@ -21,20 +23,6 @@ def example_send_time(now: datetime, zone: ZoneInfo) -> str:
     """A send time to show as an example in a hint: tomorrow at 09:00 in the blast's zone, always in the future."""
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
     return f"{tomorrow:%Y-%m-%d} 09:00"
-
-
-def duration(seconds: float | None) -> str:
-    """A duration for people: 45s, 12m 05s, 3h 20m, 2d 4h."""
-    if seconds is None:
-        return "-"
-    s = max(0, round(seconds))
-    if s < 60:
-        return f"{s}s"
-    if s < 3600:
-        return f"{s // 60}m {s % 60:02d}s"
-    if s < 86400:
-        return f"{s // 3600}h {s % 3600 // 60:02d}m"
-    return f"{s // 86400}d {s % 86400 // 3600}h"
 
 
 def ago(seconds: float) -> str:

@@ -19,3 +19,17 @@ def plural(n: int, one: str, many: str | None = None, *, grouped: bool = True) -
     "recipient") "1,200 recipients" (`grouped=False`: "1200 recipients", for output scripts read)."""
     number = f"{n:,}" if grouped else str(n)
     return f"{number} {one if n == 1 else (many or one + 's')}"
+
+
+def duration(seconds: float | None) -> str:
+    """A duration for people: 45s, 12m 05s, 3h 20m, 2d 4h."""
+    if seconds is None:
+        return "-"
+    s = max(0, round(seconds))
+    if s < 60:
+        return f"{s}s"
+    if s < 3600:
+        return f"{s // 60}m {s % 60:02d}s"
+    if s < 86400:
+        return f"{s // 3600}h {s % 3600 // 60:02d}m"
+    return f"{s // 86400}d {s % 86400 // 3600}h"

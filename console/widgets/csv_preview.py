@@ -12,11 +12,10 @@ from rich.text import Text
 from textual.message import Message
 from textual.widgets import Static
 
-from console.format import duration
 from shared.services import cost_estimate
 from shared.services.messaging import SendEstimate
 from shared.services.preview import CsvPreview
-from shared.text import plural
+from shared.text import duration, plural
 
 #: Rejected rows listed (the count is exact).
 REJECTED_SHOWN = 10

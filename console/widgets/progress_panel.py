@@ -9,10 +9,11 @@ from rich.console import Group
 from rich.text import Text
 from textual.widgets import Static
 
-from console.format import bar, done_count, duration, eta_seconds, local_time
+from console.format import bar, done_count, eta_seconds, local_time
 from console.widgets.status_badge import STATUS_STYLE
 from shared.services.blast_reads import BlastDetail
 from shared.status import BlastStatus
+from shared.text import duration
 
 BUCKETS = ("pending", "sending", "sent", "delivered", "read", "failed", "cancelled", "skipped", "unknown")
 

@@ -32,7 +32,7 @@ from shared.services import transitions
 from shared.services.blast_actions import expire_pending
 from shared.services.sending import blast_status
 from shared.status import BlastStatus, RecipientStatus
-from shared.text import plural
+from shared.text import duration, plural
 
 log = logging.getLogger(__name__)
 B, R = BlastStatus, RecipientStatus
@@ -47,21 +47,6 @@ class StartOutcome:
     blast_id: int
     lateness_s: float
     pending: int = 0
-
-
-def format_duration(seconds: float) -> str:
-    """A short human duration: 45 s, 12 min, 3 h 5 min, 2 d 4 h."""
-    s = int(max(0, seconds))
-    if s < 120:
-        return f"{s} s"
-    m = s // 60
-    if m < 120:
-        return f"{m} min"
-    h, m = divmod(m, 60)
-    if h < 48:
-        return f"{h} h {m} min" if m else f"{h} h"
-    d, h = divmod(h, 24)
-    return f"{d} d {h} h" if h else f"{d} d"
 
 
 async def due_blasts(now: datetime, *, limit: int = 100) -> list[int]:
@@ -118,8 +103,8 @@ async def start_due_blast(blast_id: int, *, missed_cutoff_s: float, actor: str) 
             return StartOutcome("expired", blast_id, late_s)
         if late_s > missed_cutoff_s:
             reason = (
-                f"missed its send time by {format_duration(late_s)} (more than BLAST_MISSED_CUTOFF, "
-                f"{format_duration(missed_cutoff_s)}): resume to send it now, or cancel it"
+                f"missed its send time by {duration(late_s)} (more than BLAST_MISSED_CUTOFF, "
+                f"{duration(missed_cutoff_s)}): resume to send it now, or cancel it"
             )
             won = await transitions.transition_blast(
                 blast_id,

@@ -66,7 +66,7 @@ async def test_missed_schedule_fires_at_startup_and_past_cutoff_pauses(
     await wait_for(lambda: status_is(recent, BlastStatus.COMPLETED), timeout_s=20, what="missed blast sent")
     await wait_for(lambda: status_is(stale, BlastStatus.PAUSED), timeout_s=20, what="stale blast paused")
     paused = await blast_of(stale)
-    assert paused.last_error is not None and paused.last_error.startswith("missed its send time by 3 h")
+    assert paused.last_error is not None and paused.last_error.startswith("missed its send time by 3h 00m")
     assert paused.n_pending == 20
     assert len(fake.received) == 20
 

@@ -4,10 +4,11 @@ from __future__ import annotations
 
 import socket
 
+import pytest
 from redis.asyncio.sentinel import MasterNotFoundError
 
 from shared.actors import daemon_actor
-from shared.text import first_line
+from shared.text import duration, first_line
 from shared.whatsapp import errors
 
 
@@ -37,3 +38,18 @@ def test_retry_codes_come_from_the_errors_table() -> None:
     assert {errors.OPT_OUT} == errors.NEVER_RETRY_CODES
     assert errors.ERROR_TABLE[errors.OPT_OUT].opted_out
     assert f"{errors.MARKETING_CAP_RESEND_H} h" in errors.ERROR_TABLE[errors.MARKETING_CAP].fix
+
+
+@pytest.mark.parametrize(
+    ("seconds", "shown"),
+    [
+        (None, "-"),
+        (-3, "0s"),
+        (45, "45s"),
+        (725, "12m 05s"),
+        (3 * 3600 + 20 * 60, "3h 20m"),
+        (2 * 86400 + 4 * 3600, "2d 4h"),
+    ],
+)
+def test_one_duration_wording_for_the_console_and_the_services(seconds: float | None, shown: str) -> None:
+    assert duration(seconds) == shown
