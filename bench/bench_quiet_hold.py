@@ -24,7 +24,7 @@ async def run(rows: int, database_url: str) -> None:
     from shared.db import database
     from shared.models import Blast, Recipient, Template
     from shared.parsing.quiet import QuietHours
-    from shared.services import sending
+    from shared.services import claims
     from shared.services.blasts import create_blast
     from shared.services.transitions import utcnow
 
@@ -64,7 +64,7 @@ async def run(rows: int, database_url: str) -> None:
         )
         pages, claimed, t0 = 0, 0, time.perf_counter()
         while claimed < rows // 2:
-            got = await sending.claim_due_page(result.id, f"d:1:b/{pages}", 500, (now,), quiet=quiet)
+            got = await claims.claim_due_page(result.id, f"d:1:b/{pages}", 500, (now,), quiet=quiet)
             if not got:
                 break
             claimed += len(got)
@@ -75,7 +75,7 @@ async def run(rows: int, database_url: str) -> None:
         await Recipient.filter(blast_id=result.id, zone="+12:00").update(status="SENT")
         t0 = time.perf_counter()
         for _ in range(20):
-            assert not await sending.has_claimable(result.id)
+            assert not await claims.has_claimable(result.id)
         has_ms = (time.perf_counter() - t0) * 1000 / 20
         dialect = "postgres" if database_url.startswith("postgres") else "sqlite"
         print(

@@ -21,11 +21,11 @@ from typing import Any
 from redis.exceptions import RedisError
 from taskiq import AsyncBroker
 
+from daemon.chunk_runner import ChunkReport, ChunkRunner, chunk_size, finish_chunk
 from daemon.lanes import Lane
 from daemon.runtime import Runtime
-from daemon.sender import ChunkReport, ChunkRunner, chunk_size, finish_chunk
 from shared.outage import is_outage
-from shared.services import blast_lifecycle, live, senders, sending
+from shared.services import blast_lifecycle, claims, live, senders
 from shared.status import BlastStatus
 
 log = logging.getLogger(__name__)
@@ -114,7 +114,7 @@ class Dispatcher:
         now = time.time()
         key = self.book_key(blast_id, sender)
         have = await self.rt.redis.zcount(key, now, "+inf")
-        if have >= want or not await sending.has_claimable(blast_id):
+        if have >= want or not await claims.has_claimable(blast_id):
             return 0
         ids = [secrets.token_hex(4) for _ in range(want)]
         raw_ids = await self._book(keys=[key], args=[now, want, BOOKING_TTL_S, *ids])
@@ -233,7 +233,7 @@ async def run_chunk(
         return None
     lane: Lane | None = None
     try:
-        plan = await sending.load_plan(blast_id)
+        plan = await claims.load_plan(blast_id)
         if sender is not None:
             lane = await rt.lane(sender)
     except Exception as exc:  # database outage: the supervisor queues the chunk again once it is back

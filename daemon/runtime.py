@@ -19,7 +19,7 @@ import redis.asyncio as aioredis
 
 from shared.actors import daemon_actor
 from shared.config import Settings
-from shared.services import sending
+from shared.services import claims
 from shared.status import BlastStatus
 from shared.whatsapp.base import WhatsAppProvider
 
@@ -112,7 +112,7 @@ class Halts:
     async def _watch(self, blast_id: int) -> None:
         while True:
             try:
-                status = await sending.blast_status(blast_id)
+                status = await claims.blast_status(blast_id)
             except Exception as exc:  # database outage: the chunk notices on its own writes
                 log.debug("status watch of blast %s: %s", blast_id, exc)
                 status = BlastStatus.PROCESSING if not self.is_halted(blast_id) else None

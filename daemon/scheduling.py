@@ -20,7 +20,7 @@ from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
 from shared.clock import utcnow
 from shared.outage import OutageLog, describe, is_outage
-from shared.services import blast_lifecycle, live, sending
+from shared.services import blast_lifecycle, claims, live
 
 log = logging.getLogger(__name__)
 
@@ -62,7 +62,7 @@ class Scheduler:
                 from daemon.dispatch import record_blast_run
                 from shared.status import BlastStatus
 
-                status = await sending.blast_status(blast_id)
+                status = await claims.blast_status(blast_id)
                 if status in (BlastStatus.COMPLETED, BlastStatus.FAILED):
                     await record_blast_run(self.rt, blast_id, status)
         return started
@@ -76,7 +76,7 @@ class Scheduler:
         now = utcnow()
         soonest: datetime | None = None
         seen: dict[int, datetime | None] = {}
-        for blast_id, upcoming in await sending.next_due_times(now):
+        for blast_id, upcoming in await claims.next_due_times(now):
             if self._next_due.get(blast_id, now) != upcoming:  # a group became due (or first seen)
                 try:
                     await self.dispatcher.ensure_chunks(blast_id)

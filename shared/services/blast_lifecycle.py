@@ -30,7 +30,7 @@ from shared.errors import InvalidTransition
 from shared.models import Blast, Recipient
 from shared.services import transitions
 from shared.services.blast_actions import expire_pending
-from shared.services.sending import blast_status
+from shared.services.claims import blast_status
 from shared.status import BlastStatus, RecipientStatus
 from shared.text import duration, plural
 

@@ -14,7 +14,7 @@ from shared.clock import utcnow
 from shared.config import Settings
 from shared.errors import ValidationFailed
 from shared.models import Blast, Recipient
-from shared.services import blast_actions, blast_reads, blasts, sending
+from shared.services import blast_actions, blast_reads, blasts, claims
 from shared.status import BlastStatus
 from tests.factories import make_blast, make_template
 
@@ -135,20 +135,20 @@ async def test_claims_take_only_the_groups_whose_time_has_come(db: Settings) -> 
     await Blast.filter(id=blast.id).update(
         local_time="2030-01-01T09:00", due_times=[g.isoformat() for g in groups]
     )
-    plan = await sending.load_plan(blast.id)
+    plan = await claims.load_plan(blast.id)
     assert plan is not None and plan.due_times == tuple(groups)
-    first = await sending.claim_due_page(blast.id, "d:1:x/a", 4, plan.due_times)
+    first = await claims.claim_due_page(blast.id, "d:1:x/a", 4, plan.due_times)
     assert [c.id for c in first] == [
         ids[0],
         ids[1],
         ids[3],
         ids[6],
     ]  # the earliest group first, then the next
-    rest = await sending.claim_due_page(blast.id, "d:1:x/a", 10, plan.due_times)
+    rest = await claims.claim_due_page(blast.id, "d:1:x/a", 10, plan.due_times)
     assert sorted(c.id for c in rest) == [ids[4], ids[7]]
-    assert await sending.claim_due_page(blast.id, "d:1:x/a", 10, plan.due_times) == []
-    assert not await sending.has_claimable(blast.id)  # the third group is an hour away
-    assert [(b, t) for b, t in await sending.next_due_times(utcnow())] == [(blast.id, groups[2])]
+    assert await claims.claim_due_page(blast.id, "d:1:x/a", 10, plan.due_times) == []
+    assert not await claims.has_claimable(blast.id)  # the third group is an hour away
+    assert [(b, t) for b, t in await claims.next_due_times(utcnow())] == [(blast.id, groups[2])]
 
 
 async def test_sqlite_claims_of_a_local_time_blast_use_the_due_index(db: Settings) -> None:
@@ -158,8 +158,8 @@ async def test_sqlite_claims_of_a_local_time_blast_use_the_due_index(db: Setting
     if conn.capabilities.dialect != "sqlite":
         pytest.skip("SQLite's query plan")
     for sql, args in (
-        (sending._CLAIM_DUE_SQLITE, ["t", "2030", 1, "2030", 10, "2030"]),
-        (sending._DUE_EXISTS_SQLITE, [1, "2030"]),
+        (claims._CLAIM_DUE_SQLITE, ["t", "2030", 1, "2030", 10, "2030"]),
+        (claims._DUE_EXISTS_SQLITE, [1, "2030"]),
     ):
         plan = await conn.execute_query_dict("EXPLAIN QUERY PLAN " + sql, args)
         details = " | ".join(str(r["detail"]) for r in plan)
@@ -173,7 +173,7 @@ async def test_the_demo_local_time_example_has_three_zones_one_minute_apart(db: 
     result = await seed_local_time(db)
     assert result.recipients == 9 and result.rejected_total == 0
     blast = await Blast.get(id=result.id)
-    due = sending.parse_due_times(blast.due_times)
+    due = claims.parse_due_times(blast.due_times)
     assert len(due) == 3 and [b - a for a, b in itertools.pairwise(due)] == [timedelta(minutes=1)] * 2
     assert timedelta(0) < due[0] - utcnow() <= timedelta(minutes=2)
     assert [z.total for z in await blast_reads.zone_progress(result.id)] == [3, 3, 3]
@@ -186,15 +186,15 @@ async def test_a_pool_chunk_claims_due_groups_for_its_own_number_only(db: Settin
     due = utcnow() - timedelta(seconds=1)
     await Recipient.filter(blast_id=blast.id).update(due_at=due, zone="+07:00")
     await Blast.filter(id=blast.id).update(local_time="2030-01-01T09:00", due_times=[due.isoformat()])
-    plan = await sending.load_plan(blast.id)
+    plan = await claims.load_plan(blast.id)
     assert plan is not None
-    a = await sending.claim_due_page(blast.id, "d:1:x/a", 2, plan.due_times, sender="111")
-    b = await sending.claim_due_page(blast.id, "d:1:x/b", 10, plan.due_times, sender="222")
+    a = await claims.claim_due_page(blast.id, "d:1:x/a", 2, plan.due_times, sender="111")
+    b = await claims.claim_due_page(blast.id, "d:1:x/b", 10, plan.due_times, sender="222")
     assert len(a) == 2 and len(b) == 4 and not {c.id for c in a} & {c.id for c in b}
     owners = dict(await Recipient.filter(blast_id=blast.id).values_list("id", "sender_id"))
     assert {owners[c.id] for c in a} == {"111"} and {owners[c.id] for c in b} == {"222"}
     # number 111's rows come back (given back, due again): only 111's chunk may take them
     await Recipient.filter(id__in=[c.id for c in a]).update(lease_owner=None, lease_expires_at=None)
-    assert await sending.claim_due_page(blast.id, "d:1:x/c", 10, plan.due_times, sender="222") == []
-    again = await sending.claim_due_page(blast.id, "d:1:x/d", 10, plan.due_times, sender="111")
+    assert await claims.claim_due_page(blast.id, "d:1:x/c", 10, plan.due_times, sender="222") == []
+    again = await claims.claim_due_page(blast.id, "d:1:x/d", 10, plan.due_times, sender="111")
     assert sorted(c.id for c in again) == sorted(c.id for c in a)

@@ -14,7 +14,7 @@ from shared.config import Settings, load_settings
 from shared.errors import ConfigError, ValidationFailed
 from shared.models import Blast, Recipient, Template
 from shared.parsing.quiet import QuietHours, parse_quiet_hours
-from shared.services import blast_actions, blast_reads, blasts, sending
+from shared.services import blast_actions, blast_reads, blasts, claims
 from tests.factories import make_template
 
 WITA = ZoneInfo("Asia/Makassar")
@@ -175,25 +175,25 @@ async def test_a_claim_gives_back_and_holds_the_recipients_of_a_zone_inside_its_
     await Blast.filter(id=result.id).update(due_times=[now.isoformat()])
     quiet = window_around_now_utc()
     # One row a page: the first claim meets the quiet zone (row 1), holds it and claims again.
-    got = await sending.claim_due_page(result.id, "d:1:x/a", 1, (now,), quiet=quiet)
+    got = await claims.claim_due_page(result.id, "d:1:x/a", 1, (now,), quiet=quiet)
     assert [(c.phone, c.zone) for c in got] == [("+6281234567891", "+12:00")]
     held = await Recipient.get(blast_id=result.id, zone="UTC")
     assert held.lease_owner is None and held.status == "PENDING"
     assert held.next_attempt_at is not None
     assert held.next_attempt_at == quiet.release(utcnow(), UTC)
-    assert await sending.claim_due_page(result.id, "d:1:x/b", 10, (now,), quiet=quiet) == []
+    assert await claims.claim_due_page(result.id, "d:1:x/b", 10, (now,), quiet=quiet) == []
 
 
 async def test_a_retry_time_inside_the_window_is_pushed_to_its_end(db: Settings, tmp_path: Path) -> None:
     send = evening_wita()
     result = await create(db, tmp_path, send_at=send.isoformat(), quiet_hours="21:00-08:00")
-    plan = await sending.load_plan(result.id)
+    plan = await claims.load_plan(result.id)
     assert plan is not None and plan.quiet == NIGHT
     late = at(WITA, 2026, 12, 7, 20, 59, 30) + timedelta(minutes=2)  # a 2-minute backoff from 20:59:30
-    assert sending.quiet_retry_at(plan, "Asia/Makassar", late) == at(WITA, 2026, 12, 8, 8, 0)
+    assert claims.quiet_retry_at(plan, "Asia/Makassar", late) == at(WITA, 2026, 12, 8, 8, 0)
     early = at(WITA, 2026, 12, 7, 20, 0)
-    assert sending.quiet_retry_at(plan, "Asia/Makassar", early) == early
-    assert sending.quiet_retry_at(plan, None, late) == late
+    assert claims.quiet_retry_at(plan, "Asia/Makassar", early) == early
+    assert claims.quiet_retry_at(plan, None, late) == late
 
 
 def test_the_estimate_counts_who_a_blast_still_sending_at_the_window_start_leaves_waiting() -> None:

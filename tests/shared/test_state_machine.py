@@ -208,17 +208,17 @@ async def test_counters_equal_buckets_after_mixed_updates(db: Settings) -> None:
 async def test_claims_lease_in_id_order_from_a_cursor_and_mark_only_their_own(db: Settings) -> None:
     """A claim leases the lowest claimable ids above its cursor, never a row another holds; only the lease holder
     marks its rows SENDING, with the counters."""
-    from shared.services import sending
+    from shared.services import claims
 
     template = await make_template()
     blast = await make_blast(template, n=10)
     ids = [r.id for r in await Recipient.filter(blast_id=blast.id).order_by("id")]
-    first = await sending.claim_page(blast.id, "a", 3)
+    first = await claims.claim_page(blast.id, "a", 3)
     assert [r.id for r in first] == ids[:3]
-    above = await sending.claim_page(blast.id, "b", 3, after_id=ids[5])
+    above = await claims.claim_page(blast.id, "b", 3, after_id=ids[5])
     assert [r.id for r in above] == ids[6:9]
-    rest = await sending.claim_page(blast.id, "c", 10)  # from the start: what nobody holds
+    rest = await claims.claim_page(blast.id, "c", 10)  # from the start: what nobody holds
     assert [r.id for r in rest] == ids[3:6] + ids[9:]
-    assert await sending.mark_sending(blast.id, "a", [*ids[:3], ids[6]], timeout_s=5) == set(ids[:3])
+    assert await claims.mark_sending(blast.id, "a", [*ids[:3], ids[6]], timeout_s=5) == set(ids[:3])
     await assert_counters_exact(blast.id)
     assert (await Blast.get(id=blast.id)).n_sending == 3

@@ -42,7 +42,7 @@ from shared.outage import is_outage
 from shared.parsing.callback_data import callback_data
 from shared.parsing.phones import mask_phone
 from shared.parsing.template_params import build_send_components, header_format_of, param_keys
-from shared.services import blast_lifecycle, sending, suppression
+from shared.services import blast_lifecycle, claims, suppression
 from shared.services.senders import UPGRADE_HOLD_S
 from shared.services.transitions import SendOutcome
 from shared.status import BlastStatus, RecipientStatus
@@ -116,7 +116,7 @@ class _Prepared:
     """One recipient of the chunk, ready to send; also the request pool's job for it."""
 
     runner: ChunkRunner
-    row: sending.ClaimedRecipient
+    row: claims.ClaimedRecipient
     components: list[dict[str, Any]]
 
     async def fire(self) -> None:
@@ -136,7 +136,7 @@ class ChunkRunner:
     """Runs one chunk of one blast; `run()` never raises for send or database errors: it stops and reports."""
 
     def __init__(
-        self, rt: Runtime, plan: sending.BlastPlan, chunk_id: str, token: str, lane: Lane | None = None
+        self, rt: Runtime, plan: claims.BlastPlan, chunk_id: str, token: str, lane: Lane | None = None
     ) -> None:
         self.rt = rt
         self.engine = rt.send_engine()
@@ -192,7 +192,7 @@ class ChunkRunner:
         # RESCAN_S: recipients due for a retry, or given back, lie below it.
         if self.plan.due_times:  # a local-time blast: only the groups whose due time has come
             return await self._screen(
-                await sending.claim_due_page(
+                await claims.claim_due_page(
                     self.plan.id,
                     self.token,
                     size,
@@ -208,25 +208,25 @@ class ChunkRunner:
             cursor = ClaimCursor(0, now)
         after = cursor.after_id
         sender = self.sender
-        rows = await sending.claim_page(self.plan.id, self.token, size, after_id=after, sender=sender)
+        rows = await claims.claim_page(self.plan.id, self.token, size, after_id=after, sender=sender)
         if len(rows) == size:
             self.engine.cursors[key] = ClaimCursor(rows[-1].id, cursor.scanned_at)
         else:
             self.engine.cursors.pop(key, None)  # next time from the start
             if after:
-                rows += await sending.claim_page(
+                rows += await claims.claim_page(
                     self.plan.id, self.token, size - len(rows), after_id=0, sender=sender
                 )
         return await self._screen(rows)
 
-    async def _screen(self, rows: list[sending.ClaimedRecipient]) -> _Page:
+    async def _screen(self, rows: list[claims.ClaimedRecipient]) -> _Page:
         page = _Page(claimed=len(rows))
         if not rows:
             return page
-        blocked = await sending.suppressed_phones([r.phone for r in rows])
+        blocked = await claims.suppressed_phones([r.phone for r in rows])
         if blocked:
             ids = [r.id for r in rows if r.phone in blocked]
-            self.report.skipped += await sending.skip_recipients(
+            self.report.skipped += await claims.skip_recipients(
                 self.plan.id, self.token, ids, "opted out (on the suppression list): not sent"
             )
         bad: dict[int, str] = {}
@@ -241,7 +241,7 @@ class ChunkRunner:
                 continue
             page.rows.append(_Prepared(self, r, comps))
         if bad:
-            self.report.failed += await sending.fail_before_send(self.plan.id, self.token, bad)
+            self.report.failed += await claims.fail_before_send(self.plan.id, self.token, bad)
         return page
 
     async def run(self) -> ChunkReport:
@@ -301,7 +301,7 @@ class ChunkRunner:
                 await self._unmark()
             if self._unsent:
                 with contextlib.suppress(Exception):
-                    await sending.release_leases(self.token, self._unsent)
+                    await claims.release_leases(self.token, self._unsent)
             if self._fatal_task is not None:
                 with contextlib.suppress(Exception):
                     await self._fatal_task
@@ -320,7 +320,7 @@ class ChunkRunner:
         if fresh:
             ids = [p.row.id for p in fresh]
             try:
-                marked = await sending.mark_sending(
+                marked = await claims.mark_sending(
                     self.plan.id, self.token, ids, timeout_s=self.settings.WHATSAPP_TIMEOUT_S
                 )
             except BaseException:
@@ -486,7 +486,7 @@ class ChunkRunner:
             R.PENDING,
             error_code=err.code,
             error_text=err.meaning,
-            next_attempt_at=sending.quiet_retry_at(self.plan, row.zone, now + timedelta(seconds=wait_s)),
+            next_attempt_at=claims.quiet_retry_at(self.plan, row.zone, now + timedelta(seconds=wait_s)),
         )
 
     def _note_systemic(self, err: GraphError) -> None:
@@ -556,7 +556,7 @@ class ChunkRunner:
         delay = 0.2
         while True:
             try:
-                n = await sending.unmark_sending(self.plan.id, self.token, self._unmarked)
+                n = await claims.unmark_sending(self.plan.id, self.token, self._unmarked)
             except Exception as exc:
                 if time.monotonic() > deadline:
                     log.error(
