@@ -53,6 +53,7 @@ from daemon.http.api.models import (
     TemplateList,
     TemplateListQuery,
     TemplateOut,
+    ZoneOut,
 )
 from daemon.http.api.problems import API_PREFIX, ApiProblem
 from shared.config import Settings
@@ -66,6 +67,7 @@ from shared.services import (
     recipients,
     templates,
 )
+from shared.services import senders as sender_service
 from shared.services.queue_stats import queue_stats
 from shared.status import BlastStatus
 
@@ -257,6 +259,18 @@ async def create_blast(request: web.Request) -> web.Response:
             stored = await idempotency.replay(key, request)
             if stored is not None:
                 return stored
+        warnings: list[str] = []
+        strict = fields.strict
+
+        async def check(accepted: int, pool: list[str] | None) -> None:
+            warning = await sender_service.messaging_limit_warning(
+                settings, new_recipients=accepted, pool=pool
+            )
+            if warning is not None and strict:
+                raise ValidationFailed(f"{warning} (strict: nothing created)")
+            if warning is not None:
+                warnings.append(warning)
+
         result = await blasts.create_blast(
             settings=settings,
             name=fields.name,
@@ -271,6 +285,11 @@ async def create_blast(request: web.Request) -> web.Response:
             constants={k.lower(): v for k, v in fields.constants.items()},
             draft=fields.draft,
             actor=token.actor,
+            senders=sender_service.parse_pool(fields.sender, fields.senders),
+            check_accepted=check,
+            local_time=fields.local_time,
+            timezone=fields.timezone,
+            quiet_hours=fields.quiet_hours,
         )
     report = ImportReport(
         id=result.id,
@@ -280,6 +299,8 @@ async def create_blast(request: web.Request) -> web.Response:
         rejected_total=result.rejected_total,
         duplicates=result.duplicates,
         rejected=[RejectedRowOut(row=r.row, value=r.value, reason=r.reason) for r in result.rejected],
+        messaging_limit_warning=warnings[0] if warnings else None,
+        quiet_hours=result.quiet_note,
     )
     if result.existing:
         # The key named a blast made by the CLI or by a concurrent first try: its first answer if stored.
@@ -426,6 +447,7 @@ async def list_blasts(request: web.Request) -> web.Response:
 
 async def show_blast(request: web.Request) -> web.Response:
     d = await blast_reads.show_blast(_blast_id(request))
+    zones = await blast_reads.zone_progress(d.id) if d.local_time else []
     cost = await cost_estimate.blast_cost(d.id)  # as `blast show --json` gives it
     return respond(
         BlastDetailOut(
@@ -449,6 +471,10 @@ async def show_blast(request: web.Request) -> web.Response:
                 estimate=CostOut.model_validate(cost.estimate.to_json()),
                 actual=CostOut.model_validate(cost.actual.to_json()),
             ),
+            senders=await sender_service.pool_of(d.id),
+            local_time=d.local_time,
+            timezone=d.timezone,
+            zones=[ZoneOut.model_validate(z.to_json()) for z in zones],
         )
     )
 
@@ -639,7 +665,11 @@ OPERATIONS: tuple[Operation, ...] = (
         description="Recipients as a JSON list, or as a CSV file streamed in multipart/form-data (the CLI's "
         "file format). Answers with the import report: accepted rows, rejected rows with reasons, duplicates. "
         "With an Idempotency-Key header (or the body's key) a retry returns the first answer, never a second "
-        "blast; an existing blast with that key (made by the CLI) is answered with 200 and existing: true.",
+        "blast; an existing blast with that key (made by the CLI) is answered with 200 and existing: true. "
+        "As `blast-console blast create`: sender or senders (a pool of one WABA), strict (the messaging-limit "
+        "check refuses instead of answering with messaging_limit_warning), local_time with timezone, and "
+        "quiet_hours (the answer's quiet_hours tells who waits); an unknown sender, a pool mixing WABAs, a bad "
+        "zone or window is a 422 and creates nothing.",
     ),
     Operation(
         "GET",

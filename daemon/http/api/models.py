@@ -26,6 +26,7 @@ Timestamp = Annotated[
 Key = Annotated[str, Field(min_length=1, max_length=200, pattern=r"^[\x21-\x7e]+$")]
 #: A time as the CLI takes it: ISO 8601 with an offset, naive (read in BLAST_TIMEZONE), "now", or +10m / +2h.
 When = Annotated[str, Field(min_length=1, max_length=64, examples=["2026-12-01T09:00:00+07:00", "+2h"])]
+SenderId = Annotated[str, Field(min_length=1, max_length=64)]
 ParamKey = Annotated[str, Field(pattern=r"^[A-Za-z0-9_]{1,64}$")]
 
 
@@ -60,6 +61,40 @@ class BlastFields(_In):
         "repeatable.",
     )
     draft: bool = Field(default=False, description="Create as DRAFT instead of scheduling it.")
+    sender: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Phone number id to send from (a registered sender; default: WHATSAPP_PHONE_NUMBER_ID).",
+    )
+    senders: (
+        Annotated[str, Field(max_length=1000)] | Annotated[list[SenderId], Field(max_length=100)] | None
+    ) = Field(
+        default=None,
+        description='A pool of phone number ids of one WABA ("ID,ID", or a JSON list); recipients are spread '
+        "over it. Not with sender.",
+    )
+    strict: bool = Field(
+        default=False,
+        description="Refuse (422, nothing created) when the blast would pass the portfolio's messaging limit "
+        "instead of answering with messaging_limit_warning.",
+    )
+    local_time: bool = Field(
+        default=False,
+        description="Send each recipient at send_at as a wall-clock time in its own zone (the CSV's timezone "
+        "column, else the number's zone, else timezone). Not with draft.",
+    )
+    timezone: str | None = Field(
+        default=None,
+        max_length=64,
+        description="Zone of recipients whose zone is not known, e.g. Asia/Makassar or WITA "
+        "(default BLAST_TIMEZONE).",
+    )
+    quiet_hours: str | None = Field(
+        default=None,
+        max_length=32,
+        description='A recipient-local window not to send in, e.g. "21:00-08:00"; "off" for none '
+        "(default BLAST_QUIET_HOURS). Not with draft.",
+    )
 
 
 class RecipientIn(_In):
@@ -152,6 +187,13 @@ class ImportReport(_Out):
     rejected_total: int = Field(description="Rows refused (duplicates included).")
     duplicates: int = Field(description="Rows refused because their number came earlier.")
     rejected: list[RejectedRowOut] = Field(description="Refused rows with reasons (the first 10,000).")
+    messaging_limit_warning: str | None = Field(
+        default=None,
+        description="Set when the blast would pass the portfolio's messaging limit (unique users per 24 h).",
+    )
+    quiet_hours: str | None = Field(
+        default=None, description="Set when recipients are expected to wait for the end of the quiet hours."
+    )
 
 
 class BlastSummaryOut(_Out):
@@ -198,6 +240,15 @@ class BlastCostOut(_Out):
     actual: CostOut = Field(description="Billable deliveries reported by Meta's status webhooks so far.")
 
 
+class ZoneOut(_Out):
+    zone: str
+    due_at: Timestamp | None
+    total: int
+    sent: int = Field(description="Accepted by Meta (sent, delivered or read).")
+    waiting: int = Field(description="Pending or sending.")
+    failed: int = Field(description="Failed or unknown.")
+
+
 class BlastDetailOut(_Out):
     id: int
     name: str
@@ -216,6 +267,18 @@ class BlastDetailOut(_Out):
     counts: Counts
     constants: dict[str, str]
     cost: BlastCostOut
+    senders: list[str] | None = Field(
+        default=None, description="The phone number ids it sends from; null: the default sender."
+    )
+    local_time: str | None = Field(
+        default=None, description="Local-time blasts: the wall-clock send time in every recipient's zone."
+    )
+    timezone: str | None = Field(
+        default=None, description="Local-time blasts: the zone of recipients without one."
+    )
+    zones: list[ZoneOut] = Field(
+        default_factory=list, description="Local-time blasts: per zone, when it is due and how far it got."
+    )
 
 
 class RecipientOut(_Out):
