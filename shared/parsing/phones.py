@@ -10,7 +10,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
 
-__all__ = ["mask_phone", "normalize_phone"]
+__all__ = ["is_canonical_e164", "mask_phone", "normalize_phone"]
 
 NO_REGION_REASON = "no country code and BLAST_DEFAULT_REGION is not set"
 
@@ -58,6 +58,13 @@ def normalize_phone(raw: str, default_region: str | None) -> str:
     if text[:1] == "+" and text.isascii() and text[1:].isdigit() and _fast_e164(text[1:]):
         return text
     return _normalize_slow(text, default_region)
+
+
+def is_canonical_e164(phone: str) -> bool:
+    """True only when `phone` is "+<digits>" that phonenumbers reads as exactly this valid number (so its
+    E.164 form is `phone` itself); False also when the fast check cannot tell."""
+    digits = phone[1:]
+    return phone[:1] == "+" and digits.isascii() and digits.isdigit() and _fast_e164(digits)
 
 
 def mask_phone(e164: str) -> str:

@@ -4,12 +4,15 @@ moment a wall-clock time happens in it (local-time blasts)."""
 from __future__ import annotations
 
 import re
+from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
 import phonenumbers
 from phonenumbers import timezone as pn_timezone
+from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
+from shared.parsing.phones import is_canonical_e164
 from shared.parsing.quiet import QuietHours
 
 __all__ = ["ZoneResolver", "due_at", "parse_zone", "zone_of"]
@@ -82,6 +85,64 @@ def phone_zones(phone: str) -> tuple[str, ...]:
     return tuple(z for z in pn_timezone.time_zones_for_number(number) if z != pn_timezone.UNKNOWN_TIMEZONE)
 
 
+def _single(zones: tuple[str, ...]) -> str | None:
+    """The zone when `zones` (phonenumbers' answer, the unknown marker left out) names exactly one."""
+    named = [z for z in zones if z != pn_timezone.UNKNOWN_TIMEZONE]
+    return named[0] if len(named) == 1 else None
+
+
+#: `_prefix_verdict` when the number's type decides (a full parse is needed).
+_TYPE_DECIDES = "?"
+#: Most distinct prefixes `_prefix_verdict` remembers.
+PREFIX_CACHE_SIZE = 65_536
+_verdicts: OrderedDict[str, str | None] = OrderedDict()
+
+
+def _prefix_verdict(digits: str) -> str | None:
+    """The single zone (None: not exactly one) of every valid number whose E.164 digits start with `digits`
+    (its first TIMEZONE_LONGEST_PREFIX digits, or all of a shorter number), or `_TYPE_DECIDES`.
+
+    phonenumbers' `time_zones_for_number` of a valid number is the zones of the longest prefix of its E.164
+    digits (at most TIMEZONE_LONGEST_PREFIX long) in TIMEZONE_DATA when its type is geographical, else its
+    country code's zones. Both depend on these digits alone; only which of the two applies needs the whole
+    number, so when both give the same answer the number need not be parsed.
+    """
+    try:
+        _verdicts.move_to_end(digits)
+        return _verdicts[digits]
+    except KeyError:
+        pass
+    geographical: tuple[str, ...] = ()
+    for size in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
+        found = TIMEZONE_DATA.get(digits[:size])
+        if found is not None:
+            geographical = tuple(found)
+            break
+    # parse() reads a "+<digits>" number's country code the same way (0: none known).
+    code, _ = phonenumbers.phonenumberutil._extract_country_code(digits)
+    verdict: str | None = _TYPE_DECIDES
+    if code:
+        number = phonenumbers.PhoneNumber(country_code=code, national_number=0)
+        country = tuple(pn_timezone._country_level_time_zones_for_number(number))
+        if _single(geographical) == _single(country):
+            verdict = _single(country)
+    _verdicts[digits] = verdict
+    if len(_verdicts) > PREFIX_CACHE_SIZE:
+        _verdicts.popitem(last=False)
+    return verdict
+
+
+def _canonical_zone(phone: str) -> str | None:
+    """`_single(phone_zones(phone))` for a number `is_canonical_e164` accepted, without phonenumbers' parse: it
+    reads such a number as its country code and the rest as the national number, which is built here
+    directly (`_TYPE_DECIDES` for a national number with a leading zero, which parse marks specially)."""
+    code, rest = phonenumbers.phonenumberutil._extract_country_code(phone[1:])
+    if not code or not rest or rest[0] == "0":
+        return _TYPE_DECIDES
+    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(rest))
+    return _single(tuple(pn_timezone.time_zones_for_number(number)))
+
+
 class ZoneResolver:
     """The zone of each recipient of a blast: the CSV's `timezone` cell if any; else phonenumbers' zone when it
     names exactly one; else the blast's zone. Caches what it computed (a file has few distinct zones)."""
@@ -125,6 +186,12 @@ class ZoneResolver:
             if isinstance(known, ValueError):
                 raise known
             return known
+        if is_canonical_e164(phone):
+            verdict = _prefix_verdict(phone[1 : 1 + TIMEZONE_LONGEST_PREFIX])
+            if verdict == _TYPE_DECIDES:
+                verdict = _canonical_zone(phone)
+            if verdict != _TYPE_DECIDES:
+                return verdict or self.default_zone
         zones = phone_zones(phone)
         if len(zones) == 1:
             return zones[0]

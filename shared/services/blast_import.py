@@ -203,17 +203,20 @@ async def _insert_zoned_recipients(
     )
     pending = RecipientStatus.PENDING.value
     values: list[list[Any]] = []
+    stamp = now.isoformat(" ")
+    due_text: dict[str, str | None] = {}  # SQLite: each zone's due time as text, formatted once
     for r in rows:
         zone = row_zones[r.row]
-        due = zones.due(zone)
         params = json.dumps(r.params, separators=(",", ":"))
         if pg:
-            values.append([blast_id, r.phone, params, r.row, pending, now, zone, due])
+            values.append([blast_id, r.phone, params, r.row, pending, now, zone, zones.due(zone)])
         else:
-            stamp = now.isoformat(" ")
-            values.append(
-                [blast_id, r.phone, params, r.row, pending, stamp, stamp, zone, due and due.isoformat(" ")]
-            )
+            try:
+                text = due_text[zone]
+            except KeyError:
+                due = zones.due(zone)
+                text = due_text[zone] = None if due is None else due.isoformat(" ")
+            values.append([blast_id, r.phone, params, r.row, pending, stamp, stamp, zone, text])
     await tx.execute_many(sql, values)
 
 

@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
+import random
 from datetime import UTC, datetime
 
 import pytest
 
-from shared.parsing.zones import ZoneResolver, due_at, parse_zone, zone_of
+from shared.parsing import zones as zones_module
+from shared.parsing.phones import is_canonical_e164
+from shared.parsing.zones import ZoneResolver, due_at, parse_zone, phone_zones, zone_of
 
 
 @pytest.mark.parametrize(
@@ -66,3 +69,82 @@ def test_due_time_on_berlin_dst_change_days() -> None:
     # 25 October 2026: 02:30 happens twice; the first (still CEST) is meant.
     assert due_at(datetime(2026, 10, 25, 2, 30), berlin) == datetime(2026, 10, 25, 0, 30, tzinfo=UTC)
     assert due_at(datetime(2026, 10, 25, 9, 0), berlin) == datetime(2026, 10, 25, 8, 0, tzinfo=UTC)
+
+
+def _uncached(phone: str, default: str) -> str:
+    """What `ZoneResolver.resolve` gave before the prefix cache: phonenumbers' full answer."""
+    zones = phone_zones(phone)
+    return zones[0] if len(zones) == 1 else default
+
+
+def _varied_numbers() -> list[str]:
+    rng = random.Random(15)
+    heads = [
+        "+62812",
+        "+62811",
+        "+62818",
+        "+62813",
+        "+62857",
+        "+62878",
+        "+6221",
+        "+62361",
+        "+62401",
+        "+62967",
+        "+6280",
+        "+62800",
+        "+62809",
+        "+1212",
+        "+1415",
+        "+1800",
+        "+1900",
+        "+1808",
+        "+1907",
+        "+1264",
+        "+4930",
+        "+49151",
+        "+49800",
+        "+49900",
+        "+4989",
+        "+5511",
+        "+5521",
+        "+55119",
+        "+55929",
+        "+55800",
+        "+7495",
+        "+7700",
+        "+61",
+        "+44",
+        "+3906",
+        "+39333",
+        "+999",
+        "+0",
+    ]
+    numbers = []
+    for _ in range(6_000):
+        head = rng.choice(heads)
+        numbers.append(head + "".join(rng.choice("0123456789") for _ in range(rng.randint(4, 13))))
+    numbers += [
+        "+6281234567890",
+        "+628112345678",
+        "+493012345678",
+        "+12125550123",
+        "+18005550123",
+        "",
+        "+",
+        "abc",
+    ]
+    return numbers
+
+
+def test_the_prefix_cache_gives_exactly_phonenumbers_answer() -> None:
+    numbers = _varied_numbers()
+    zones = ZoneResolver(None, "Asia/Makassar")
+    for _ in range(2):  # the second round answers every prefix from the cache
+        for phone in numbers:
+            assert zones.resolve(phone, None) == _uncached(phone, "Asia/Makassar"), phone
+    canonical = [p for p in numbers if is_canonical_e164(p)]
+    verdicts = [zones_module._prefix_verdict(p[1:10]) for p in canonical]
+    assert len(canonical) > 500
+    assert verdicts.count(zones_module._TYPE_DECIDES) > 100  # US, Brazil, Indonesian mobiles: parsed
+    assert verdicts.count(None) > 100  # two zones either way (+62811, +62818): not parsed
+    assert verdicts.count("Europe/Berlin") > 100  # one zone either way: not parsed
