@@ -8,7 +8,6 @@ import click
 
 from console.cli.common import emit_json, fmt_time, run, state, table
 from shared.config import Settings
-from shared.errors import ValidationFailed
 from shared.services import blast_actions, blast_reads, blasts, cost_estimate
 from shared.services import senders as sender_service
 from shared.status import BlastStatus
@@ -134,16 +133,7 @@ def create_cmd(
 
     async def work(settings: Settings) -> tuple[blasts.CreateResult, cost_estimate.Cost]:
         pool = sender_service.parse_pool(sender, senders)
-
-        async def check(accepted: int, resolved: list[str] | None) -> None:
-            warning = await sender_service.messaging_limit_warning(
-                settings, new_recipients=accepted, pool=resolved
-            )
-            if warning is not None and strict:
-                raise ValidationFailed(f"{warning} (--strict: nothing created)")
-            if warning is not None:
-                warnings.append(warning)
-
+        check = sender_service.messaging_limit_check(settings, strict=strict, warnings=warnings)
         created = await blasts.create_blast(
             settings=settings,
             name=name,

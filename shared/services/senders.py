@@ -11,7 +11,7 @@ from __future__ import annotations
 import logging
 import os
 import re
-from collections.abc import Mapping, Sequence
+from collections.abc import Awaitable, Callable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -407,6 +407,22 @@ async def pool_of(blast_id: int) -> list[str] | None:
     rows = await Blast.filter(id=blast_id).values_list("senders", flat=True)
     pool = rows[0] if rows else None
     return [str(p) for p in pool] if isinstance(pool, list) and pool else None
+
+
+def messaging_limit_check(
+    settings: Settings, *, strict: bool, warnings: list[str], strict_name: str = "--strict"
+) -> Callable[[int, list[str] | None], Awaitable[None]]:
+    """The `check_accepted` of `blasts.create_blast` for the portfolio's messaging limit: the warning is added to
+    `warnings`, or with `strict` it refuses the blast (ValidationFailed: nothing is created)."""
+
+    async def check(accepted: int, pool: list[str] | None) -> None:
+        warning = await messaging_limit_warning(settings, new_recipients=accepted, pool=pool)
+        if warning is not None and strict:
+            raise ValidationFailed(f"{warning} ({strict_name}: nothing created)")
+        if warning is not None:
+            warnings.append(warning)
+
+    return check
 
 
 async def messaging_limit_warning(

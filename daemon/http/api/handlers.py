@@ -260,17 +260,9 @@ async def create_blast(request: web.Request) -> web.Response:
             if stored is not None:
                 return stored
         warnings: list[str] = []
-        strict = fields.strict
-
-        async def check(accepted: int, pool: list[str] | None) -> None:
-            warning = await sender_service.messaging_limit_warning(
-                settings, new_recipients=accepted, pool=pool
-            )
-            if warning is not None and strict:
-                raise ValidationFailed(f"{warning} (strict: nothing created)")
-            if warning is not None:
-                warnings.append(warning)
-
+        check = sender_service.messaging_limit_check(
+            settings, strict=fields.strict, warnings=warnings, strict_name="strict"
+        )
         result = await blasts.create_blast(
             settings=settings,
             name=fields.name,
