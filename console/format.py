@@ -4,9 +4,13 @@ bars)."""
 from __future__ import annotations
 
 from datetime import datetime, timedelta
+from typing import TYPE_CHECKING
 from zoneinfo import ZoneInfo
 
 from shared.text import duration
+
+if TYPE_CHECKING:
+    from shared.services.senders import SenderInfo
 
 BAR_FULL = "█"
 BAR_EMPTY = "░"
@@ -23,6 +27,22 @@ def example_send_time(now: datetime, zone: ZoneInfo) -> str:
     """A send time to show as an example in a hint: tomorrow at 09:00 in the blast's zone, always in the future."""
     tomorrow = now.astimezone(zone).date() + timedelta(days=1)
     return f"{tomorrow:%Y-%m-%d} 09:00"
+
+
+def sender_cells(info: SenderInfo) -> list[str]:
+    """A sender number's row, as `sender list` and the Senders screen show it (its token setting, never the
+    token): id, name, WABA, rate, level, quality, limit, token setting, default."""
+    return [
+        info.phone_number_id,
+        info.name,
+        info.waba_id,
+        f"{info.rate:g}/s",
+        info.throughput_level or "-",
+        info.quality_rating or "-",
+        info.messaging_limit_tier or "-",
+        info.token_env if info.has_token else f"{info.token_env} (unset)",
+        "yes" if info.is_default else "",
+    ]
 
 
 def ago(seconds: float) -> str:

@@ -7,6 +7,7 @@ from typing import Any
 import click
 
 from console.cli.common import emit_json, run, state, table
+from console.format import sender_cells
 from shared.actors import current_actor
 from shared.config import Settings
 from shared.services import senders as sender_service
@@ -63,20 +64,7 @@ def list_cmd() -> None:
         return
     table(
         ["PHONE NUMBER ID", "NAME", "WABA", "RATE", "LEVEL", "QUALITY", "LIMIT", "TOKEN", "DEFAULT"],
-        [
-            [
-                i.phone_number_id,
-                i.name,
-                i.waba_id,
-                _rate(i),
-                i.throughput_level or "-",
-                i.quality_rating or "-",
-                i.messaging_limit_tier or "-",
-                i.token_env if i.has_token else f"{i.token_env} (unset)",
-                "yes" if i.is_default else "",
-            ]
-            for i in items
-        ],
+        [sender_cells(i) for i in items],
     )
     if not items:
         click.echo("(no senders: set WHATSAPP_PHONE_NUMBER_ID, or blast-console sender add …)")

@@ -3,33 +3,23 @@ messaging limit (never their tokens); add and remove numbers."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Header, Static
 
+from console.format import sender_cells
 from console.modals.confirm import ConfirmModal
-from console.modals.prompt import PromptModal
-from console.screens.base import REFRESH_GROUP, BaseScreen
-from console.widgets.banner import Banner
-from console.widgets.footer import ConsoleFooter
+from console.screens.table_screen import TableScreen
+from console.widgets.table_rows import Rows
 from shared.actors import current_actor
 from shared.errors import ValidationFailed
 from shared.services import senders
 
 
-@dataclass
-class SendersLoaded(Message):
-    items: list[senders.SenderInfo]
-
-
-class SendersScreen(BaseScreen):
+class SendersScreen(TableScreen[list[senders.SenderInfo]]):
     """The sender numbers, the default (WHATSAPP_PHONE_NUMBER_ID) first."""
 
     REFRESH_S = 10.0
+    NAME = "senders"
+    COLUMNS = ("Phone number id", "Name", "WABA", "Rate", "Level", "Quality", "Limit", "Token", "Default")
     BINDINGS = [
         Binding(
             "a",
@@ -43,85 +33,31 @@ class SendersScreen(BaseScreen):
         ),
     ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Banner()
-        yield DataTable(id="senders-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="senders-status", classes="status-line")
-        yield ConsoleFooter()
+    async def fetch(self) -> list[senders.SenderInfo]:
+        return await senders.list_senders(self.console.settings)
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "Phone number id", "Name", "WABA", "Rate", "Level", "Quality", "Limit", "Token", "Default"
-        )
-        self.query_one(DataTable).focus()
-        super().on_mount()
+    def rows_of(self, data: list[senders.SenderInfo]) -> Rows:
+        return [(s.phone_number_id, sender_cells(s)) for s in data]
 
-    def refresh_data(self) -> None:
-        self.load_senders()
-
-    def reload(self) -> None:
-        self.load_senders()
-
-    @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
-    async def load_senders(self) -> None:
-        self.post_message(SendersLoaded(await senders.list_senders(self.console.settings)))
-
-    def on_senders_loaded(self, m: SendersLoaded) -> None:
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        for s in m.items:
-            table.add_row(
-                s.phone_number_id,
-                s.name,
-                s.waba_id,
-                f"{s.rate:g}/s",
-                s.throughput_level or "-",
-                s.quality_rating or "-",
-                s.messaging_limit_tier or "-",
-                s.token_env if s.has_token else f"{s.token_env} (unset)",
-                "yes" if s.is_default else "",
-                key=s.phone_number_id,
-            )
-        if m.items:
-            table.move_cursor(row=min(row, len(m.items) - 1), animate=False)
-        wabas = {s.waba_id for s in m.items}
-        self.query_one("#senders-status", Static).update(
-            f"{len(m.items)} sender numbers in {len(wabas)} WABA(s) · a blast sends from one, or a pool of one WABA"
-        )
-
-    def _current(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return None if value is None else str(value)
+    def status_of(self, data: list[senders.SenderInfo]) -> str:
+        wabas = {s.waba_id for s in data}
+        return f"{len(data)} sender numbers in {len(wabas)} WABA(s) · a blast sends from one, or a pool of one WABA"
 
     def action_add_sender(self) -> None:
-        if self.refuse_if_read_only():
-            return
-
-        def answered(values: dict[str, str] | None) -> None:
-            if values and values.get("phone_number_id"):
-                self.add_worker(values)
-
-        self.app.push_screen(
-            PromptModal(
-                "Add a sender number",
-                [
-                    ("phone_number_id", "Phone number id", ""),
-                    ("waba_id", "WABA id", ""),
-                    ("token_env", "Setting that holds its token (e.g. WHATSAPP_TOKEN_BRAND_B)", ""),
-                    ("name", "Name (optional)", ""),
-                    ("rate", "Rate cap, msg/s (optional)", ""),
-                ],
-            ),
-            answered,
+        self.prompt(
+            "Add a sender number",
+            [
+                ("phone_number_id", "Phone number id", ""),
+                ("waba_id", "WABA id", ""),
+                ("token_env", "Setting that holds its token (e.g. WHATSAPP_TOKEN_BRAND_B)", ""),
+                ("name", "Name (optional)", ""),
+                ("rate", "Rate cap, msg/s (optional)", ""),
+            ],
+            required="phone_number_id",
+            then=self.add_sender,
         )
 
-    @work(exclusive=False, exit_on_error=False, group="action")
-    async def add_worker(self, values: dict[str, str]) -> None:
+    async def add_sender(self, values: dict[str, str]) -> None:
         rate_text = values.get("rate", "").strip()
         try:
             rate = float(rate_text) if rate_text else None
@@ -137,26 +73,13 @@ class SendersScreen(BaseScreen):
             actor=current_actor(),
         )
         self.notify(f"sender {info.phone_number_id} added ({info.rate:g}/s)", title="Senders")
-        self.reload()
 
     def action_remove_sender(self) -> None:
-        if self.refuse_if_read_only():
-            return
-        pnid = self._current()
-        if pnid is None:
-            return
+        self.confirm_remove()
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.remove_worker(pnid)
+    def removal_question(self, key: str) -> ConfirmModal:
+        return ConfirmModal(f"Remove sender {key}", f"Remove sender number {key}?", confirm_label="Remove")
 
-        self.app.push_screen(
-            ConfirmModal(f"Remove sender {pnid}", f"Remove sender number {pnid}?", confirm_label="Remove"),
-            answered,
-        )
-
-    @work(exclusive=False, exit_on_error=False, group="action")
-    async def remove_worker(self, pnid: str) -> None:
-        await senders.remove_sender(self.console.settings, pnid, actor=current_actor())
-        self.notify(f"sender {pnid} removed", title="Senders")
-        self.reload()
+    async def remove_row(self, key: str) -> None:
+        await senders.remove_sender(self.console.settings, key, actor=current_actor())
+        self.notify(f"sender {key} removed", title="Senders")

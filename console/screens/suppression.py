@@ -2,35 +2,27 @@
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from textual import on, work
+from textual import on
 from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Header, Input, Static
+from textual.widgets import Input
 
 from console.format import local_time
 from console.modals.confirm import ConfirmModal
-from console.modals.prompt import PromptModal
-from console.screens.base import REFRESH_GROUP, BaseScreen
-from console.widgets.banner import Banner
-from console.widgets.footer import ConsoleFooter
+from console.screens.table_screen import TableScreen
+from console.widgets.table_rows import Rows
 from shared.actors import current_actor
 from shared.services import suppression
 
 PAGE_SIZE = 100
 
 
-@dataclass
-class SuppressionLoaded(Message):
-    page: suppression.SuppressionPage
-
-
-class SuppressionScreen(BaseScreen):
+class SuppressionScreen(TableScreen[suppression.SuppressionPage]):
     """Numbers that are never sent to (opted out, or added by an operator)."""
 
     REFRESH_S = 5.0
+    NAME = "suppression"
+    COLUMNS = ("Phone", "Source", "Reason", "Since")
     BINDINGS = [
         Binding("slash", "search", "Search", tooltip="Search numbers or reasons", id="suppression.search"),
         Binding("a", "add_suppression", "Add", tooltip="Add a number to the list", id="suppression.add"),
@@ -68,49 +60,30 @@ class SuppressionScreen(BaseScreen):
         self.page_offset = 0
         self.total = 0
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Banner()
+    def compose_above_table(self) -> ComposeResult:
         yield Input(
             placeholder="search: part of a number or reason (Enter)",
             id="suppression-filter",
             classes="filter",
         )
-        yield DataTable(id="suppression-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="suppression-status", classes="status-line")
-        yield ConsoleFooter()
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("Phone", "Source", "Reason", "Since")
-        self.query_one(DataTable).focus()
-        super().on_mount()
-
-    def refresh_data(self) -> None:
-        self.load_page()
-
-    def reload(self) -> None:
-        self.load_page()
-
-    @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
-    async def load_page(self) -> None:
+    async def fetch(self) -> suppression.SuppressionPage:
         page = await suppression.list_suppressions(
             text=self.text or None, limit=PAGE_SIZE, offset=self.page_offset
         )
-        self.post_message(SuppressionLoaded(page))
+        self.total = page.total
+        return page
 
-    def on_suppression_loaded(self, m: SuppressionLoaded) -> None:
+    def rows_of(self, data: suppression.SuppressionPage) -> Rows:
         zone = self.console.settings.zone
-        self.total = m.page.total
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        for e in m.page.entries:
-            table.add_row(e.phone, e.source, e.reason, local_time(e.created_at, zone), key=e.phone)
-        if m.page.entries:
-            table.move_cursor(row=min(row, len(m.page.entries) - 1), animate=False)
-        last = self.page_offset + len(m.page.entries)
-        self.query_one("#suppression-status", Static).update(
-            f"{self.page_offset + (1 if m.page.entries else 0):,}-{last:,} of {self.total:,} suppressed "
+        return [
+            (e.phone, (e.phone, e.source, e.reason, local_time(e.created_at, zone))) for e in data.entries
+        ]
+
+    def status_of(self, data: suppression.SuppressionPage) -> str:
+        last = self.page_offset + len(data.entries)
+        return (
+            f"{self.page_offset + (1 if data.entries else 0):,}-{last:,} of {data.total:,} suppressed "
             "numbers" + (f" · search {self.text!r}" if self.text else "")
         )
 
@@ -125,7 +98,7 @@ class SuppressionScreen(BaseScreen):
         self.page_offset = 0
         if not self.text:
             event.input.remove_class("-shown")
-        self.query_one(DataTable).focus()
+        self.table.focus()
         self.reload()
 
     def action_page(self, delta: int) -> None:
@@ -134,87 +107,50 @@ class SuppressionScreen(BaseScreen):
         )
         self.reload()
 
-    def _current(self) -> str | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        value = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return None if value is None else str(value)
-
     def action_add_suppression(self) -> None:
-        if self.refuse_if_read_only():
-            return
-
-        def answered(values: dict[str, str] | None) -> None:
-            if values and values.get("phone"):
-                self.add_worker(values["phone"], values.get("reason", ""))
-
-        self.app.push_screen(
-            PromptModal(
-                "Add to the suppression list", [("phone", "Phone number", ""), ("reason", "Reason", "")]
-            ),
-            answered,
+        self.prompt(
+            "Add to the suppression list",
+            [("phone", "Phone number", ""), ("reason", "Reason", "")],
+            required="phone",
+            then=self.add_suppression,
         )
 
-    @work(exclusive=False, exit_on_error=False, group="action")
-    async def add_worker(self, phone: str, reason: str) -> None:
+    async def add_suppression(self, values: dict[str, str]) -> None:
         entry = await suppression.add(
-            phone,
-            reason=reason,
+            values["phone"],
+            reason=values.get("reason", ""),
             actor=current_actor(),
             default_region=self.console.settings.BLAST_DEFAULT_REGION,
         )
         self.notify(f"{entry.phone} will not be sent to", title="Suppressed")
-        self.reload()
 
     def action_remove_suppression(self) -> None:
-        if self.refuse_if_read_only():
-            return
-        phone = self._current()
-        if phone is None:
-            return
+        self.confirm_remove()
 
-        def answered(yes: bool | None) -> None:
-            if yes:
-                self.remove_worker(phone)
-
-        self.app.push_screen(
-            ConfirmModal(
-                "Remove",
-                f"Take {phone} off the suppression list? Future blasts may send to it again.",
-                confirm_label="Remove",
-            ),
-            answered,
+    def removal_question(self, key: str) -> ConfirmModal:
+        return ConfirmModal(
+            "Remove",
+            f"Take {key} off the suppression list? Future blasts may send to it again.",
+            confirm_label="Remove",
         )
 
-    @work(exclusive=False, exit_on_error=False, group="action")
-    async def remove_worker(self, phone: str) -> None:
-        await suppression.remove(phone, actor=current_actor())
-        self.notify(f"{phone} removed from the suppression list", title="Removed")
-        self.reload()
+    async def remove_row(self, key: str) -> None:
+        await suppression.remove(key, actor=current_actor())
+        self.notify(f"{key} removed from the suppression list", title="Removed")
 
     def action_import_suppression(self) -> None:
-        if self.refuse_if_read_only():
-            return
-
-        def answered(values: dict[str, str] | None) -> None:
-            if values and values.get("path"):
-                self.import_worker(values["path"], values.get("reason", "") or "imported")
-
-        self.app.push_screen(
-            PromptModal(
-                "Import numbers",
-                [("path", "CSV file (phone column or one per line)", ""), ("reason", "Reason", "imported")],
-            ),
-            answered,
+        self.prompt(
+            "Import numbers",
+            [("path", "CSV file (phone column or one per line)", ""), ("reason", "Reason", "imported")],
+            required="path",
+            then=self.import_suppression,
         )
 
-    @work(exclusive=False, exit_on_error=False, group="action")
-    async def import_worker(self, path: str, reason: str) -> None:
+    async def import_suppression(self, values: dict[str, str]) -> None:
         result = await suppression.import_csv(
-            path,
+            values["path"],
             actor=current_actor(),
-            reason=reason,
+            reason=values.get("reason", "") or "imported",
             default_region=self.console.settings.BLAST_DEFAULT_REGION,
         )
         text = (
@@ -224,4 +160,3 @@ class SuppressionScreen(BaseScreen):
             row, value, why = result.rejected[0]
             text += f" (row {row}: {value!r}: {why})"
         self.notify(text, title="Imported", timeout=8)
-        self.reload()
