@@ -40,6 +40,8 @@ MUTATING_ACTIONS = frozenset(
         "create_blast",
         "create_token",
         "revoke_token",
+        "add_sender",
+        "remove_sender",
     }
 )
 #: Worker group of the periodic refresh; its failures show in the banner, not as notifications.

@@ -8,10 +8,15 @@ from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
+from textual.binding import Binding
 from textual.widgets import DataTable
 
 from console.modals.confirm import ConfirmModal
+from console.screens.base import MUTATING_ACTIONS
+from console.screens.senders import SendersScreen
+from console.screens.suppression import SuppressionScreen
 from console.screens.table_screen import TableScreen
+from console.screens.tokens import TokensScreen
 from shared.config import Settings
 from shared.models import ApiToken, Sender, Suppression
 from shared.services import suppression, tokens
@@ -90,3 +95,14 @@ async def test_remove_asks_first_cancel_keeps_the_row_and_yes_removes_it(
         assert app.screen is screen and await case.is_removed()
         keys = [row.key.value for row in table.ordered_rows]
         assert (case.row_key not in keys) is case.leaves_table
+
+
+def test_a_read_only_console_hides_every_change_of_the_list_screens() -> None:
+    """Each add, import, remove and revoke key is hidden (not only refused) on a read-only console."""
+    actions = {
+        b.action.split("(")[0]
+        for screen in (SendersScreen, TokensScreen, SuppressionScreen)
+        for b in screen.BINDINGS
+        if isinstance(b, Binding)
+    }
+    assert actions - MUTATING_ACTIONS == {"search", "page"}
