@@ -5,33 +5,65 @@ from __future__ import annotations
 
 import time
 from collections import Counter
+from collections.abc import Awaitable, Callable
+from dataclasses import dataclass
 from typing import Any
 
 import pytest
 
 from daemon.rate_limit import RateLimiter
+from shared.config import Settings
 from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient, Sender
 from shared.status import BlastStatus, RecipientStatus
-from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, phone, status_is, wait_for
+from tests.daemon.conftest import (
+    RunningDaemon,
+    SettingsFactory,
+    assert_counters_exact,
+    blast_of,
+    make_blast,
+    phone,
+    status_is,
+    wait_for,
+)
 from tests.daemon.test_sending import max_in_window
 
 N1, N2 = "200000000000001", "200000000000002"
 
 
+@dataclass(frozen=True)
+class TwoNumbers:
+    """Two more numbers of the fake's WABA (N1, N2), whose tokens live in settings named by the sender rows."""
+
+    fake: FakeGraph
+    cloud_settings: SettingsFactory
+    start_daemon: Callable[[Settings], Awaitable[RunningDaemon]]
+
+    async def start(self, *, rate_cap: float, **overrides: Any) -> tuple[Settings, RunningDaemon]:
+        """Add both numbers (capped at `rate_cap` msg/s) and start a cloud daemon with these settings."""
+        settings = self.cloud_settings(**overrides)
+        waba = self.fake.config.business_account_id
+        await Sender.create(
+            phone_number_id=N1, waba_id=waba, token_env="BLAST_TEST_TOKEN_A", rate_cap=rate_cap
+        )
+        await Sender.create(
+            phone_number_id=N2, waba_id=waba, token_env="BLAST_TEST_TOKEN_B", rate_cap=rate_cap
+        )
+        return settings, await self.start_daemon(settings)
+
+
 @pytest.fixture
-def two_numbers(fake: FakeGraph, monkeypatch: pytest.MonkeyPatch) -> tuple[str, str]:
-    """Two more numbers of the fake's WABA, whose tokens live in settings named by the sender rows."""
+def two_numbers(
+    db: Any,
+    fake: FakeGraph,
+    cloud_settings: SettingsFactory,
+    start_daemon: Callable[[Settings], Awaitable[RunningDaemon]],
+    monkeypatch: pytest.MonkeyPatch,
+) -> TwoNumbers:
     fake.config.extra_numbers.update({N1: "STANDARD", N2: "STANDARD"})
     monkeypatch.setenv("BLAST_TEST_TOKEN_A", fake.config.access_token)
     monkeypatch.setenv("BLAST_TEST_TOKEN_B", fake.config.access_token)
-    return N1, N2
-
-
-async def add_numbers(fake: FakeGraph, rate: float) -> None:
-    waba = fake.config.business_account_id
-    await Sender.create(phone_number_id=N1, waba_id=waba, token_env="BLAST_TEST_TOKEN_A", rate_cap=rate)
-    await Sender.create(phone_number_id=N2, waba_id=waba, token_env="BLAST_TEST_TOKEN_B", rate_cap=rate)
+    return TwoNumbers(fake, cloud_settings, start_daemon)
 
 
 async def pool_blast(settings: Any, n: int, pool: list[str]) -> int:
@@ -44,16 +76,9 @@ async def pool_blast(settings: Any, n: int, pool: list[str]) -> int:
 
 
 async def test_a_pool_blast_is_spread_over_its_numbers_each_within_its_own_rate(
-    db: Any,
-    cloud_settings: Any,
-    fake: FakeGraph,
-    start_daemon: Any,
-    redis_client: Any,
-    two_numbers: tuple[str, str],
+    two_numbers: TwoNumbers, fake: FakeGraph, redis_client: Any
 ) -> None:
-    settings = cloud_settings(BLAST_RATE_LIMIT=1000.0, BLAST_RATE_AUDIT=True)
-    await add_numbers(fake, 60.0)
-    await start_daemon(settings)
+    settings, _ = await two_numbers.start(rate_cap=60.0, BLAST_RATE_LIMIT=1000.0, BLAST_RATE_AUDIT=True)
     blast_id = await pool_blast(settings, 240, [N1, N2])
     await wait_for(
         lambda: status_is(blast_id, BlastStatus.COMPLETED), timeout_s=40, what="pool blast COMPLETED"
@@ -77,18 +102,11 @@ async def test_a_pool_blast_is_spread_over_its_numbers_each_within_its_own_rate(
 
 
 async def test_a_retried_recipient_keeps_the_number_it_was_first_sent_from(
-    db: Any,
-    cloud_settings: Any,
-    fake: FakeGraph,
-    start_daemon: Any,
-    redis_client: Any,
-    two_numbers: tuple[str, str],
+    two_numbers: TwoNumbers, fake: FakeGraph
 ) -> None:
-    settings = cloud_settings()
-    await add_numbers(fake, 200.0)
     for i in (3, 7, 11):
         fake.add_fault(mode="error", code=131000, to=phone(i), times=1)
-    await start_daemon(settings)
+    settings, _ = await two_numbers.start(rate_cap=200.0)
     blast_id = await pool_blast(settings, 30, [N1, N2])
     await wait_for(lambda: status_is(blast_id, BlastStatus.COMPLETED), timeout_s=40, what="blast COMPLETED")
     for i in (3, 7, 11):
@@ -99,17 +117,10 @@ async def test_a_retried_recipient_keeps_the_number_it_was_first_sent_from(
 
 
 async def test_131057_holds_that_number_and_fails_nobody(
-    db: Any,
-    cloud_settings: Any,
-    fake: FakeGraph,
-    start_daemon: Any,
-    redis_client: Any,
-    two_numbers: tuple[str, str],
+    two_numbers: TwoNumbers, fake: FakeGraph, redis_client: Any
 ) -> None:
-    settings = cloud_settings()
-    await add_numbers(fake, 200.0)
     fake.add_fault(mode="error", code=131057, to=phone(0), times=1)
-    await start_daemon(settings)
+    settings, _ = await two_numbers.start(rate_cap=200.0)
     blast_id = await pool_blast(settings, 1, [N1])
     await wait_for(
         lambda: _has_error(blast_id, 131057), timeout_s=20, what="the 131057 answer written back as PENDING"
@@ -130,21 +141,14 @@ async def _has_error(blast_id: int, code: int) -> bool:
 
 
 async def test_the_daemon_reads_each_numbers_level_and_the_portfolio_limit_from_meta(
-    db: Any,
-    cloud_settings: Any,
-    fake: FakeGraph,
-    start_daemon: Any,
-    redis_client: Any,
-    two_numbers: tuple[str, str],
+    two_numbers: TwoNumbers, fake: FakeGraph
 ) -> None:
     from daemon.lanes import refresh_standing
     from shared.services import senders
 
-    settings = cloud_settings()
     fake.config.extra_numbers[N1] = "HIGH"
     fake.config.messaging_limit = "TIER_10K"
-    await add_numbers(fake, 5000.0)
-    d = await start_daemon(settings)
+    settings, d = await two_numbers.start(rate_cap=5000.0)
     assert await refresh_standing(d.runtime) == 3  # the default number and the two others
     by_id = {s.phone_number_id: s for s in await senders.list_senders(settings)}
     assert by_id[N1].throughput_level == "HIGH" and by_id[N1].rate == 1000.0  # Meta's level caps the cap
