@@ -1,6 +1,8 @@
 """Provides the daemon's sender lanes: per sender number (other than the default one) its client, its limiter
 (keyed by its phone number id, shared by all daemons) and its rate, made on first use and re-read from the
-database every LANE_TTL_S so that a throughput upgrade or a new cap is followed without a restart.
+database every LANE_TTL_S so that a throughput upgrade or a new cap is followed without a restart; its token is
+re-read then too (from the environment or the env files), so a rotated token in the secrets file is used from
+the next lane load on.
 
 The default sender (WHATSAPP_PHONE_NUMBER_ID) is not a lane: its blasts use the runtime's provider and
 limiter, exactly as before senders existed.
@@ -14,6 +16,8 @@ import logging
 import time
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
+
+from pydantic import SecretStr
 
 from daemon.rate_limit import GRANT_HORIZON_S, RateLimiter
 from shared.services import senders
@@ -38,6 +42,12 @@ class Lane:
     limiter: RateLimiter
     rate: float
     loaded_at: float
+    #: the token last read from the number's setting (None: it was empty then)
+    token: SecretStr | None
+
+
+def _secret(value: SecretStr | None) -> str | None:
+    return None if value is None else value.get_secret_value()
 
 
 class Lanes:
@@ -64,6 +74,8 @@ class Lanes:
                 return lane
             rt = self.rt
             info, token = await senders.sender_for_send(rt.settings, phone_number_id)
+            if lane is not None:
+                self._follow_token(lane, info.token_env, token)
             if lane is not None and lane.rate == info.rate:
                 lane.loaded_at = time.monotonic()
                 return lane
@@ -88,9 +100,24 @@ class Lanes:
                 if rt.settings.BLAST_RATE_AUDIT
                 else None,
             )
-            lane = Lane(phone_number_id, provider, limiter, info.rate, time.monotonic())
+            lane = Lane(phone_number_id, provider, limiter, info.rate, time.monotonic(), token)
             self._lanes[phone_number_id] = lane
             return lane
+
+    def _follow_token(self, lane: Lane, token_env: str, token: SecretStr | None) -> None:
+        """Use the number's token as just read, when it changed (names in the log, never values)."""
+        if self.rt.settings.is_sandbox or _secret(token) == _secret(lane.token):
+            return
+        lane.token = token
+        if token is None:
+            log.error(
+                "sender %s: its token setting %s is empty now; the lane keeps the token it has",
+                lane.phone_number_id,
+                token_env,
+            )
+            return
+        lane.provider.set_access_token(token)
+        log.info("sender %s: new token from %s in use from the next request", lane.phone_number_id, token_env)
 
     def expire(self) -> None:
         """Re-read every lane's rate from the database at its next use (after Meta's standing was read)."""

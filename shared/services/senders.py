@@ -8,10 +8,11 @@ environment or the env files (the secrets file is the daemon's) when the number 
 
 from __future__ import annotations
 
+import asyncio
 import logging
 import os
 import re
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import timedelta
 from typing import Any
@@ -79,21 +80,35 @@ class SenderInfo:
         }
 
 
-def resolve_token(settings: Settings, name: str) -> SecretStr | None:
-    """The token held by the setting `name`: the process environment, else the env files this user may read.
+def _env_file_settings() -> dict[str, str]:
+    """The non-empty settings of the env files this user may read, a later file winning (blocking: file reads)."""
+    found: dict[str, str] = {}
+    for path in env_files():
+        found.update((k, v) for k, v in dotenv_values(path).items() if v)
+    return found
+
+
+async def resolve_tokens(settings: Settings, names: Iterable[str]) -> dict[str, SecretStr | None]:
+    """The token held by each setting in `names`: the process environment, else the env files this user may read
+    (read afresh each call, so a changed secrets file counts from the next call; read in a thread, never on the
+    event loop, and only when a name is not in the environment). None: the setting is empty or absent.
 
     The default sender's WHATSAPP_ACCESS_TOKEN is read through the settings (so tests and reloads see theirs).
     """
-    if name == DEFAULT_TOKEN_ENV and settings.WHATSAPP_ACCESS_TOKEN is not None:
-        return settings.WHATSAPP_ACCESS_TOKEN
-    value = os.environ.get(name)
-    if not value:
-        for path in reversed(env_files()):
-            found = dotenv_values(path).get(name)
-            if found:
-                value = found
-                break
-    return SecretStr(value) if value else None
+    wanted = list(dict.fromkeys(names))
+    tokens: dict[str, SecretStr | None] = {}
+    for name in wanted:
+        if name == DEFAULT_TOKEN_ENV and settings.WHATSAPP_ACCESS_TOKEN is not None:
+            tokens[name] = settings.WHATSAPP_ACCESS_TOKEN
+        elif os.environ.get(name):
+            tokens[name] = SecretStr(os.environ[name])
+    missing = [name for name in wanted if name not in tokens]
+    if missing:
+        files = await asyncio.to_thread(_env_file_settings)
+        for name in missing:
+            value = files.get(name)
+            tokens[name] = SecretStr(value) if value else None
+    return tokens
 
 
 def rate_of(settings: Settings, sender: Sender) -> float:
@@ -105,7 +120,7 @@ def rate_of(settings: Settings, sender: Sender) -> float:
     return min(level, sender.rate_cap) if sender.rate_cap else level
 
 
-def _info(settings: Settings, s: Sender) -> SenderInfo:
+def _info(settings: Settings, s: Sender, tokens: Mapping[str, SecretStr | None]) -> SenderInfo:
     return SenderInfo(
         phone_number_id=s.phone_number_id,
         waba_id=s.waba_id,
@@ -118,7 +133,7 @@ def _info(settings: Settings, s: Sender) -> SenderInfo:
         messaging_limit_tier=s.messaging_limit_tier,
         is_default=s.is_default,
         rate=rate_of(settings, s),
-        has_token=settings.is_sandbox or resolve_token(settings, s.token_env) is not None,
+        has_token=settings.is_sandbox or tokens.get(s.token_env) is not None,
     )
 
 
@@ -167,7 +182,13 @@ async def list_senders(settings: Settings) -> list[SenderInfo]:
     """Every sender number, the default first."""
     await ensure_default(settings)
     rows = await Sender.all().order_by("-is_default", "id")
-    return [_info(settings, s) for s in rows]
+    tokens = await _tokens_of(settings, rows)
+    return [_info(settings, s, tokens) for s in rows]
+
+
+async def _tokens_of(settings: Settings, rows: Sequence[Sender]) -> dict[str, SecretStr | None]:
+    """The tokens of these senders' settings (none read in the sandbox, whose simulated numbers need none)."""
+    return {} if settings.is_sandbox else await resolve_tokens(settings, {s.token_env for s in rows})
 
 
 async def show_sender(settings: Settings, phone_number_id: str) -> SenderInfo:
@@ -177,7 +198,8 @@ async def show_sender(settings: Settings, phone_number_id: str) -> SenderInfo:
         NotFound: no sender has this phone number id.
     """
     await ensure_default(settings)
-    return _info(settings, await _get(phone_number_id))
+    row = await _get(phone_number_id)
+    return _info(settings, row, await _tokens_of(settings, [row]))
 
 
 async def _get(phone_number_id: str) -> Sender:
@@ -217,7 +239,8 @@ async def add_sender(
         raise ValidationFailed(f"--token-env {token_env!r}: the name of a setting (letters, digits, _)")
     if rate is not None and not rate > 0:
         raise ValidationFailed(f"--rate {rate}: messages per second must be more than 0")
-    if not settings.is_sandbox and resolve_token(settings, env) is None:
+    tokens = {} if settings.is_sandbox else await resolve_tokens(settings, [env])
+    if not settings.is_sandbox and tokens[env] is None:
         raise ValidationFailed(
             f"--token-env {env}: no such setting in the environment or the env files; "
             f"put this number's token there (e.g. {env}=… in /etc/blast/secrets.env) first"
@@ -241,7 +264,7 @@ async def add_sender(
         detail={"phone_number_id": pnid, "waba_id": waba, "token_env": env, "rate": rate},
     )
     log.info("sender %s added by %s (WABA %s, token in %s)", pnid, actor, waba, env)
-    return _info(settings, row)
+    return _info(settings, row, tokens)
 
 
 async def remove_sender(settings: Settings, phone_number_id: str, *, actor: str) -> None:
@@ -313,9 +336,10 @@ async def resolve_pool(settings: Settings, ids: Sequence[str] | None) -> list[st
     if len(wabas) > 1:
         by = ", ".join(f"{i} (WABA {rows[i].waba_id})" for i in ids)
         raise ValidationFailed(f"a pool may only mix numbers of one WABA (templates are per WABA): {by}")
+    tokens = await _tokens_of(settings, list(rows.values()))
     if not settings.is_sandbox:
         for i in ids:
-            if resolve_token(settings, rows[i].token_env) is None:
+            if tokens[rows[i].token_env] is None:
                 raise ValidationFailed(
                     f"sender {i} has no token: its setting {rows[i].token_env} is not set "
                     "(in the environment or the secrets file)"
@@ -332,7 +356,8 @@ async def sender_for_send(settings: Settings, phone_number_id: str) -> tuple[Sen
         NotFound: no such sender.
     """
     row = await _get(phone_number_id)
-    return _info(settings, row), resolve_token(settings, row.token_env)
+    tokens = await resolve_tokens(settings, [row.token_env])
+    return _info(settings, row, tokens), tokens[row.token_env]
 
 
 async def record_standing(

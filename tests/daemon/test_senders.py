@@ -1,12 +1,15 @@
 """A blast sent from a pool of sender numbers: spread over the numbers, each paced by its own limiter, a recipient
-kept on its number when retried, and 131057 (number being upgraded) holding that number without failing anyone."""
+kept on its number when retried, 131057 (number being upgraded) holding that number without failing anyone, and
+a number's token rotated in the secrets file used from its lane's next load."""
 
 from __future__ import annotations
 
+import logging
 import time
 from collections import Counter
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
+from pathlib import Path
 from typing import Any
 
 import pytest
@@ -16,6 +19,7 @@ from shared.config import Settings
 from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient, Sender
 from shared.status import BlastStatus, RecipientStatus
+from shared.whatsapp.base import GraphApiError
 from tests.daemon.conftest import (
     RunningDaemon,
     SettingsFactory,
@@ -156,3 +160,31 @@ async def test_the_daemon_reads_each_numbers_level_and_the_portfolio_limit_from_
     assert {s.messaging_limit_tier for s in by_id.values()} == {"TIER_10K"}
     assert by_id[fake.config.phone_number_id].is_default
     assert (await d.runtime.lane(N1)).rate == 1000.0
+
+
+async def test_a_rotated_token_in_the_secrets_file_is_used_from_the_next_lane_load(
+    two_numbers: TwoNumbers,
+    fake: FakeGraph,
+    monkeypatch: pytest.MonkeyPatch,
+    tmp_path: Path,
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """N1's token lives in the secrets file only: the lane reads it again at each load (never logging it)."""
+    _, d = await two_numbers.start(rate_cap=200.0)
+    secrets = tmp_path / "secrets.env"
+    secrets.write_text("BLAST_TEST_TOKEN_A=an-expired-token\n")
+    monkeypatch.delenv("BLAST_TEST_TOKEN_A")
+    monkeypatch.setenv("BLAST_ENV_FILE", str(secrets))
+    with pytest.raises(GraphApiError) as rejected:
+        await (await d.runtime.lane(N1)).provider.phone_number_info()
+    assert rejected.value.error.code == 190
+    secrets.write_text(f"BLAST_TEST_TOKEN_A={fake.config.access_token}\n")
+    caplog.set_level(logging.INFO, logger="daemon.lanes")
+    d.runtime.expire_lanes()
+    assert (await (await d.runtime.lane(N1)).provider.phone_number_info()).id == N1
+    assert "sender 200000000000001: new token from BLAST_TEST_TOKEN_A in use" in caplog.text
+    secrets.write_text("BLAST_TEST_TOKEN_A=\n")  # emptied by mistake: the lane keeps the token it has
+    d.runtime.expire_lanes()
+    assert (await (await d.runtime.lane(N1)).provider.phone_number_info()).id == N1
+    assert "its token setting BLAST_TEST_TOKEN_A is empty now" in caplog.text
+    assert fake.config.access_token not in caplog.text and "an-expired-token" not in caplog.text
