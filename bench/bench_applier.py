@@ -30,7 +30,8 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
-from bench.bench_webhooks import PG_ADMIN, _DatabaseCpu, _payload  # noqa: E402
+from bench._common import on_fresh_database, sent_blast  # noqa: E402
+from bench.bench_webhooks import _DatabaseCpu, _payload  # noqa: E402
 
 
 def applier(
@@ -84,10 +85,10 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     from shared.config import load_settings
     from shared.db import close_db, open_db
     from shared.events import close_redis_clients
-    from shared.models import Blast, Recipient, Template, WebhookEvent
+    from shared.models import Blast, Template, WebhookEvent
     from shared.services import webhooks
     from shared.services.transitions import utcnow
-    from shared.status import BlastStatus, RecipientStatus, TemplateStatus
+    from shared.status import TemplateStatus
 
     settings_kwargs: dict[str, Any] = {
         "DATABASE_URL": database_url,
@@ -98,21 +99,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     await open_db(load_settings(**settings_kwargs))
     template = await Template.create(name="bench", language="id", status=TemplateStatus.APPROVED)
     n_rcpt = args.statuses // 2
-    blast = await Blast.create(
-        name="target", template=template, status=BlastStatus.PROCESSING, total=n_rcpt, n_sent=n_rcpt
-    )
-    for start in range(0, n_rcpt, 5000):
-        await Recipient.bulk_create(
-            [
-                Recipient(
-                    blast_id=blast.id,
-                    phone=f"+62812{i:08d}",
-                    status=RecipientStatus.SENT,
-                    wamid=f"wamid.b{i}",
-                )
-                for i in range(start, min(n_rcpt, start + 5000))
-            ]
-        )
+    blast = await sent_blast(template, name="target", recipients=n_rcpt, wamid_prefix="wamid.b")
     import random
 
     events = [(f"wamid.b{i}", "delivered", 1750000000 + i // 5000) for i in range(n_rcpt)]
@@ -189,18 +176,7 @@ def main() -> None:
         args.batch = APPLY_BATCH
 
     async def with_db() -> dict[str, Any]:
-        if args.database_url:
-            return await run(args, args.database_url)
-        import asyncpg
-
-        name = f"blast_bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(PG_ADMIN.replace("postgres://", "postgresql://"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            return await run(args, PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+        return await on_fresh_database(lambda url: run(args, url), args.database_url)
 
     from shared import eventloop
 

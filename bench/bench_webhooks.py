@@ -51,8 +51,9 @@ from typing import Any
 ROOT = Path(__file__).resolve().parent.parent
 sys.path.insert(0, str(ROOT))
 
+from bench._common import on_fresh_database, sent_blast  # noqa: E402
+
 SECRET = "bench-secret"  # noqa: S105  # signs the bench's own webhooks only
-PG_ADMIN = "postgres://postgres@127.0.0.1:5432/postgres"
 
 
 def _payload(items: list[tuple[str, str, int]]) -> bytes:
@@ -413,7 +414,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     from shared.events import close_redis_clients
     from shared.models import Blast, Recipient, Template
     from shared.services import webhooks
-    from shared.status import BlastStatus, RecipientStatus, TemplateStatus
+    from shared.status import BlastStatus, TemplateStatus
 
     settings_kwargs: dict[str, Any] = {
         "DATABASE_URL": database_url,
@@ -426,21 +427,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
     await open_db(settings)
     template = await Template.create(name="bench", language="id", status=TemplateStatus.APPROVED)
     n_rcpt = args.statuses // 2
-    target = await Blast.create(
-        name="webhook target", template=template, status=BlastStatus.PROCESSING, total=n_rcpt, n_sent=n_rcpt
-    )
-    for start in range(0, n_rcpt, 5000):
-        await Recipient.bulk_create(
-            [
-                Recipient(
-                    blast_id=target.id,
-                    phone=f"+62812{i:08d}",
-                    status=RecipientStatus.SENT,
-                    wamid=f"wamid.bench{i}",
-                )
-                for i in range(start, min(n_rcpt, start + 5000))
-            ]
-        )
+    target = await sent_blast(template, name="webhook target", recipients=n_rcpt, wamid_prefix="wamid.bench")
     sending = await Blast.create(
         name="sending",
         template=template,
@@ -659,18 +646,7 @@ def main() -> None:
     os.environ.setdefault("BLAST_ENV_FILE", os.devnull)
 
     async def with_db() -> dict[str, Any]:
-        if args.database_url:
-            return await run(args, args.database_url)
-        import asyncpg
-
-        name = f"blast_bench_{uuid.uuid4().hex[:8]}"
-        admin = await asyncpg.connect(PG_ADMIN.replace("postgres://", "postgresql://"))
-        await admin.execute(f'CREATE DATABASE "{name}"')
-        try:
-            return await run(args, PG_ADMIN.rsplit("/", 1)[0] + "/" + name)
-        finally:
-            await admin.execute(f'DROP DATABASE IF EXISTS "{name}" WITH (FORCE)')
-            await admin.close()
+        return await on_fresh_database(lambda url: run(args, url), args.database_url)
 
     from shared import eventloop
 
