@@ -6,21 +6,16 @@ from __future__ import annotations
 
 import re
 import time
-from dataclasses import dataclass
 
 from rich.text import Text
 from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Header, Static
 
 from console.format import ago
 from console.modals.confirm import ConfirmModal
-from console.screens.base import REFRESH_GROUP, BaseScreen
-from console.widgets.banner import Banner
-from console.widgets.footer import ConsoleFooter
+from console.screens.table_screen import TableScreen
 from console.widgets.status_badge import status_text
+from console.widgets.table_rows import Rows
 from shared.errors import InvalidTransition
 from shared.services import blast_actions, blast_reads, live
 from shared.status import BlastStatus
@@ -29,15 +24,13 @@ from shared.text import plural
 BLAST_KEY = re.compile(r"^blast:(\d+)")
 
 
-@dataclass
-class JobsLoaded(Message):
-    jobs: list[live.JobRecord]
-
-
-class JobsScreen(BaseScreen):
+class JobsScreen(TableScreen[list[live.JobRecord]]):
     """The newest jobs first, refreshed every two seconds."""
 
     REFRESH_S = 2.0
+    TABLE_ID = "job-table"
+    STATUS_ID = "jobs-status"
+    COLUMNS = ("When", "Kind", "Key", "Outcome", "Duration", "Daemon", "Error")
     BINDINGS = [
         Binding("r", "retry_job", "Retry", tooltip="Retry the failed job under the cursor", id="jobs.retry"),
         Binding("f", "failed_only", "Failed only", tooltip="Show only failed jobs", id="jobs.failed"),
@@ -48,52 +41,34 @@ class JobsScreen(BaseScreen):
         self.jobs: dict[str, live.JobRecord] = {}
         self.failed_only = False
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Banner()
-        yield DataTable(id="job-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="jobs-status", classes="status-line")
-        yield ConsoleFooter()
+    async def fetch(self) -> list[live.JobRecord]:
+        jobs = await live.recent_jobs(self.console.settings, limit=300)
+        self.jobs = {j.id: j for j in jobs}
+        return jobs
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns("When", "Kind", "Key", "Outcome", "Duration", "Daemon", "Error")
-        self.query_one(DataTable).focus()
-        super().on_mount()
-
-    def refresh_data(self) -> None:
-        self.load_jobs()
-
-    def reload(self) -> None:
-        self.load_jobs()
-
-    @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
-    async def load_jobs(self) -> None:
-        self.post_message(JobsLoaded(await live.recent_jobs(self.console.settings, limit=300)))
-
-    def on_jobs_loaded(self, m: JobsLoaded) -> None:
-        shown = [j for j in m.jobs if not self.failed_only or j.outcome == "failed"]
-        self.jobs = {j.id: j for j in shown}
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
+    def rows_of(self, data: list[live.JobRecord]) -> Rows:
         now = time.time()
-        for j in shown:
-            table.add_row(
-                ago(now - j.at),
-                j.kind,
-                j.key,
-                status_text(j.outcome),
-                f"{j.duration_ms:,} ms",
-                j.daemon,
-                Text(j.error or "", style="red"),
-                key=j.id,
+        return [
+            (
+                j.id,
+                (
+                    ago(now - j.at),
+                    j.kind,
+                    j.key,
+                    status_text(j.outcome),
+                    f"{j.duration_ms:,} ms",
+                    j.daemon,
+                    Text(j.error or "", style="red"),
+                ),
             )
-        if shown:
-            table.move_cursor(row=min(row, len(shown) - 1), animate=False)
-        failed = sum(1 for j in m.jobs if j.outcome == "failed")
-        self.query_one("#jobs-status", Static).update(
-            f"{len(m.jobs)} recent jobs, {failed} failed"
-            + (" · showing failed only" if self.failed_only else "")
+            for j in data
+            if not self.failed_only or j.outcome == "failed"
+        ]
+
+    def status_of(self, data: list[live.JobRecord]) -> str:
+        failed = sum(1 for j in data if j.outcome == "failed")
+        return f"{len(data)} recent jobs, {failed} failed" + (
+            " · showing failed only" if self.failed_only else ""
         )
 
     def action_failed_only(self) -> None:
@@ -101,11 +76,8 @@ class JobsScreen(BaseScreen):
         self.reload()
 
     def _current(self) -> live.JobRecord | None:
-        table = self.query_one(DataTable)
-        if table.row_count == 0:
-            return None
-        key = table.coordinate_to_cell_key(table.cursor_coordinate).row_key.value
-        return self.jobs.get(str(key))
+        key = self.current_key()
+        return None if key is None else self.jobs.get(key)
 
     def action_retry_job(self) -> None:
         if self.refuse_if_read_only():

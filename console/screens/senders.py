@@ -18,7 +18,8 @@ class SendersScreen(TableScreen[list[senders.SenderInfo]]):
     """The sender numbers, the default (WHATSAPP_PHONE_NUMBER_ID) first."""
 
     REFRESH_S = 10.0
-    NAME = "senders"
+    TABLE_ID = "senders-table"
+    STATUS_ID = "senders-status"
     COLUMNS = ("Phone number id", "Name", "WABA", "Rate", "Level", "Quality", "Limit", "Token", "Default")
     BINDINGS = [
         Binding(

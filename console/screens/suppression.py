@@ -21,7 +21,8 @@ class SuppressionScreen(TableScreen[suppression.SuppressionPage]):
     """Numbers that are never sent to (opted out, or added by an operator)."""
 
     REFRESH_S = 5.0
-    NAME = "suppression"
+    TABLE_ID = "suppression-table"
+    STATUS_ID = "suppression-status"
     COLUMNS = ("Phone", "Source", "Reason", "Since")
     BINDINGS = [
         Binding("slash", "search", "Search", tooltip="Search numbers or reasons", id="suppression.search"),

@@ -1,4 +1,5 @@
-"""Provides TableScreen: the base of the console's list screens (senders, API tokens, the suppression list).
+"""Provides TableScreen: the base of the console's list screens (templates, jobs, the suppression list, API
+tokens, senders).
 
 It owns one table with a status line under it, the live refresh, the prompt-then-act flow of an "add" and the
 confirm-then-remove flow of the row under the cursor; errors of either show as one notification (BaseScreen).
@@ -30,11 +31,12 @@ Data = TypeVar("Data")
 class TableScreen(BaseScreen, Generic[Data]):
     """One table of rows keyed by a string, its status line, an add and a confirmed remove.
 
-    Subclasses set NAME (the widget ids are `{NAME}-table` and `{NAME}-status`) and COLUMNS, and implement
-    fetch, rows_of, status_of, removal_question and remove_row.
+    Subclasses set TABLE_ID, STATUS_ID (the widget ids) and COLUMNS, and implement fetch, rows_of and status_of;
+    one that removes rows also removal_question and remove_row.
     """
 
-    NAME: ClassVar[str]
+    TABLE_ID: ClassVar[str]
+    STATUS_ID: ClassVar[str]
     COLUMNS: ClassVar[tuple[str, ...]]
 
     @dataclass
@@ -47,8 +49,8 @@ class TableScreen(BaseScreen, Generic[Data]):
         yield Header()
         yield Banner()
         yield from self.compose_above_table()
-        yield DataTable(id=f"{self.NAME}-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id=f"{self.NAME}-status", classes="status-line")
+        yield DataTable(id=self.TABLE_ID, cursor_type="row", zebra_stripes=True)
+        yield Static("", id=self.STATUS_ID, classes="status-line")
         yield ConsoleFooter()
 
     def compose_above_table(self) -> ComposeResult:
@@ -57,7 +59,7 @@ class TableScreen(BaseScreen, Generic[Data]):
 
     @property
     def table(self) -> DataTable[object]:
-        return self.query_one(f"#{self.NAME}-table", DataTable)
+        return self.query_one(f"#{self.TABLE_ID}", DataTable)
 
     def on_mount(self) -> None:
         self.table.add_columns(*self.COLUMNS)
@@ -77,7 +79,7 @@ class TableScreen(BaseScreen, Generic[Data]):
     def on_table_screen_loaded(self, m: Loaded) -> None:
         data = cast("Data", m.data)
         show_rows(self.table, self.rows_of(data))
-        self.query_one(f"#{self.NAME}-status", Static).update(self.status_of(data))
+        self.query_one(f"#{self.STATUS_ID}", Static).update(self.status_of(data))
 
     async def fetch(self) -> Data:
         """Read what the table shows (a service call; runs in the refresh worker)."""

@@ -3,32 +3,23 @@ submit."""
 
 from __future__ import annotations
 
-from dataclasses import dataclass
-
-from textual import work
-from textual.app import ComposeResult
 from textual.binding import Binding
-from textual.message import Message
-from textual.widgets import DataTable, Header, Static
 
 from console.format import local_time
-from console.screens.base import REFRESH_GROUP, BaseScreen
-from console.widgets.banner import Banner
-from console.widgets.footer import ConsoleFooter
+from console.screens.table_screen import TableScreen
 from console.widgets.status_badge import status_text
+from console.widgets.table_rows import Rows
 from shared.services import templates
 from shared.text import plural
 
 
-@dataclass
-class TemplatesLoaded(Message):
-    items: list[templates.TemplateSummary]
-
-
-class TemplatesScreen(BaseScreen):
+class TemplatesScreen(TableScreen[list[templates.TemplateSummary]]):
     """Every template as last synced from Meta (refreshed every few seconds: webhooks change them)."""
 
     REFRESH_S = 5.0
+    TABLE_ID = "template-table"
+    STATUS_ID = "template-detail"
+    COLUMNS = ("Name", "Lang", "Status", "Category", "Parameters", "Synced", "Rejection reason")
     BINDINGS = [
         Binding(
             "s",
@@ -46,51 +37,29 @@ class TemplatesScreen(BaseScreen):
         ),
     ]
 
-    def compose(self) -> ComposeResult:
-        yield Header()
-        yield Banner()
-        yield DataTable(id="template-table", cursor_type="row", zebra_stripes=True)
-        yield Static("", id="template-detail", classes="status-line")
-        yield ConsoleFooter()
+    async def fetch(self) -> list[templates.TemplateSummary]:
+        return await templates.list_templates()
 
-    def on_mount(self) -> None:
-        self.query_one(DataTable).add_columns(
-            "Name", "Lang", "Status", "Category", "Parameters", "Synced", "Rejection reason"
-        )
-        self.query_one(DataTable).focus()
-        super().on_mount()
-
-    def refresh_data(self) -> None:
-        self.load_templates()
-
-    def reload(self) -> None:
-        self.load_templates()
-
-    @work(exclusive=True, exit_on_error=False, group=REFRESH_GROUP)
-    async def load_templates(self) -> None:
-        self.post_message(TemplatesLoaded(await templates.list_templates()))
-
-    def on_templates_loaded(self, m: TemplatesLoaded) -> None:
+    def rows_of(self, data: list[templates.TemplateSummary]) -> Rows:
         zone = self.console.settings.zone
-        table = self.query_one(DataTable)
-        row = table.cursor_row
-        table.clear()
-        for t in m.items:
-            table.add_row(
-                t.name,
-                t.language,
-                status_text(t.status.value),
-                t.category_shown,
-                ", ".join(t.parameters) or "-",
-                local_time(t.last_synced_at, zone),
-                t.rejection_reason or "",
-                key=f"{t.name}/{t.language}",
+        return [
+            (
+                f"{t.name}/{t.language}",
+                (
+                    t.name,
+                    t.language,
+                    status_text(t.status.value),
+                    t.category_shown,
+                    ", ".join(t.parameters) or "-",
+                    local_time(t.last_synced_at, zone),
+                    t.rejection_reason or "",
+                ),
             )
-        if m.items:
-            table.move_cursor(row=min(row, len(m.items) - 1), animate=False)
-        self.query_one("#template-detail", Static).update(
-            f"{plural(len(m.items), 'template')} · only APPROVED ones can be sent · s syncs with Meta"
-        )
+            for t in data
+        ]
+
+    def status_of(self, data: list[templates.TemplateSummary]) -> str:
+        return f"{plural(len(data), 'template')} · only APPROVED ones can be sent · s syncs with Meta"
 
     def action_submit_template(self) -> None:
         if self.refuse_if_read_only():

@@ -17,7 +17,8 @@ class TokensScreen(TableScreen[list[tokens.TokenInfo]]):
     """The HTTP API's tokens (never the tokens themselves: only their names, roles and use)."""
 
     REFRESH_S = 10.0
-    NAME = "tokens"
+    TABLE_ID = "tokens-table"
+    STATUS_ID = "tokens-status"
     COLUMNS = ("Name", "Role", "Prefix", "Created", "By", "Last used", "Revoked")
     BINDINGS = [
         Binding(

@@ -1,26 +1,28 @@
-"""The list screens' shared confirm-then-remove (console/screens/table_screen.py): on the senders, API tokens and
-suppression screens, cancelling the confirmation keeps the row under the cursor, confirming removes it (a token
-is revoked: its row stays, marked), and the table follows."""
+"""The list screens on the shared TableScreen base (console/screens/table_screen.py): the confirm-then-remove of
+the senders, API tokens and suppression screens (cancel keeps the row under the cursor, yes removes it: a token
+is revoked, its row stays, marked), read-only keys, and the jobs screen's filter and retry on the same base."""
 
 from __future__ import annotations
 
+import time
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass
 
 import pytest
 from textual.binding import Binding
-from textual.widgets import DataTable
+from textual.widgets import DataTable, Static
 
 from console.modals.confirm import ConfirmModal
 from console.screens.base import MUTATING_ACTIONS
+from console.screens.jobs import JobsScreen
 from console.screens.senders import SendersScreen
 from console.screens.suppression import SuppressionScreen
 from console.screens.table_screen import TableScreen
 from console.screens.tokens import TokensScreen
 from shared.config import Settings
 from shared.models import ApiToken, Sender, Suppression
-from shared.services import suppression, tokens
-from tests.console.conftest import AppFactory, settle
+from shared.services import live, suppression, tokens
+from tests.console.conftest import AppFactory, settle, text_of
 
 PNID = "200000000000001"
 PHONE = "+6281299990000"
@@ -106,3 +108,31 @@ def test_a_read_only_console_hides_every_change_of_the_list_screens() -> None:
         if isinstance(b, Binding)
     }
     assert actions - MUTATING_ACTIONS == {"search", "page"}
+
+
+async def test_the_jobs_screen_filters_failed_jobs_and_retries_the_one_under_the_cursor(
+    db: Settings, make_app: AppFactory
+) -> None:
+    now = time.time()
+    await live.record_job(db, live.JobRecord("blast_run", "blast:1", "ok", 120, now - 5, "d1"))
+    await live.record_job(db, live.JobRecord("blast_run", "blast:2", "failed", 80, now, "d1", error="boom"))
+    app = make_app()
+    async with app.run_test(size=(140, 40)) as pilot:
+        await pilot.press("4")
+        await settle(pilot)
+        screen = app.screen
+        assert isinstance(screen, JobsScreen)
+        table = screen.query_one(DataTable)
+        assert table.row_count == 2
+        assert text_of(screen.query_one("#jobs-status", Static)).strip() == "2 recent jobs, 1 failed"
+        await pilot.press("f")
+        await settle(pilot)
+        assert table.row_count == 1 and "showing failed only" in text_of(
+            screen.query_one("#jobs-status", Static)
+        )
+        await pilot.press("r")
+        await settle(pilot)
+        asked = app.screen
+        assert isinstance(asked, ConfirmModal) and "Retry blast_run blast:2" in asked.question
+        await pilot.press("escape")
+        await settle(pilot)
