@@ -323,6 +323,10 @@ class RescheduleOut(_Out):
     id: int
     status: BlastStatus
     send_at: Timestamp
+    quiet_hours: str | None = Field(
+        default=None,
+        description="Set when a draft with quiet hours was scheduled and recipients are expected to wait.",
+    )
 
 
 class TemplateOut(_Out):
