@@ -45,8 +45,9 @@ class CsvPreview:
     category: str = "UTILITY"
     #: The first PREFIX_DIGITS digits of the accepted, unsuppressed numbers -> count (to find their markets).
     prefixes: dict[str, int] = field(default_factory=dict)
-    #: Accepted numbers per zone, found as create finds them ("": not known, the blast's zone), for quiet hours.
-    zones: dict[str, int] = field(default_factory=dict)
+    #: Accepted numbers per zone, found as create finds them ("": not known, the blast's zone), for quiet hours
+    #: (None: not looked up: a zone without a `timezone` cell costs about 12 µs a number, so only when asked).
+    zones: dict[str, int] | None = None
 
 
 #: Digits of a number kept for its market (the longest calling-code prefix of a rate card is shorter).
@@ -54,9 +55,17 @@ PREFIX_DIGITS = 6
 
 
 async def preview_csv(
-    *, settings: Settings, template: str, language: str, path: str | Path, rows: int = 3
+    *,
+    settings: Settings,
+    template: str,
+    language: str,
+    path: str | Path,
+    rows: int = 3,
+    with_zones: bool = False,
 ) -> CsvPreview:
-    """Read a recipients file against an APPROVED template without writing anything.
+    """Read a recipients file against an APPROVED template without writing anything; with `with_zones`, or
+    when the file has a `timezone` column, also each recipient's zone (a bad `timezone` cell rejects its row,
+    as create does).
 
     Raises:
         ValidationFailed: the template is unknown or not APPROVED.
@@ -67,7 +76,8 @@ async def preview_csv(
     components = list(tmpl.components or [])
     phones: list[str] = await Suppression.all().values_list("phone", flat=True)  # type: ignore[assignment]  # flat: one column
     suppressed = frozenset(phones)
-    result = await asyncio.to_thread(_scan, csv, components, rows, suppressed)
+    zoned = with_zones or ZONE_COLUMN in csv.columns
+    result = await asyncio.to_thread(_scan, csv, components, rows, suppressed, zoned)
     return CsvPreview(
         rendered=result.rendered,
         rejected=result.rejected,
@@ -101,7 +111,7 @@ def quiet_estimate(
         settings, send_at=send_at, local_time=local_time, timezone=timezone, quiet_hours=quiet_hours
     )
     if plan.quiet is None or not preview.zones:
-        return None
+        return None  # zones not looked up: read the file again `with_zones`
     start = None if local_time else (plan.when or utcnow())
     zones = ZoneResolver(plan.wall, plan.default_zone, send_at=start, quiet=plan.quiet)
     groups: list[tuple[datetime, str, int]] = []
@@ -118,13 +128,14 @@ def _scan(
     components: list[dict[str, object]],
     rows: int,
     suppressed: frozenset[str] = frozenset(),
+    zoned: bool = False,
 ) -> CsvPreview:
     rendered: list[RenderedRow] = []
     rejected: list[Rejected] = []
     accepted = rejected_total = duplicates = n_suppressed = 0
     prefixes: Counter[str] = Counter()
     zones: Counter[str] = Counter()
-    resolver = ZoneResolver(None, "")  # "": the blast's zone, chosen in the form after the file is read
+    resolver = ZoneResolver(None, "") if zoned else None  # "": the blast's zone, chosen in the form later
     seen: set[int] = set()  # hashes, not numbers: a million rows stay a few tens of MB
     for item in csv:
         if isinstance(item, RejectedRow):
@@ -133,16 +144,18 @@ def _scan(
                 rejected.append(Rejected(row=item.row, value=item.value, reason=item.reason))
             continue
         assert isinstance(item, AcceptedRow)
-        cell = item.params.get(ZONE_COLUMN)
-        try:
-            zone = resolver.resolve(item.phone, cell)
-        except ValueError as exc:  # create rejects the row: so does its preview
-            rejected_total += 1
-            if len(rejected) < MAX_REJECTED_SHOWN:
-                rejected.append(
-                    Rejected(row=item.row, value=str(cell).strip()[:200], reason=f"{ZONE_COLUMN}: {exc}")
-                )
-            continue
+        zone = ""
+        if resolver is not None:
+            cell = item.params.get(ZONE_COLUMN)
+            try:
+                zone = resolver.resolve(item.phone, cell)
+            except ValueError as exc:  # create rejects the row: so does its preview
+                rejected_total += 1
+                if len(rejected) < MAX_REJECTED_SHOWN:
+                    rejected.append(
+                        Rejected(row=item.row, value=str(cell).strip()[:200], reason=f"{ZONE_COLUMN}: {exc}")
+                    )
+                continue
         key = hash(item.phone)
         if key in seen:
             duplicates += 1
@@ -164,5 +177,5 @@ def _scan(
         duplicates=duplicates,
         suppressed=n_suppressed,
         prefixes=dict(prefixes),
-        zones=dict(zones),
+        zones=dict(zones) if zoned else None,
     )

@@ -153,3 +153,26 @@ async def test_the_edit_dialog_changes_a_drafts_quiet_hours_and_schedules_it(
     blast = await Blast.get(id=created.id)
     assert blast.status == B.SCHEDULED and blast.quiet_hours == "21:00-08:00" and blast.due_times is not None
     assert await Recipient.filter(blast_id=blast.id, due_at=None).count() == 0
+
+
+async def test_turning_quiet_hours_on_reads_the_file_again_for_the_zones(
+    db: Settings, tmp_path: Path
+) -> None:
+    await seed_template()
+    # No timezone column: the zones come from the numbers (Asia/Jakarta), looked up only when asked.
+    csv_path = write_csv(tmp_path / "r.csv", [row.rsplit(",", 1)[0] for row in ROWS])
+    app = build_app(db.model_copy(update={"BLAST_RATE_LIMIT": 1.0}), clock=frozen_clock)
+    async with app.run_test(size=(120, 60)) as pilot:
+        app.open_blast_form()
+        await settle(pilot)
+        form = app.screen
+        assert isinstance(form, BlastFormScreen)
+        form.query_one("#form-csv", Input).focus()
+        await pilot.press(*str(csv_path), "enter")
+        await settle(pilot)
+        assert form.preview is not None and form.preview.zones is None
+        form.query_one("#form-send-at", Input).value = "2030-06-03T20:59:59+07:00"
+        form.query_one("#form-quiet-hours", Input).value = "21:00-08:00"
+        await settle(pilot)
+        assert form.preview is not None and form.preview.zones == {"Asia/Jakarta": 3}
+        assert "quiet hours: about 2 recipients will wait until 08:00 WIB" in preview_text(app)
