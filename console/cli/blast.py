@@ -295,6 +295,11 @@ def show_cmd(blast_id: int) -> None:
 @click.option("--recipients", default=None, type=click.Path(dir_okay=False), help="Replace all recipients.")
 @click.option("--send-at", default=None)
 @click.option("--valid-until", default=None)
+@click.option(
+    "--quiet-hours",
+    default=None,
+    help="A DRAFT's quiet hours, HH:MM-HH:MM or off (they apply when scheduled).",
+)
 def edit_cmd(
     blast_id: int,
     name: str | None,
@@ -303,6 +308,7 @@ def edit_cmd(
     recipients: str | None,
     send_at: str | None,
     valid_until: str | None,
+    quiet_hours: str | None,
 ) -> None:
     """Edit a DRAFT or SCHEDULED blast."""
 
@@ -316,6 +322,7 @@ def edit_cmd(
             recipients=recipients,
             send_at=send_at,
             valid_until=valid_until,
+            quiet_hours=quiet_hours,
         )
         return await _with_estimate(edited)
 
@@ -391,13 +398,18 @@ def retry_cmd(blast_id: int, include_unknown: bool) -> None:
 @click.argument("blast_id", type=int)
 @click.option("--send-at", required=True)
 def reschedule_cmd(blast_id: int, send_at: str) -> None:
-    """Give a blast a new send time."""
+    """Give a blast a new send time (a DRAFT is scheduled; its quiet hours apply from then)."""
 
     async def work(settings: Settings) -> tuple[Any, Settings]:
         return await blast_actions.reschedule_blast(blast_id, settings=settings, send_at=send_at), settings
 
-    when, settings = run(work, mutating=True)
+    done, settings = run(work, mutating=True)
     if state().json:
-        emit_json({"id": blast_id, "send_at": when})
+        emit_json(
+            {"id": blast_id, "send_at": done.send_at}
+            | ({"quiet_hours": done.quiet_note} if done.quiet_note else {})
+        )
     else:
-        click.echo(f"blast {blast_id} rescheduled to {fmt_time(when, settings)}")
+        click.echo(f"blast {blast_id} rescheduled to {fmt_time(done.send_at, settings)}")
+        if done.quiet_note:
+            click.echo(f"  quiet hours: {done.quiet_note}")

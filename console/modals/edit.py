@@ -12,7 +12,7 @@ from textual.app import ComposeResult
 from textual.binding import Binding
 from textual.containers import Horizontal, VerticalScroll
 from textual.screen import ModalScreen
-from textual.widgets import Button, Input, Label
+from textual.widgets import Button, Checkbox, Input, Label
 
 from console.format import example_send_time
 from console.widgets.csv_preview import CsvPreviewBox, PreviewReady
@@ -26,6 +26,10 @@ class EditRequest:
     valid_until: str | None
     #: A recipients file replacing every recipient (DRAFT/SCHEDULED only), or None to keep them.
     recipients: str | None = None
+    #: A DRAFT's new quiet hours ("21:00-08:00" or "off"), or None to keep them.
+    quiet_hours: str | None = None
+    #: A DRAFT: schedule it at this send time (as typed) after the other changes.
+    schedule_at: str | None = None
 
 
 class EditBlastModal(ModalScreen[EditRequest | None]):
@@ -57,12 +61,14 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         name_editable: bool,
         template: tuple[str, str] | None = None,
         example: str | None = None,
+        is_draft: bool = False,
     ) -> None:
         """The dialog for one blast.
 
         Args:
             template: (name, language) the blast sends; a new recipients file is previewed against it.
             example: a send time shown in the hint (default: tomorrow 09:00 in `zone`).
+            is_draft: a DRAFT: its quiet hours can be changed, and it can be scheduled.
         """
         super().__init__()
         self.blast_id = blast_id
@@ -71,6 +77,7 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         self.zone = zone
         self.name_editable = name_editable
         self.template = template
+        self.is_draft = is_draft
         self.example = example or example_send_time(datetime.now(UTC), ZoneInfo(zone))
 
     def compose(self) -> ComposeResult:
@@ -94,6 +101,12 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
                     suggester=PathSuggester(),
                 )
                 yield CsvPreviewBox(id="edit-preview")
+            if self.is_draft:
+                yield Label(
+                    "Quiet hours (HH:MM-HH:MM in each recipient's local time, or off; applied when scheduled)"
+                )
+                yield Input("", id="quiet_hours", placeholder="unchanged")
+                yield Checkbox("Schedule it at this send time", id="schedule")
             with Horizontal():
                 yield Button("Cancel", id="cancel")
                 yield Button("Save", variant="primary", id="save")
@@ -142,11 +155,15 @@ class EditBlastModal(ModalScreen[EditRequest | None]):
         name = self.query_one("#name", Input).value.strip() if self.name_editable else None
         until = self.query_one("#valid_until", Input).value.strip() if self.name_editable else ""
         path = self.query_one("#recipients", Input).value.strip() if self.name_editable else ""
+        quiet = self.query_one("#quiet_hours", Input).value.strip() if self.is_draft else ""
+        schedule = self.is_draft and self.query_one("#schedule", Checkbox).value
         self.dismiss(
             EditRequest(
                 name=name if name and name != self.initial_name else None,
-                send_at=send_at if send_at and send_at != self.initial_send_at else None,
+                send_at=send_at if send_at and send_at != self.initial_send_at and not schedule else None,
                 valid_until=until or None,
                 recipients=path or None,
+                quiet_hours=quiet or None,
+                schedule_at=(send_at or "now") if schedule else None,
             )
         )

@@ -5,6 +5,8 @@ the service layer in a worker and reports the outcome.
 
 from __future__ import annotations
 
+from dataclasses import replace
+
 from textual import work
 from textual.binding import Binding
 
@@ -142,6 +144,7 @@ class BlastActionScreen(BaseScreen):
                 name_editable=b.status in BLAST_EDITABLE,
                 template=(b.template, b.language),
                 example=example_send_time(self.console.now(), settings.zone),
+                is_draft=b.status == B.DRAFT,
             ),
             answered,
         )
@@ -189,23 +192,36 @@ class BlastActionScreen(BaseScreen):
         if status in BLAST_EDITABLE:
             if req == EditRequest(None, None, None, None):
                 return
-            result = await blasts.edit_blast(
-                blast_id,
-                settings=settings,
-                name=req.name,
-                send_at=req.send_at,
-                valid_until=req.valid_until,
-                recipients=req.recipients,
-            )
-            replaced = (
-                f": {plural(result.recipients, 'recipient')}, {plural(result.rejected_total, 'rejected row')}"
-                if req.recipients
-                else ""
-            )
-            self.notify(f"blast {blast_id} updated{replaced}", title="Edited")
+            if replace(req, schedule_at=None) != EditRequest(None, None, None, None):
+                result = await blasts.edit_blast(
+                    blast_id,
+                    settings=settings,
+                    name=req.name,
+                    send_at=req.send_at,
+                    valid_until=req.valid_until,
+                    recipients=req.recipients,
+                    quiet_hours=req.quiet_hours,
+                )
+                replaced = (
+                    f": {plural(result.recipients, 'recipient')}, {plural(result.rejected_total, 'rejected row')}"
+                    if req.recipients
+                    else ""
+                )
+                self.notify(f"blast {blast_id} updated{replaced}", title="Edited")
+            if req.schedule_at is not None:
+                done = await blast_actions.reschedule_blast(
+                    blast_id, settings=settings, send_at=req.schedule_at
+                )
+                quiet = f"\nquiet hours: {done.quiet_note}" if done.quiet_note else ""
+                self.notify(
+                    f"blast {blast_id} scheduled at {local_time(done.send_at, settings.zone)}{quiet}",
+                    title="Scheduled",
+                )
         elif req.send_at:
-            when = await blast_actions.reschedule_blast(blast_id, settings=settings, send_at=req.send_at)
+            done = await blast_actions.reschedule_blast(blast_id, settings=settings, send_at=req.send_at)
+            quiet = f"\nquiet hours: {done.quiet_note}" if done.quiet_note else ""
             self.notify(
-                f"blast {blast_id} rescheduled to {local_time(when, settings.zone)}", title="Rescheduled"
+                f"blast {blast_id} rescheduled to {local_time(done.send_at, settings.zone)}{quiet}",
+                title="Rescheduled",
             )
         self.actions_done([blast_id])

@@ -40,7 +40,9 @@ class CsvPreviewBox(Static):
     def show_reading(self) -> None:
         self.update(Text("reading the file …", style="italic"))
 
-    def show_result(self, result: PreviewReady) -> None:
+    def show_result(self, result: PreviewReady, quiet: tuple[str | None, bool] = (None, False)) -> None:
+        """Render a file's preview; `quiet`: the quiet-hours line (who will wait) and whether it is an error of
+        the form's fields instead."""
         if result.error is not None or result.preview is None or result.estimate is None:
             self.update(Text(result.error or "cannot read the file", style="bold red"))
             return
@@ -64,6 +66,11 @@ class CsvPreviewBox(Static):
             parts.append(Text("WARNING: " + e.warning, style="bold yellow"))
         if p.suppressed:
             parts.append(Text(f"{p.suppressed:,} on the suppression list: not sent, not counted in the cost"))
+        note, is_error = quiet
+        if note:
+            parts.append(
+                Text(note if is_error else f"quiet hours: {note}", style="red" if is_error else "yellow")
+            )
         if result.cost is not None:
             parts.append(Text("\n".join(cost_estimate.summary_lines(result.cost))))
         self.update(Group(*parts))

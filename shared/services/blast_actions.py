@@ -18,8 +18,10 @@ from shared.config import Settings
 from shared.errors import InvalidTransition, ValidationFailed
 from shared.events import publish
 from shared.models import Blast, Recipient
+from shared.parsing.quiet import parse_quiet_hours
 from shared.services import transitions
 from shared.services.blast_reads import get_blast
+from shared.services.blast_schedule import Scheduled, schedule_quiet_draft
 from shared.services.blasts import LOCAL_FIXED, parse_times
 from shared.status import BlastStatus, RecipientStatus
 from shared.whatsapp import errors as meta_errors
@@ -38,18 +40,37 @@ MARKETING_CAP_CODE = meta_errors.MARKETING_CAP
 
 async def schedule_draft(
     blast_id: int, *, settings: Settings, send_at: str | None = None, actor: str | None = None
-) -> None:
-    """DRAFT -> SCHEDULED (at send_at, or now)."""
+) -> Scheduled:
+    """DRAFT -> SCHEDULED (at send_at, or now); a draft's quiet hours set its recipients' due times then.
+
+    Raises:
+        ValidationFailed: a bad send time, or its valid-until time is before it (or before some recipients'
+            end of quiet hours).
+        InvalidTransition: the blast is not a DRAFT.
+    """
+    actor = actor or current_actor()
     when, _ = parse_times(send_at, None, settings)
-    await transitions.transition_blast(
-        blast_id,
-        B.SCHEDULED,
-        actor=actor or current_actor(),
-        action="schedule",
-        sources=[B.DRAFT],
-        values={"send_at": when or utcnow(), "generation": F("generation") + 1},
-    )
+    when = when or utcnow()
+    blast = await get_blast(blast_id)
+    if blast.valid_until is not None and when >= blast.valid_until:
+        raise ValidationFailed(f"--send-at is after blast {blast_id}'s valid-until time")
+    quiet = parse_quiet_hours(blast.quiet_hours)
+    if quiet is not None and B(blast.status) == B.DRAFT:
+        done = await schedule_quiet_draft(
+            blast, when, quiet, settings=settings, actor=actor, action="schedule"
+        )
+    else:
+        await transitions.transition_blast(
+            blast_id,
+            B.SCHEDULED,
+            actor=actor,
+            action="schedule",
+            sources=[B.DRAFT],
+            values={"send_at": when, "generation": F("generation") + 1},
+        )
+        done = Scheduled(when)
     await publish(settings, "scheduled", blast_id=blast_id)
+    return done
 
 
 async def cancel_blast(blast_id: int, *, settings: Settings, actor: str | None = None) -> int:
@@ -127,8 +148,9 @@ async def expire_pending(
 
 async def reschedule_blast(
     blast_id: int, *, settings: Settings, send_at: str, actor: str | None = None
-) -> datetime:
-    """Set a new send time on a DRAFT, SCHEDULED or not-yet-started PAUSED blast (it becomes SCHEDULED)."""
+) -> Scheduled:
+    """Set a new send time on a DRAFT, SCHEDULED or not-yet-started PAUSED blast (it becomes SCHEDULED); a
+    draft's quiet hours set its recipients' due times then (`quiet_note` says who will wait)."""
     actor = actor or current_actor()
     when, _ = parse_times(send_at, None, settings)
     assert when is not None
@@ -139,6 +161,13 @@ async def reschedule_blast(
         raise ValidationFailed(f"--send-at is after blast {blast_id}'s valid-until time")
     if B(blast.status) == B.PAUSED and blast.started_at is not None:
         raise InvalidTransition(f"blast {blast_id} has started sending; resume it instead of rescheduling")
+    quiet = parse_quiet_hours(blast.quiet_hours)
+    if quiet is not None and B(blast.status) == B.DRAFT:
+        done = await schedule_quiet_draft(
+            blast, when, quiet, settings=settings, actor=actor, action="reschedule"
+        )
+        await publish(settings, "rescheduled", blast_id=blast_id)
+        return done
     values = {"send_at": when, "generation": F("generation") + 1, "last_error": None}
     if B(blast.status) == B.SCHEDULED:
         moved = await Blast.filter(id=blast_id, status=B.SCHEDULED).update(**values, updated_at=utcnow())
@@ -162,7 +191,7 @@ async def reschedule_blast(
             detail={"send_at": when.isoformat()},
         )
     await publish(settings, "rescheduled", blast_id=blast_id)
-    return when
+    return Scheduled(when)
 
 
 @dataclass(frozen=True, slots=True)

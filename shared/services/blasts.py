@@ -7,12 +7,13 @@ transition recorded in the audit log with the acting user.
 from __future__ import annotations
 
 import logging
-from collections.abc import Awaitable, Callable, Mapping, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Mapping, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from pathlib import Path
 from typing import Any
 
+from tortoise.backends.base.client import BaseDBAsyncClient
 from tortoise.exceptions import IntegrityError
 from tortoise.expressions import F
 from tortoise.functions import Count
@@ -24,7 +25,7 @@ from shared.config import Settings
 from shared.errors import CsvError, InvalidTransition, NotFound, ValidationFailed
 from shared.events import publish
 from shared.models import Blast, Recipient, Template
-from shared.parsing.quiet import parse_quiet_hours, quiet_wait
+from shared.parsing.quiet import QuietHours, parse_quiet_hours, quiet_wait
 from shared.parsing.send_at import parse_when, require_future
 from shared.parsing.template_params import param_keys
 from shared.parsing.zones import ZoneResolver, parse_zone, zone_of
@@ -121,6 +122,78 @@ def parse_times(
     return when, until
 
 
+@dataclass(frozen=True, slots=True)
+class SendPlan:
+    """What the time options of a new blast mean (create, and the create form's preview)."""
+
+    #: Local-time blasts: the naive wall-clock time each recipient gets in its zone.
+    wall: datetime | None
+    #: The send time given (None: now, a draft without one, or a local-time blast).
+    when: datetime | None
+    until: datetime | None
+    #: The zone of recipients whose zone is not known (a `parse_zone` name).
+    default_zone: str
+    quiet: QuietHours | None
+
+
+def send_plan(
+    settings: Settings,
+    *,
+    send_at: str | None,
+    valid_until: str | None = None,
+    local_time: bool = False,
+    timezone: str | None = None,
+    quiet_hours: str | None = None,
+    draft: bool = False,
+) -> SendPlan:
+    """Check and read the time options of a new blast (quiet hours: `quiet_hours`, "off", else
+    BLAST_QUIET_HOURS).
+
+    Raises:
+        ValidationFailed: one line naming the option.
+    """
+    if local_time and draft:
+        raise ValidationFailed("--local-time blasts cannot be drafts: give --send-at and leave out --draft")
+    try:
+        default_zone = parse_zone(timezone) if timezone else settings.BLAST_TIMEZONE
+    except ValueError as exc:
+        raise ValidationFailed(f"--timezone: {exc}") from None
+    try:
+        quiet = parse_quiet_hours(
+            settings.BLAST_QUIET_HOURS if quiet_hours is None else quiet_hours, name="--quiet-hours"
+        )
+    except ValueError as exc:
+        raise ValidationFailed(str(exc)) from None
+    wall = _local_send_at(send_at) if local_time else None
+    when, until = parse_times(None if local_time else send_at, valid_until, settings)
+    return SendPlan(wall, when, until, default_zone, quiet)
+
+
+def quiet_note(
+    groups: Iterable[tuple[datetime, str, int]], quiet: QuietHours, settings: Settings
+) -> str | None:
+    """ "about 3,200 recipients will wait until 08:00 WITA" for recipients in due groups (due time, zone,
+    recipients) sent at BLAST_RATE_LIMIT; None when nobody is expected to wait. One estimate for create, the
+    create form's preview and scheduling a draft."""
+    return quiet_wait(list(groups), settings.BLAST_RATE_LIMIT, quiet, zone_of).line()
+
+
+async def stored_quiet_note(
+    blast_id: int, quiet: QuietHours, settings: Settings, conn: BaseDBAsyncClient | None = None
+) -> str | None:
+    """`quiet_note` for the recipients of a blast whose due times are written."""
+    groups = await (
+        Recipient.filter(blast_id=blast_id)
+        .using_db(conn)
+        .annotate(n=Count("id"))
+        .group_by("due_at", "zone")
+        .values_list("due_at", "zone", "n")
+    )
+    return quiet_note(
+        ((d, str(z), int(n)) for d, z, n in groups if d is not None and z is not None), quiet, settings
+    )
+
+
 async def create_blast(
     *,
     settings: Settings,
@@ -151,8 +224,9 @@ async def create_blast(
     `timezone` column; else phonenumbers' zone when it names one; else `timezone` or BLAST_TIMEZONE): the
     blast starts at the earliest of these times and stays PROCESSING until the last.
 
-    With quiet hours (`quiet_hours` "21:00-08:00", "off" for none, else BLAST_QUIET_HOURS; not for drafts) a
-    recipient whose local time at its send time is inside the window is due when the window ends in its zone.
+    With quiet hours (`quiet_hours` "21:00-08:00", "off" for none, else BLAST_QUIET_HOURS) a recipient whose
+    local time at its send time is inside the window is due when the window ends in its zone. A draft keeps
+    them (and its recipients' zones) until it is scheduled, which sets the due times.
 
     Invalid and duplicate rows are reported in the result; any file-level problem raises and creates nothing.
     `recipients_name` is how messages name the file (default: its path).
@@ -171,25 +245,17 @@ async def create_blast(
         existing = await Blast.get_or_none(client_key=client_key)
         if existing is not None:
             return CreateResult(existing.id, B(existing.status), existing.total, [], 0, existing=True)
-    if local_time and draft:
-        raise ValidationFailed("--local-time blasts cannot be drafts: give --send-at and leave out --draft")
     tmpl = await approved_template(template, language)
-    try:
-        default_zone = parse_zone(timezone) if timezone else settings.BLAST_TIMEZONE
-    except ValueError as exc:
-        raise ValidationFailed(f"--timezone: {exc}") from None
-    try:
-        quiet = parse_quiet_hours(
-            settings.BLAST_QUIET_HOURS if quiet_hours is None else quiet_hours, name="--quiet-hours"
-        )
-    except ValueError as exc:
-        raise ValidationFailed(str(exc)) from None
-    if quiet is not None and draft:
-        if quiet_hours is not None:
-            raise ValidationFailed("--quiet-hours cannot be used with --draft: give --send-at instead")
-        quiet = None  # BLAST_QUIET_HOURS applies to blasts created scheduled (a draft has no send time yet)
-    wall = _local_send_at(send_at) if local_time else None
-    when, until = parse_times(None if local_time else send_at, valid_until, settings)
+    plan = send_plan(
+        settings,
+        send_at=send_at,
+        valid_until=valid_until,
+        local_time=local_time,
+        timezone=timezone,
+        quiet_hours=quiet_hours,
+        draft=draft,
+    )
+    wall, when, until, default_zone, quiet = plan.wall, plan.when, plan.until, plan.default_zone, plan.quiet
     pool = await sender_pool(settings, senders)
     shown = recipients_name or str(recipients)
     csv = open_csv(recipients, tmpl, constants or {}, settings, recipients_name)
@@ -228,6 +294,10 @@ async def create_blast(
                     "timezone": default_zone,
                     "due_times": [t.isoformat() for t in due_times],
                 }
+            elif quiet is not None and draft:
+                # A draft keeps its quiet hours and its recipients' zones; their due times are set when it is
+                # scheduled (blast_schedule), from its send time then.
+                local = {"timezone": default_zone}
             elif quiet is not None and zones is not None and stats.accepted:
                 due_times = zones.due_times()
                 if until is not None and until <= due_times[-1]:
@@ -235,22 +305,11 @@ async def create_blast(
                         f"--valid-until is before the end of the quiet hours ({quiet}) of some recipients"
                     )
                 local = {"timezone": default_zone, "due_times": [t.isoformat() for t in due_times]}
-            quiet_note = None
+            note = None
             if quiet is not None and local:
                 local["quiet_hours"] = str(quiet)
-                groups = await (
-                    Recipient.filter(blast_id=blast.id)
-                    .using_db(tx)
-                    .annotate(n=Count("id"))
-                    .group_by("due_at", "zone")
-                    .values_list("due_at", "zone", "n")
-                )
-                quiet_note = quiet_wait(
-                    [(d, str(z), int(n)) for d, z, n in groups if d is not None and z is not None],
-                    settings.BLAST_RATE_LIMIT,
-                    quiet,
-                    zone_of,
-                ).line()
+                if not draft:
+                    note = await stored_quiet_note(blast.id, quiet, settings, tx)
             if stats.accepted == 0:
                 raise CsvError(
                     f"no usable recipients in {shown}: {all_rejected(stats.rejected_total)}"
@@ -305,7 +364,7 @@ async def create_blast(
         stats.rejected,
         stats.rejected_total,
         duplicates=stats.duplicates,
-        quiet_note=quiet_note,
+        quiet_note=note,
     )
 
 
@@ -320,8 +379,10 @@ async def edit_blast(
     send_at: str | None = None,
     valid_until: str | None = None,
     actor: str | None = None,
+    quiet_hours: str | None = None,
 ) -> CreateResult:
-    """Edit a DRAFT or SCHEDULED blast: name, template, recipients (replaced whole), send time.
+    """Edit a DRAFT or SCHEDULED blast: name, template, recipients (replaced whole), send time; and a draft's
+    quiet hours (`quiet_hours` "21:00-08:00" or "off"; applied when it is scheduled).
 
     Raises:
         InvalidTransition: the blast is not DRAFT or SCHEDULED.
@@ -338,6 +399,20 @@ async def edit_blast(
     if blast.due_times is not None and (send_at is not None or recipients is not None):
         raise ValidationFailed(LOCAL_FIXED.format(id=blast_id, what="send time and recipients"))
     changes: dict[str, Any] = {}
+    quiet = parse_quiet_hours(blast.quiet_hours)
+    if quiet_hours is not None:
+        if B(blast.status) != B.DRAFT:
+            raise ValidationFailed(
+                f"blast {blast_id} is {B(blast.status).value}; quiet hours can be changed on a DRAFT only "
+                "(they apply when it is scheduled)"
+            )
+        try:
+            quiet = parse_quiet_hours(quiet_hours, name="--quiet-hours")
+        except ValueError as exc:
+            raise ValidationFailed(str(exc)) from None
+        changes["quiet_hours"] = None if quiet is None else str(quiet)
+        if quiet is not None and not blast.timezone:
+            changes["timezone"] = settings.BLAST_TIMEZONE
     if name is not None:
         if not name.strip():
             raise ValidationFailed("--name must not be empty")
@@ -375,7 +450,13 @@ async def edit_blast(
             raise InvalidTransition(f"blast {blast_id} changed status meanwhile; it can no longer be edited")
         if csv is not None:
             await Recipient.filter(blast_id=blast_id).using_db(tx).delete()
-            stats = await import_rows(blast_id, csv, estimate_rows(recipients or ""), tx)
+            # A draft with quiet hours keeps its recipients' zones, as create does.
+            zones = (
+                ZoneResolver(None, changes.get("timezone") or blast.timezone or settings.BLAST_TIMEZONE)
+                if quiet is not None
+                else None
+            )
+            stats = await import_rows(blast_id, csv, estimate_rows(recipients or ""), tx, zones)
             if stats.accepted == 0:
                 raise CsvError(f"no usable recipients in {recipients}: {all_rejected(stats.rejected_total)}")
             counters = {f"n_{s.value.lower()}": 0 for s in RecipientStatus} | {"n_pending": stats.accepted}

@@ -110,3 +110,27 @@ async def test_the_report_carries_the_limit_warning_and_the_quiet_hours_note(
     shown = await (await api.get(f"/blasts/{report['id']}")).json()
     check(detail_schema, shown, doc)
     assert shown["senders"] is None and shown["zones"] == []
+
+
+async def test_a_draft_with_quiet_hours_says_who_waits_when_it_is_scheduled(
+    make_api: Callable[..., Any],
+) -> None:
+    api: ApiEnv = await make_api(BLAST_RATE_LIMIT=1.0, BLAST_QUIET_HOURS="21:00-08:00")
+    doc = await (await api.get("/openapi.json", auth=None)).json()
+    schema = doc["paths"]["/blasts/{blast_id}/reschedule"]["post"]["responses"]["200"]["content"][
+        "application/json"
+    ]["schema"]
+    body = blast_json(0, draft=True)  # BLAST_QUIET_HOURS applies to a draft too
+    body["recipients"] = [
+        {"phone": f"+628123456789{i}", "params": {"1": "A", "2": "B", "timezone": "WITA"}} for i in range(3)
+    ]
+    resp = await api.post("/blasts", json=body)
+    assert resp.status == 201, await resp.text()
+    blast_id = (await resp.json())["id"]
+    assert (await Blast.get(id=blast_id)).quiet_hours == "21:00-08:00"
+    resp = await api.post(f"/blasts/{blast_id}/reschedule", json={"send_at": "2099-12-08T20:59:59+08:00"})
+    assert resp.status == 200, await resp.text()
+    answer = await resp.json()
+    check(schema, answer, doc)
+    assert answer["status"] == "SCHEDULED"
+    assert answer["quiet_hours"] == "about 2 recipients will wait until 08:00 WITA"

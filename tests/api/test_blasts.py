@@ -297,6 +297,7 @@ async def test_actions_follow_the_state_machine(api: ApiEnv) -> None:
         "id": blast_id,
         "status": "SCHEDULED",
         "send_at": "2099-01-01T02:00:00+00:00",
+        "quiet_hours": None,
     }
     assert await (await api.post(f"/blasts/{blast_id}/pause")).json() == {
         "id": blast_id,

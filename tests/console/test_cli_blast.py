@@ -220,3 +220,26 @@ def test_a_bad_quiet_hours_option_is_one_line(
     r = run_cli(capsys, *create_args(csv_file, send_at="+1h"), "--quiet-hours", "late")
     assert r.code != 0 and len(r.err.strip().splitlines()) == 1
     assert "--quiet-hours 'late'" in r.err
+
+
+def test_a_draft_keeps_quiet_hours_edited_and_applied_when_scheduled(
+    seeded: Settings, tmp_path: Path, capsys: pytest.CaptureFixture[str]
+) -> None:
+    path = tmp_path / "quiet.csv"
+    path.write_text(
+        "phone,1,2,timezone\n+6281234567890,Ada,A1,WITA\n+6281234567891,Bo,B2,WITA\n", encoding="utf-8"
+    )
+    r = run_cli(capsys, "--json", *create_args(path), "--draft", "--quiet-hours", "22:00-07:00")
+    assert r.code == 0, r.err
+    blast_id = str(r.json()["id"])
+    r = run_cli(capsys, "blast", "edit", blast_id, "--quiet-hours", "9pm")
+    assert r.code != 0 and len(r.err.strip().splitlines()) == 1 and "--quiet-hours '9pm'" in r.err
+    assert run_cli(capsys, "blast", "edit", blast_id, "--quiet-hours", "21:00-08:00").code == 0
+    r = run_cli(capsys, "--json", "blast", "reschedule", blast_id, "--send-at", "2099-12-08T22:00+08:00")
+    assert r.code == 0, r.err
+    assert r.json() == {"id": int(blast_id), "send_at": "2099-12-08T14:00:00+00:00"}
+    shown = run_cli(capsys, "blast", "show", blast_id, "--json").json()
+    assert shown["status"] == "SCHEDULED" and shown["quiet"]["held"] == 2
+    assert shown["quiet"]["next_release"] == "2099-12-09T00:00:00+00:00"
+    r = run_cli(capsys, "blast", "edit", blast_id, "--quiet-hours", "off")
+    assert r.code != 0 and "on a DRAFT only" in r.err

@@ -240,8 +240,8 @@ async def test_reschedule_and_stop_all(db: Settings) -> None:
     template = await make_template()
     a = await make_blast(template, n=1)
     b = await make_blast(template, n=1, status=B.PROCESSING, started_at=utcnow())
-    when = await blast_actions.reschedule_blast(a.id, settings=db, send_at="+2h")
-    assert when > utcnow() + timedelta(minutes=119)
+    done = await blast_actions.reschedule_blast(a.id, settings=db, send_at="+2h")
+    assert done.send_at > utcnow() + timedelta(minutes=119)
     assert sorted(await blast_actions.pause_all(settings=db)) == sorted([a.id, b.id])
     assert {x.status for x in await Blast.all()} == {B.PAUSED}
     assert sorted(await blast_actions.resume_all(settings=db)) == sorted([a.id, b.id])

@@ -5,6 +5,7 @@ from __future__ import annotations
 
 from datetime import UTC, datetime, time, timedelta
 from pathlib import Path
+from typing import Any
 from zoneinfo import ZoneInfo
 
 import pytest
@@ -69,11 +70,11 @@ def test_off_and_unset_mean_no_quiet_hours() -> None:
 CSV = "phone,1,2,timezone\n+6281234567890,Ada,A1,WITA\n+6281234567891,Bob,B2,WITA\n+6281234567892,Cy,C3,+14:00\n"
 
 
-async def create(db: Settings, tmp_path: Path, **kw: object) -> blasts.CreateResult:
+async def create(db: Settings, tmp_path: Path, *, text: str = CSV, **kw: object) -> blasts.CreateResult:
     if not await Template.exists():
         await make_template()
     path = tmp_path / "r.csv"
-    path.write_text(CSV, encoding="utf-8")
+    path.write_text(text, encoding="utf-8")
     args: dict[str, object] = {
         "name": "promo",
         "template": "order_update",
@@ -135,11 +136,11 @@ async def test_outside_the_window_nothing_is_held_and_the_setting_is_the_default
     ("kw", "message"),
     [
         ({"quiet_hours": "9pm-8am"}, "--quiet-hours '9pm-8am': write a window"),
-        ({"quiet_hours": "21:00-08:00", "draft": True}, "cannot be used with --draft"),
+        ({"quiet_hours": "9pm-8am", "draft": True}, "--quiet-hours '9pm-8am': write a window"),
     ],
 )
 async def test_bad_quiet_hours_options_are_one_line_and_create_nothing(
-    db: Settings, tmp_path: Path, kw: dict[str, object], message: str
+    db: Settings, tmp_path: Path, kw: dict[str, Any], message: str
 ) -> None:
     with pytest.raises(ValidationFailed, match=message) as info:
         await create(db, tmp_path, **kw)

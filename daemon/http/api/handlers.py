@@ -568,10 +568,17 @@ async def reschedule_blast(request: web.Request) -> web.Response:
 
     async def run() -> web.Response:
         blast_id = _blast_id(request)
-        when = await blast_actions.reschedule_blast(
+        done = await blast_actions.reschedule_blast(
             blast_id, settings=_settings(request), send_at=body.send_at, actor=request_token(request).actor
         )
-        return respond(RescheduleOut(id=blast_id, status=await _status_now(blast_id), send_at=when))
+        return respond(
+            RescheduleOut(
+                id=blast_id,
+                status=await _status_now(blast_id),
+                send_at=done.send_at,
+                quiet_hours=done.quiet_note,
+            )
+        )
 
     return await _idempotent(request, run)
 

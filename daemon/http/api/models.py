@@ -93,7 +93,7 @@ class BlastFields(_In):
         default=None,
         max_length=32,
         description='A recipient-local window not to send in, e.g. "21:00-08:00"; "off" for none '
-        "(default BLAST_QUIET_HOURS). Not with draft.",
+        "(default BLAST_QUIET_HOURS). A draft keeps them; they apply when it is scheduled (/reschedule).",
     )
 
 
@@ -323,6 +323,10 @@ class RescheduleOut(_Out):
     id: int
     status: BlastStatus
     send_at: Timestamp
+    quiet_hours: str | None = Field(
+        default=None,
+        description="Set when a draft with quiet hours was scheduled and recipients are expected to wait.",
+    )
 
 
 class TemplateOut(_Out):
