@@ -79,7 +79,7 @@ class WebhookEnv:
 async def truncate_webhook_tables() -> None:
     if USE_POSTGRES:
         await connections.get("default").execute_script(
-            "TRUNCATE webhook_event, orphan_status, audit_log, recipient, blast, template, suppression, price_card "
+            "TRUNCATE webhook_event, orphan_status, audit_log, recipient, blast, template, suppression, price_card, sender "
             "RESTART IDENTITY CASCADE"
         )
 
