@@ -465,7 +465,8 @@ class _Conn(asyncio.Protocol):
         if self._handing or self._closing:
             return
         if self._buf or self._need != _NO_BODY:
-            assert self._started is not None
+            if self._started is None:  # the next request's first bytes, not read yet (answers in flight)
+                self._started = self._loop.time()
             self.deadline = self._started + READ_TIMEOUT_S
         elif self._queue:
             self.deadline = float("inf")  # the writer answers within STORE_TIMEOUT_S

@@ -273,3 +273,18 @@ async def test_shutdown_answers_the_stores_in_flight(
     await stopping
     idle_writer.close()
     assert await WebhookEvent.all().count() == 1
+
+
+async def test_reading_pauses_while_too_many_answers_wait(
+    wenv: WebhookEnv, conn: Conn, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(intake, "MAX_IN_FLIGHT", 3)
+    gate, calls = asyncio.Event(), list[int]()
+    _gate_inserts(monkeypatch, gate, calls)
+    await conn.send(b"".join(webhook_post(status_payload(f"wamid.M{i}", "delivered")) for i in range(8)))
+    await asyncio.sleep(0.3)
+    assert sum(calls) == 3  # the first three are being stored; the rest waits unread
+    gate.set()
+    answers = [await conn.answer() for _ in range(8)]
+    assert [a.status for a in answers] == [200] * 8
+    assert await WebhookEvent.all().count() == 8
