@@ -291,6 +291,11 @@ class _Conn(asyncio.Protocol):
                     break
         except _Refused as exc:
             self._refuse(exc.status, exc.text)
+        except (
+            Exception
+        ):  # a bug here: answer like aiohttp would (500) and drop the connection, not the server
+            log.exception("webhook intake: request from %s failed", self._remote)
+            self._refuse(500, "internal server error")
         if self._paused or self._closing:
             pass
         elif len(self._queue) >= MAX_IN_FLIGHT:
@@ -368,13 +373,13 @@ class _Conn(asyncio.Protocol):
             None if signature is None else signature.decode("latin-1"),
             self._remote,
         )
-        keep = self._keep
+        keep, http10 = self._keep, self._http10
         if stored is None:
-            self._queue.append([self.intake.response(status, text, keep, self._http10)])
+            self._queue.append([self.intake.response(status, text, keep, http10)])
         else:
             entry: list[bytes | None] = [None]
             self._queue.append(entry)
-            stored.add_done_callback(lambda f: self._stored(f, entry, keep))
+            stored.add_done_callback(lambda f: self._stored(f, entry, (status, text, keep, http10)))
         if not keep:
             self._closing = True
         return True
@@ -385,14 +390,16 @@ class _Conn(asyncio.Protocol):
             if not self._queue and not self._buf and self.transport is not None:
                 self.transport.write(_CONTINUE)
 
-    def _stored(self, stored: asyncio.Future[None], entry: list[bytes | None], keep: bool) -> None:
+    def _stored(
+        self, stored: asyncio.Future[None], entry: list[bytes | None], answer: tuple[int, str, bool, bool]
+    ) -> None:
+        """The group commit of a body is done: its answer (`judge`'s, or 503) takes its place in the queue."""
+        status, text, keep, http10 = answer
         if stored.cancelled():
             status, text = not_stored(asyncio.CancelledError())
         elif (exc := stored.exception()) is not None:
             status, text = not_stored(exc)
-        else:
-            status, text = 200, "ok"
-        entry[0] = self.intake.response(status, text, keep, self._http10)
+        entry[0] = self.intake.response(status, text, keep, http10)
         if not self._flush_soon:  # the writer resolves a whole batch at once: one write for all of them
             self._flush_soon = True
             self._loop.call_soon(self._flush)
