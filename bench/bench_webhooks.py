@@ -13,6 +13,7 @@ and PostgreSQL.
     .venv/bin/python bench/bench_webhooks.py --per-post 10 --statuses 100000
     .venv/bin/python bench/bench_webhooks.py --database-url sqlite:///tmp/bench.db
     .venv/bin/python bench/bench_webhooks.py --daemons 2     # 2 daemon processes, each intake + applier
+    .venv/bin/python bench/bench_webhooks.py --intake aiohttp   # POST /webhook through aiohttp (default: lean)
 
 With --daemons N the HTTP intake and the applier run in N daemon processes (as N `blast-daemon` instances behind
 the proxy: the generator's connections are spread over them), and this process only prepares the database and
@@ -422,6 +423,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "WHATSAPP_APP_SECRET": SECRET,
         "BLAST_REDIS_PREFIX": f"bench-{uuid.uuid4().hex[:8]}",
         "BLAST_WEBHOOK_EVENT_RETENTION_S": 3600,
+        "BLAST_WEBHOOK_INTAKE": args.intake,
     }
     settings = load_settings(**settings_kwargs)
     await open_db(settings)
@@ -564,6 +566,7 @@ async def run(args: argparse.Namespace, database_url: str) -> dict[str, Any]:
         "database": database_url.split("://")[0],
         "per_post": args.per_post,
         "client": args.client,
+        "intake": args.intake,
         "concurrency": args.concurrency,
         "offered_rate": args.rate or "max",
         "statuses": load["statuses"],
@@ -620,6 +623,9 @@ def main() -> None:
     parser.add_argument("--sending-recipients", type=int, default=20_000)
     parser.add_argument(
         "--client", choices=("raw", "aiohttp"), default="raw", help="the load generator's HTTP client"
+    )
+    parser.add_argument(
+        "--intake", choices=("lean", "aiohttp"), default="lean", help="the daemon's BLAST_WEBHOOK_INTAKE"
     )
     parser.add_argument(
         "--applier-process",

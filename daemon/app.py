@@ -206,16 +206,12 @@ async def _log_redis_server(rt: Runtime) -> None:
 
 
 async def _run_http(settings: Settings, readiness: Any, stop: asyncio.Event) -> None:
-    from aiohttp import web
-
     from daemon.http.app import create_app
+    from daemon.http.app import serve as serve_http
 
     app = create_app(settings, readiness=readiness)
-    runner = web.AppRunner(app, access_log=None)
-    await runner.setup()
-    site = web.TCPSite(runner, settings.BLAST_HTTP_HOST, settings.BLAST_HTTP_PORT)
+    runner = await serve_http(app, settings.BLAST_HTTP_HOST, settings.BLAST_HTTP_PORT)
     try:
-        await site.start()
         log.info(
             "HTTP server on %s:%s (webhook, healthz, metrics%s)",
             settings.BLAST_HTTP_HOST,

@@ -148,6 +148,9 @@ class Settings(BaseSettings):
     # --- webhooks ------------------------------------------------------------------------------------
     BLAST_WEBHOOK_MAX_BODY: int = Field(1024 * 1024, ge=1024)
     """Largest webhook POST body accepted, bytes (larger ones are refused with 413)."""
+    BLAST_WEBHOOK_INTAKE: Literal["lean", "aiohttp"] = "lean"
+    """Front end of POST /webhook on the HTTP port: `lean` (HTTP/1.1 with httptools, every other request handed
+    to aiohttp on the same connection) or `aiohttp` (all requests through aiohttp)."""
     BLAST_OPT_OUT_KEYWORDS: str = (
         "STOP,STOP PROMO,STOP ALL,UNSUBSCRIBE,BERHENTI,BATAL,STOPP,ARRET,ARRÊT,PARAR,BAJA"
     )

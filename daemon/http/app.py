@@ -100,12 +100,31 @@ async def _metrics(request: web.Request) -> web.Response:
 
 
 async def serve(app: web.Application, host: str, port: int) -> web.AppRunner:
-    """Start serving `app` (stop it with `await runner.cleanup()`); port 0 picks a free one (bound_port)."""
+    """Start serving `app` (stop it with `await runner.cleanup()`); port 0 picks a free one (bound_port).
+
+    POST /webhook goes through the lean intake (daemon.http.intake) unless BLAST_WEBHOOK_INTAKE=aiohttp.
+    """
     runner = web.AppRunner(app, access_log=None, handler_cancellation=False)
     await runner.setup()
-    site = web.TCPSite(runner, host, port, backlog=1024)
-    await site.start()
-    log.info("HTTP server listening on %s:%s", host, bound_port(runner))
+    settings = app[SETTINGS]
+    site: web.TCPSite
+    if settings.BLAST_WEBHOOK_INTAKE == "lean":
+        from daemon.http.intake import LeanSite  # POST /webhook lean, every other request to aiohttp
+
+        site = LeanSite(runner, host, port, settings=settings, writer=app[WRITER], backlog=1024)
+    else:
+        site = web.TCPSite(runner, host, port, backlog=1024)
+    try:
+        await site.start()
+    except BaseException:
+        await runner.cleanup()
+        raise
+    log.info(
+        "HTTP server listening on %s:%s (webhook intake: %s)",
+        host,
+        bound_port(runner),
+        settings.BLAST_WEBHOOK_INTAKE,
+    )
     return runner
 
 

@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import json
 import unicodedata
-from collections import Counter as TallyCounter
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import Any
@@ -33,6 +32,16 @@ class OptOut:
     reason: str
 
 
+class Tally(dict[str, int]):
+    """Counts by name, 0 for a name not counted yet: a Counter without Counter's construction cost (about half
+    a microsecond, paid for every parsed body)."""
+
+    __slots__ = ()
+
+    def __missing__(self, key: str) -> int:
+        return 0
+
+
 @dataclass(slots=True)
 class Parsed:
     """What one webhook body asks for."""
@@ -45,7 +54,7 @@ class Parsed:
     category_events: list[dict[str, Any]] = field(default_factory=list)
     #: (field, value) of the other `changes` (no rule here): handed to the handler registered for the field.
     field_events: list[tuple[str, dict[str, Any]]] = field(default_factory=list)
-    kinds: TallyCounter[str] = field(default_factory=TallyCounter)
+    kinds: Tally = field(default_factory=Tally)
     problems: list[str] = field(default_factory=list)
 
 

@@ -10,6 +10,7 @@ from collections import defaultdict
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from datetime import datetime
+from types import MappingProxyType
 from typing import Any, Literal
 
 from tortoise.backends.base.client import BaseDBAsyncClient
@@ -48,13 +49,25 @@ class Pricing:
 PRICING_COLUMNS = ("pricing_category", "pricing_type", "pricing_model", "billable")
 
 
-def pricing_values(p: Pricing) -> dict[str, Any]:
-    """A Pricing as recipient column values (None where Meta said nothing, so a stored value is kept)."""
-    return {
-        k: v
-        for k, v in zip(PRICING_COLUMNS, (p.category, p.type, p.model, p.billable), strict=True)
-        if v is not None
-    }
+def pricing_values(p: Pricing) -> Mapping[str, Any]:
+    """A Pricing as recipient column values (None where Meta said nothing, so a stored value is kept).
+
+    Read-only and shared: the few pricing objects Meta sends repeat on every status (the parser hands out one
+    Pricing per distinct object), so each one's values are built once.
+    """
+    found = _PRICING_VALUES.get(p)
+    if found is None:
+        if len(_PRICING_VALUES) >= 4096:
+            _PRICING_VALUES.clear()
+        values = (p.category, p.type, p.model, p.billable)
+        found = MappingProxyType(
+            {k: v for k, v in zip(PRICING_COLUMNS, values, strict=True) if v is not None}
+        )
+        _PRICING_VALUES[p] = found
+    return found
+
+
+_PRICING_VALUES: dict[Pricing, Mapping[str, Any]] = {}
 
 
 @dataclass(frozen=True, slots=True)

@@ -10,7 +10,6 @@ from typing import Any
 
 import aiohttp
 import pytest
-from aiohttp.test_utils import TestClient, TestServer
 
 from daemon.app import _run_api
 from daemon.http.app import create_app
@@ -19,11 +18,12 @@ from shared.config import Settings
 from shared.errors import ConfigError
 from shared.services import tokens
 from tests.conftest import free_port
+from tests.daemon.webhook_helpers import start_client
 
 
 async def _paths(settings: Settings) -> tuple[int, int]:
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, readiness=Readiness())))
-    await client.start_server()
+    # served as the daemon serves it: POST /webhook on the lean intake, these handed over to aiohttp
+    client = await start_client(create_app(settings, readiness=Readiness()))
     try:
         api = await client.get("/api/v1/openapi.json")
         health = await client.get("/healthz")

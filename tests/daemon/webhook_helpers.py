@@ -8,12 +8,12 @@ from collections.abc import AsyncIterator, Sequence
 from dataclasses import dataclass
 from typing import Any
 
+import aiohttp
 import pytest
-from aiohttp import ClientResponse
-from aiohttp.test_utils import TestClient, TestServer
+from aiohttp import ClientResponse, web
 from tortoise import connections
 
-from daemon.http.app import create_app
+from daemon.http.app import bound_port, create_app, serve
 from daemon.http.health import Readiness
 from shared.config import Settings
 from shared.db import close_db, open_db
@@ -27,10 +27,41 @@ APP_SECRET = "test-app-secret"
 VERIFY_TOKEN = "test-verify-token"
 
 
+#: The front ends of POST /webhook every HTTP-level webhook test runs against (BLAST_WEBHOOK_INTAKE).
+INTAKES = ["lean", "aiohttp"]
+
+
+class LiveClient:
+    """Requests to the daemon's HTTP app served on a real port, as `serve` runs it (lean intake or aiohttp)."""
+
+    def __init__(self, app: web.Application, runner: web.AppRunner, session: aiohttp.ClientSession) -> None:
+        self.app = app
+        self.runner = runner
+        self.session = session
+        self.port = bound_port(runner)
+
+    async def get(self, path: str, **kwargs: Any) -> ClientResponse:
+        return await self.session.get(path, **kwargs)
+
+    async def post(self, path: str, **kwargs: Any) -> ClientResponse:
+        return await self.session.post(path, **kwargs)
+
+    async def close(self) -> None:
+        """Close the session and stop the server (once)."""
+        await self.session.close()
+        if self.runner.server is not None:
+            await self.runner.cleanup()
+
+
+async def start_client(app: web.Application) -> LiveClient:
+    runner = await serve(app, "127.0.0.1", 0)
+    return LiveClient(app, runner, aiohttp.ClientSession(base_url=f"http://127.0.0.1:{bound_port(runner)}"))
+
+
 @dataclass
 class WebhookEnv:
     settings: Settings
-    client: TestClient[Any, Any]
+    client: LiveClient
     readiness: Readiness
 
     async def post(self, payload: Any, *, signed: bool = True, raw: bytes | None = None) -> ClientResponse:
@@ -48,25 +79,26 @@ class WebhookEnv:
 async def truncate_webhook_tables() -> None:
     if USE_POSTGRES:
         await connections.get("default").execute_script(
-            "TRUNCATE webhook_event, orphan_status, audit_log, recipient, blast, template, suppression, price_card "
+            "TRUNCATE webhook_event, orphan_status, audit_log, recipient, blast, template, suppression, price_card, sender "
             "RESTART IDENTITY CASCADE"
         )
 
 
-@pytest.fixture
-async def wenv(make_settings: Any, redis_client: Any) -> AsyncIterator[WebhookEnv]:
-    """The HTTP app on a fresh database, with a known app secret and verify token, fully ready."""
+@pytest.fixture(params=INTAKES)
+async def wenv(request: Any, make_settings: Any, redis_client: Any) -> AsyncIterator[WebhookEnv]:
+    """The HTTP app on a fresh database, with a known app secret and verify token, fully ready; served on a real
+    port with each POST /webhook front end in turn."""
     settings = make_settings(
         WHATSAPP_APP_SECRET=APP_SECRET,
         WHATSAPP_VERIFY_TOKEN=VERIFY_TOKEN,
         BLAST_FAILURE_RATE_WINDOW=10,
         BLAST_WEBHOOK_MAX_BODY=64 * 1024,
+        BLAST_WEBHOOK_INTAKE=request.param,
     )
     await open_db(settings)
     await truncate_webhook_tables()
     readiness = Readiness(schema_migrated=True, recovery_done=True, receiver_running=True)
-    client: TestClient[Any, Any] = TestClient(TestServer(create_app(settings, readiness=readiness)))
-    await client.start_server()
+    client = await start_client(create_app(settings, readiness=readiness))
     try:
         yield WebhookEnv(settings, client, readiness)
     finally:
