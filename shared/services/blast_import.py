@@ -233,36 +233,26 @@ async def _insert_zoned_recipients(
     now = utcnow()
     pending = RecipientStatus.PENDING.value
     columns = 'blast_id, phone, params, "row", status, attempts, created_at, updated_at, zone, due_at'
+    stamps: tuple[Any, ...]
     if tx.capabilities.dialect == "postgres":
         sql = f"INSERT INTO recipient ({columns}) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $6, $7, $8)"
-        values = [
-            [
-                blast_id,
-                r.phone,
-                json.dumps(r.params, separators=(",", ":")),
-                r.row,
-                pending,
-                now,
-                *row_zones[r.row],
-            ]
-            for r in rows
-        ]
+        stamps = (now,)
     else:
         sql = f"INSERT INTO recipient ({columns}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
         stamp = now.isoformat(" ")
-        values = [
-            [
-                blast_id,
-                r.phone,
-                json.dumps(r.params, separators=(",", ":")),
-                r.row,
-                pending,
-                stamp,
-                stamp,
-                *row_zones[r.row],
-            ]
-            for r in rows
+        stamps = (stamp, stamp)
+    values = [
+        [
+            blast_id,
+            r.phone,
+            json.dumps(r.params, separators=(",", ":")),
+            r.row,
+            pending,
+            *stamps,
+            *row_zones[r.row],
         ]
+        for r in rows
+    ]
     await tx.execute_many(sql, values)
 
 
