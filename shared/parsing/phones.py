@@ -10,7 +10,7 @@ import phonenumbers
 from phonenumbers import NumberParseException, PhoneNumberFormat, ValidationResult
 from phonenumbers.phonemetadata import PhoneMetadata, PhoneNumberDesc
 
-__all__ = ["is_canonical_e164", "mask_phone", "normalize_phone"]
+__all__ = ["canonical_e164_type", "is_canonical_e164", "mask_phone", "normalize_phone"]
 
 NO_REGION_REASON = "no country code and BLAST_DEFAULT_REGION is not set"
 
@@ -64,7 +64,19 @@ def is_canonical_e164(phone: str) -> bool:
     """True only when `phone` is "+<digits>" that phonenumbers reads as exactly this valid number (so its
     E.164 form is `phone` itself); False also when the fast check cannot tell."""
     digits = phone[1:]
-    return phone[:1] == "+" and digits.isascii() and digits.isdigit() and _fast_e164(digits)
+    return phone[:1] == "+" and digits.isascii() and digits.isdigit() and _fast_e164(digits) is not None
+
+
+def canonical_e164_type(phone: str) -> str | None:
+    """phonenumbers' type of a number `is_canonical_e164` accepts, read from the fast check's own match: the
+    PhoneMetadata field of the first description it matches, in `number_type`'s order ("premium_rate",
+    "toll_free", "shared_cost", "voip", "personal_number", "pager", "uan", "voicemail", "fixed_line" (also
+    FIXED_LINE_OR_MOBILE), "mobile"). None when `is_canonical_e164` is False."""
+    digits = phone[1:]
+    if phone[:1] != "+" or not digits.isascii() or not digits.isdigit():
+        return None
+    found = _fast_e164(digits)
+    return None if found is None else found.lastgroup
 
 
 def mask_phone(e164: str) -> str:
@@ -96,7 +108,7 @@ def _normalize_slow(text: str, default_region: str | None) -> str:
     if has_plus:
         if len(digits) > _MAX_E164_DIGITS:
             raise ValueError("too long")
-        if _fast_e164(digits):
+        if _fast_e164(digits) is not None:
             return "+" + digits
         to_parse, region = "+" + digits, None
     else:
@@ -151,13 +163,30 @@ def _invalid_reason(number: phonenumbers.PhoneNumber) -> str:
 # country and length, following phonenumbers' own rules (parse: country code, national prefix stripping;
 # is_valid_number: region choice, general pattern, then any number type's pattern and lengths). Anything
 # the fast path is unsure of goes the slow way; tests compare both paths on every region's example numbers.
+# Each type's pattern is a named group, tried in number_type's order, so a match also tells the type.
 
 _BACKREFERENCE = re.compile(r"\\[1-9]|\(\?P")
 
 
+#: The PhoneMetadata descriptions phonenumbers' number_type tries, in its order (each a named group below).
+_TYPE_ORDER = (
+    "premium_rate",
+    "toll_free",
+    "shared_cost",
+    "voip",
+    "personal_number",
+    "pager",
+    "uan",
+    "voicemail",
+    "fixed_line",
+    "mobile",
+)
+
+
 @dataclass(slots=True)
 class _RegionCheck:
-    """is_valid_number_for_region for one region, as one regex per national number length."""
+    """is_valid_number_for_region for one region, as one regex per national number length (its match's
+    lastgroup is the number's type)."""
 
     metadata: PhoneMetadata
     leading: re.Pattern[str] | None
@@ -165,13 +194,13 @@ class _RegionCheck:
     guard: str = ""
     by_length: dict[int, re.Pattern[str] | None] = field(default_factory=dict)
 
-    def is_valid(self, nsn: str) -> bool:
+    def match(self, nsn: str) -> re.Match[str] | None:
         length = len(nsn)
         try:
             pattern = self.by_length[length]
         except KeyError:
             pattern = self.by_length[length] = self._compile(length)
-        return pattern is not None and pattern.fullmatch(nsn) is not None
+        return None if pattern is None else pattern.fullmatch(nsn)
 
     def _compile(self, length: int) -> re.Pattern[str] | None:
         md = self.metadata
@@ -180,30 +209,22 @@ class _RegionCheck:
             return None
         if general.possible_length and length not in general.possible_length:
             return None
-        descs: list[PhoneNumberDesc | None] = [
-            md.premium_rate,
-            md.toll_free,
-            md.shared_cost,
-            md.voip,
-            md.personal_number,
-            md.pager,
-            md.uan,
-            md.voicemail,
-            md.fixed_line,
-        ]
+        kinds = list(_TYPE_ORDER)
         # phonenumbers only tries the mobile pattern when it differs from the fixed-line one.
-        if not md.same_mobile_and_fixed_line_pattern:
-            descs.append(md.mobile)
-        patterns = [
-            d.national_number_pattern
-            for d in descs
-            if d is not None
-            and d.national_number_pattern
-            and (not d.possible_length or length in d.possible_length)
-        ]
+        if md.same_mobile_and_fixed_line_pattern:
+            kinds.remove("mobile")
+        patterns: list[tuple[str, str]] = []
+        for kind in kinds:
+            d: PhoneNumberDesc | None = getattr(md, kind)
+            if (
+                d is not None
+                and d.national_number_pattern
+                and (not d.possible_length or length in d.possible_length)
+            ):
+                patterns.append((kind, d.national_number_pattern))
         if not patterns:
             return None
-        types = "|".join(f"(?:{p})" for p in patterns)
+        types = "|".join(f"(?P<{kind}>{p})" for kind, p in patterns)
         return re.compile(f"{self.guard}(?=(?:{general.national_number_pattern})\\Z)(?:{types})")
 
 
@@ -213,37 +234,28 @@ class _CountryCheck:
     national_prefix: re.Pattern[str] | None
     regions: list[_RegionCheck]
 
-    def is_valid(self, nsn: str) -> bool:
+    def match(self, nsn: str) -> re.Match[str] | None:
         regions = self.regions
         if len(regions) == 1:
-            return regions[0].is_valid(nsn)  # its guard holds the two checks below
+            return regions[0].match(nsn)  # its guard holds the two checks below
         if nsn[0] == "0" or (self.national_prefix is not None and self.national_prefix.match(nsn)):
-            return False
+            return None
         # phonenumbers.region_code_for_number: the first region whose leading digits match, or (for
-        # a region without leading digits) which accepts the number, decides.
+        # a region without leading digits) which accepts the number, decides (and gives the type).
         for region in regions:
             if region.leading is not None:
                 if region.leading.match(nsn):
-                    return region.is_valid(nsn)
-            elif region.is_valid(nsn):
-                return True
-        return False
+                    return region.match(nsn)
+            else:
+                found = region.match(nsn)
+                if found is not None:
+                    return found
+        return None
 
 
 def _metadata_patterns(metadata: PhoneMetadata) -> list[str]:
-    descs = [
-        metadata.general_desc,
-        metadata.premium_rate,
-        metadata.toll_free,
-        metadata.shared_cost,
-        metadata.voip,
-        metadata.personal_number,
-        metadata.pager,
-        metadata.uan,
-        metadata.voicemail,
-        metadata.fixed_line,
-        metadata.mobile,
-    ]
+    descs: list[PhoneNumberDesc | None] = [metadata.general_desc]
+    descs += (getattr(metadata, kind) for kind in _TYPE_ORDER)
     return [d.national_number_pattern for d in descs if d is not None and d.national_number_pattern]
 
 
@@ -260,7 +272,7 @@ def _build_country(code: int) -> _CountryCheck | None:
         if metadata is None:
             continue
         if any(_BACKREFERENCE.search(p) for p in _metadata_patterns(metadata)):
-            return None  # merging patterns would renumber groups
+            return None  # merging patterns would renumber (or name twice) their groups
         leading = re.compile(metadata.leading_digits) if metadata.leading_digits else None
         checks.append(_RegionCheck(metadata=metadata, leading=leading))
     # parse() strips a national prefix with the main region's rules even after a '+country code'.
@@ -293,16 +305,17 @@ def _country_for_head(head: str) -> _CountryCheck | None:
     return None
 
 
-def _fast_e164(digits: str) -> bool:
-    """True only when phonenumbers would read "+<digits>" as exactly this valid number."""
+def _fast_e164(digits: str) -> re.Match[str] | None:
+    """A match (its lastgroup: the number's type) only when phonenumbers would read "+<digits>" as exactly
+    this valid number; None when it would not or the fast path cannot tell."""
     if not 8 <= len(digits) <= _MAX_E164_DIGITS:
-        return False
+        return None
     head = digits[:3]
     try:
         check = _by_head[head]
     except KeyError:
         check = _by_head[head] = _country_for_head(head)
-    return check is not None and check.is_valid(digits[check.size :])
+    return None if check is None else check.match(digits[check.size :])
 
 
 @dataclass(frozen=True, slots=True)
@@ -362,4 +375,4 @@ def _fast_national(digits: str, region: str) -> str | None:
             if not fits or len(nsn) not in rules.possible_lengths:
                 return None
     candidate = rules.country_code + nsn
-    return "+" + candidate if _fast_e164(candidate) else None
+    return "+" + candidate if _fast_e164(candidate) is not None else None

@@ -4,7 +4,6 @@ moment a wall-clock time happens in it (local-time blasts)."""
 from __future__ import annotations
 
 import re
-from collections import OrderedDict
 from datetime import UTC, datetime, timedelta, timezone, tzinfo
 from zoneinfo import ZoneInfo, ZoneInfoNotFoundError
 
@@ -12,7 +11,7 @@ import phonenumbers
 from phonenumbers import timezone as pn_timezone
 from phonenumbers.tzdata import TIMEZONE_DATA, TIMEZONE_LONGEST_PREFIX
 
-from shared.parsing.phones import is_canonical_e164
+from shared.parsing.phones import canonical_e164_type
 from shared.parsing.quiet import QuietHours
 
 __all__ = ["ZoneResolver", "due_at", "parse_zone", "zone_of"]
@@ -91,27 +90,25 @@ def _single(zones: tuple[str, ...]) -> str | None:
     return named[0] if len(named) == 1 else None
 
 
-#: `_prefix_verdict` when the number's type decides (a full parse is needed).
-_TYPE_DECIDES = "?"
-#: Most distinct prefixes `_prefix_verdict` remembers.
+#: Most distinct prefixes `_prefix_zones` remembers (it starts afresh when full).
 PREFIX_CACHE_SIZE = 65_536
-_verdicts: OrderedDict[str, str | None] = OrderedDict()
+_prefixes: dict[str, tuple[str | None, str | None, bool]] = {}
 
 
-def _prefix_verdict(digits: str) -> str | None:
-    """The single zone (None: not exactly one) of every valid number whose E.164 digits start with `digits`
-    (its first TIMEZONE_LONGEST_PREFIX digits, or all of a shorter number), or `_TYPE_DECIDES`.
+def _prefix_zones(digits: str) -> tuple[str | None, str | None, bool]:
+    """For the valid numbers whose E.164 digits start with `digits` (their first TIMEZONE_LONGEST_PREFIX
+    digits, or all of a shorter number): the single zone (None: not exactly one) phonenumbers gives such a
+    number when its type is geographical, the one it gives otherwise, and whether a mobile number's type is
+    geographical in its country.
 
     phonenumbers' `time_zones_for_number` of a valid number is the zones of the longest prefix of its E.164
-    digits (at most TIMEZONE_LONGEST_PREFIX long) in TIMEZONE_DATA when its type is geographical, else its
-    country code's zones. Both depend on these digits alone; only which of the two applies needs the whole
-    number, so when both give the same answer the number need not be parsed.
+    digits (at most TIMEZONE_LONGEST_PREFIX long) in TIMEZONE_DATA when its type is geographical (fixed line,
+    or mobile in a few countries), else its country code's zones. Both depend on these digits alone; the
+    type, which needs the whole number, comes from `canonical_e164_type`.
     """
-    try:
-        _verdicts.move_to_end(digits)
-        return _verdicts[digits]
-    except KeyError:
-        pass
+    zones = _prefixes.get(digits)
+    if zones is not None:
+        return zones
     geographical: tuple[str, ...] = ()
     for size in range(TIMEZONE_LONGEST_PREFIX, 0, -1):
         found = TIMEZONE_DATA.get(digits[:size])
@@ -120,27 +117,16 @@ def _prefix_verdict(digits: str) -> str | None:
             break
     # parse() reads a "+<digits>" number's country code the same way (0: none known).
     code, _ = phonenumbers.phonenumberutil._extract_country_code(digits)
-    verdict: str | None = _TYPE_DECIDES
+    country: tuple[str, ...] = ()
     if code:
         number = phonenumbers.PhoneNumber(country_code=code, national_number=0)
         country = tuple(pn_timezone._country_level_time_zones_for_number(number))
-        if _single(geographical) == _single(country):
-            verdict = _single(country)
-    _verdicts[digits] = verdict
-    if len(_verdicts) > PREFIX_CACHE_SIZE:
-        _verdicts.popitem(last=False)
-    return verdict
-
-
-def _canonical_zone(phone: str) -> str | None:
-    """`_single(phone_zones(phone))` for a number `is_canonical_e164` accepted, without phonenumbers' parse: it
-    reads such a number as its country code and the rest as the national number, which is built here
-    directly (`_TYPE_DECIDES` for a national number with a leading zero, which parse marks specially)."""
-    code, rest = phonenumbers.phonenumberutil._extract_country_code(phone[1:])
-    if not code or not rest or rest[0] == "0":
-        return _TYPE_DECIDES
-    number = phonenumbers.PhoneNumber(country_code=code, national_number=int(rest))
-    return _single(tuple(pn_timezone.time_zones_for_number(number)))
+    mobile_geographical = phonenumbers.is_number_type_geographical(phonenumbers.PhoneNumberType.MOBILE, code)
+    zones = (_single(geographical), _single(country), mobile_geographical)
+    if len(_prefixes) >= PREFIX_CACHE_SIZE:
+        _prefixes.clear()
+    _prefixes[digits] = zones
+    return zones
 
 
 class ZoneResolver:
@@ -186,16 +172,19 @@ class ZoneResolver:
             if isinstance(known, ValueError):
                 raise known
             return known
-        if is_canonical_e164(phone):
-            verdict = _prefix_verdict(phone[1 : 1 + TIMEZONE_LONGEST_PREFIX])
-            if verdict == _TYPE_DECIDES:
-                verdict = _canonical_zone(phone)
-            if verdict != _TYPE_DECIDES:
-                return verdict or self.default_zone
+        return self.number_zone(phone)
+
+    def number_zone(self, phone: str) -> str:
+        """The zone of a recipient without a `timezone` cell: phonenumbers' zone when it names exactly one,
+        else the blast's."""
+        kind = canonical_e164_type(phone)
+        if kind is not None:
+            geographical, country, mobile_geographical = _prefix_zones(phone[1 : 1 + TIMEZONE_LONGEST_PREFIX])
+            if kind == "fixed_line" or (kind == "mobile" and mobile_geographical):
+                return geographical or self.default_zone
+            return country or self.default_zone
         zones = phone_zones(phone)
-        if len(zones) == 1:
-            return zones[0]
-        return self.default_zone
+        return zones[0] if len(zones) == 1 else self.default_zone
 
     def due(self, zone: str) -> datetime | None:
         """When this zone's recipients are due: the blast's wall-clock time in this zone (local-time blasts) or

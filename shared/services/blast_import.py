@@ -109,6 +109,8 @@ async def import_rows(
     and its due time for a local-time blast; a row whose `timezone` cell names no zone is rejected)."""
     stats = ImportStats()
     bloom = _Bloom(expected_rows)
+    zoned = None if zones is None else _ZoneValues(zones, postgres=tx.capabilities.dialect == "postgres")
+    by_cell = {} if zoned is None else zoned.by_cell
     reader = iter(csv)
     while True:
         # Parsing is CPU work: run it off the event loop so a console stays responsive.
@@ -116,16 +118,17 @@ async def import_rows(
         if not chunk:
             break
         batch: dict[str, AcceptedRow] = {}
-        row_zones: dict[int, str] = {}
+        row_zones: dict[int, tuple[str, Any]] = {}
         maybe_dupes: list[AcceptedRow] = []
         for item in chunk:
             if isinstance(item, RejectedRow):
                 stats.reject(item.row, item.value, item.reason)
                 continue
-            if zones is not None:
+            if zoned is not None:
                 cell = item.params.get(ZONE_COLUMN)
                 try:
-                    row_zones[item.row] = zones.resolve(item.phone, cell)
+                    # Most rows name a zone already seen: one look-up (`of` is the whole answer).
+                    row_zones[item.row] = (cell and by_cell.get(cell)) or zoned.of(item.phone, cell)
                 except ValueError as exc:
                     stats.reject(item.row, str(cell).strip()[:200], f"{ZONE_COLUMN}: {exc}")
                     continue
@@ -152,10 +155,10 @@ async def import_rows(
                 else:
                     batch[item.phone] = item
         if batch:
-            if zones is None:
+            if zoned is None:
                 await _insert_recipients(blast_id, list(batch.values()), tx)
             else:
-                await _insert_zoned_recipients(blast_id, list(batch.values()), tx, zones, row_zones)
+                await _insert_zoned_recipients(blast_id, list(batch.values()), tx, row_zones)
             stats.accepted += len(batch)
     return stats
 
@@ -186,37 +189,70 @@ async def _insert_recipients(blast_id: int, rows: Sequence[AcceptedRow], tx: Bas
     await tx.execute_many(sql, values)
 
 
+class _ZoneValues:
+    """The (zone, due_at) values of each recipient's INSERT, made once per zone and once per distinct `timezone`
+    cell (a file has few), so a row with a cell costs one look-up; a row without one asks the zone of its
+    number (`ZoneResolver.resolve`)."""
+
+    def __init__(self, zones: ZoneResolver, *, postgres: bool) -> None:
+        self.zones = zones
+        self.postgres = postgres
+        #: Each `timezone` cell that named a zone, with its values.
+        self.by_cell: dict[str, tuple[str, Any]] = {}
+        self._by_zone: dict[str, tuple[str, Any]] = {}
+
+    def of(self, phone: str, cell: str | None) -> tuple[str, Any]:
+        """Raises:
+        ValueError: the cell names no zone (a short reason).
+        """
+        if cell:
+            found = self.by_cell.get(cell)
+            if found is not None:
+                return found
+            zone = self.zones.resolve(phone, cell)
+        else:
+            zone = self.zones.number_zone(phone)
+        found = self._by_zone.get(zone)
+        if found is None:
+            due = self.zones.due(zone)
+            # SQLite: the due time as the text tortoise writes, formatted once per zone.
+            found = (zone, due if self.postgres or due is None else due.isoformat(" "))
+            self._by_zone[zone] = found
+        if cell and cell.strip():  # the cell named the zone (a blank one leaves it to the number)
+            self.by_cell[cell] = found
+        return found
+
+
 async def _insert_zoned_recipients(
     blast_id: int,
     rows: Sequence[AcceptedRow],
     tx: BaseDBAsyncClient,
-    zones: ZoneResolver,
-    row_zones: Mapping[int, str],
+    row_zones: Mapping[int, tuple[str, Any]],
 ) -> None:
-    """`_insert_recipients` with each recipient's zone (`row_zones`, by row) and due time."""
+    """`_insert_recipients` with each recipient's zone and due time (`row_zones`, by row: `_ZoneValues.of`)."""
     now = utcnow()
-    pg = tx.capabilities.dialect == "postgres"
-    marks = "($1, $2, $3::jsonb, $4, $5, 0, $6, $6, $7, $8)" if pg else "(?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
-    sql = (
-        'INSERT INTO recipient (blast_id, phone, params, "row", status, attempts, created_at, updated_at, '
-        f"zone, due_at) VALUES {marks}"
-    )
     pending = RecipientStatus.PENDING.value
-    values: list[list[Any]] = []
-    stamp = now.isoformat(" ")
-    due_text: dict[str, str | None] = {}  # SQLite: each zone's due time as text, formatted once
-    for r in rows:
-        zone = row_zones[r.row]
-        params = json.dumps(r.params, separators=(",", ":"))
-        if pg:
-            values.append([blast_id, r.phone, params, r.row, pending, now, zone, zones.due(zone)])
-        else:
-            try:
-                text = due_text[zone]
-            except KeyError:
-                due = zones.due(zone)
-                text = due_text[zone] = None if due is None else due.isoformat(" ")
-            values.append([blast_id, r.phone, params, r.row, pending, stamp, stamp, zone, text])
+    columns = 'blast_id, phone, params, "row", status, attempts, created_at, updated_at, zone, due_at'
+    stamps: tuple[Any, ...]
+    if tx.capabilities.dialect == "postgres":
+        sql = f"INSERT INTO recipient ({columns}) VALUES ($1, $2, $3::jsonb, $4, $5, 0, $6, $6, $7, $8)"
+        stamps = (now,)
+    else:
+        sql = f"INSERT INTO recipient ({columns}) VALUES (?, ?, ?, ?, ?, 0, ?, ?, ?, ?)"
+        stamp = now.isoformat(" ")
+        stamps = (stamp, stamp)
+    values = [
+        [
+            blast_id,
+            r.phone,
+            json.dumps(r.params, separators=(",", ":")),
+            r.row,
+            pending,
+            *stamps,
+            *row_zones[r.row],
+        ]
+        for r in rows
+    ]
     await tx.execute_many(sql, values)
 
 

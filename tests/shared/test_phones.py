@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import random
+from collections import Counter
 
 import phonenumbers
 import pytest
@@ -163,6 +164,41 @@ def test_e164_fast_path_agrees_with_phonenumbers() -> None:
                 accepted += 1
                 assert _slow_e164("+" + digits, None) == "+" + digits, digits
     assert accepted > 3000  # the fast path is really taken
+
+
+#: phonenumbers' types as `canonical_e164_type` names them (FIXED_LINE_OR_MOBILE matched the fixed-line pattern).
+_TYPE_NAMES = {
+    PhoneNumberType.FIXED_LINE: "fixed_line",
+    PhoneNumberType.FIXED_LINE_OR_MOBILE: "fixed_line",
+    PhoneNumberType.MOBILE: "mobile",
+    PhoneNumberType.TOLL_FREE: "toll_free",
+    PhoneNumberType.PREMIUM_RATE: "premium_rate",
+    PhoneNumberType.SHARED_COST: "shared_cost",
+    PhoneNumberType.VOIP: "voip",
+    PhoneNumberType.PERSONAL_NUMBER: "personal_number",
+    PhoneNumberType.PAGER: "pager",
+    PhoneNumberType.UAN: "uan",
+    PhoneNumberType.VOICEMAIL: "voicemail",
+}
+
+
+def test_the_fast_path_tells_phonenumbers_number_type() -> None:
+    """The type read from the fast check's match is phonenumbers' number_type (local-time zones need it)."""
+    rng = random.Random(20260103)
+    typed: Counter[str] = Counter()
+    for _, example in _examples():
+        e164 = phonenumbers.format_number(example, PhoneNumberFormat.E164)
+        for digits in _mutations(e164[1:], rng, 12):
+            kind = phones.canonical_e164_type("+" + digits)
+            assert (kind is not None) == phones.is_canonical_e164("+" + digits), digits
+            if kind is not None:
+                expected = phonenumbers.number_type(phonenumbers.parse("+" + digits, None))
+                assert kind == _TYPE_NAMES[expected], digits
+                typed[kind] += 1
+    assert phones.canonical_e164_type("6281234567890") is None
+    assert phones.canonical_e164_type("+62 812 3456 7890") is None
+    assert typed["fixed_line"] > 1000 and typed["mobile"] > 1000, typed
+    assert min(typed[k] for k in phones._TYPE_ORDER) > 40, typed  # every type is met
 
 
 def test_national_fast_path_agrees_with_phonenumbers() -> None:

@@ -5,7 +5,9 @@ from __future__ import annotations
 import random
 from datetime import UTC, datetime
 
+import phonenumbers
 import pytest
+from phonenumbers import PhoneNumberFormat, PhoneNumberType
 
 from shared.parsing import zones as zones_module
 from shared.parsing.phones import is_canonical_e164
@@ -136,15 +138,44 @@ def _varied_numbers() -> list[str]:
     return numbers
 
 
-def test_the_prefix_cache_gives_exactly_phonenumbers_answer() -> None:
+def test_the_prefix_cache_gives_exactly_phonenumbers_answer(monkeypatch: pytest.MonkeyPatch) -> None:
     numbers = _varied_numbers()
+    expected = {phone: _uncached(phone, "Asia/Makassar") for phone in numbers}
+    parsed: list[str] = []
+
+    def counted(phone: str) -> tuple[str, ...]:
+        parsed.append(phone)
+        return phone_zones(phone)
+
+    monkeypatch.setattr(zones_module, "phone_zones", counted)
     zones = ZoneResolver(None, "Asia/Makassar")
     for _ in range(2):  # the second round answers every prefix from the cache
         for phone in numbers:
-            assert zones.resolve(phone, None) == _uncached(phone, "Asia/Makassar"), phone
+            assert zones.resolve(phone, None) == expected[phone], phone
     canonical = [p for p in numbers if is_canonical_e164(p)]
-    verdicts = [zones_module._prefix_verdict(p[1:10]) for p in canonical]
     assert len(canonical) > 500
-    assert verdicts.count(zones_module._TYPE_DECIDES) > 100  # US, Brazil, Indonesian mobiles: parsed
-    assert verdicts.count(None) > 100  # two zones either way (+62811, +62818): not parsed
-    assert verdicts.count("Europe/Berlin") > 100  # one zone either way: not parsed
+    assert not set(parsed) & set(canonical)  # answered from the prefix and the number's type, never parsed
+    cached = [zones_module._prefix_zones(p[1:10]) for p in canonical]
+    # US, Brazil, Indonesian mobiles: the number's type chooses between the prefix's zone and the country's
+    assert sum(geo != country for geo, country, _ in cached) > 100
+    assert sum(geo is None and country is None for geo, country, _ in cached) > 100  # +62811, +62818
+    assert sum(geo == country == "Europe/Berlin" for geo, country, _ in cached) > 100
+
+
+def test_every_countrys_numbers_of_every_type_get_phonenumbers_zone() -> None:
+    """Fixed lines, mobiles (geographical in a few countries only), toll-free, …: of every region."""
+    rng = random.Random(1515)
+    zones = ZoneResolver(None, "UTC")
+    checked = 0
+    for region in sorted(phonenumbers.SUPPORTED_REGIONS):
+        for kind in PhoneNumberType.values():
+            example = phonenumbers.example_number_for_type(region, kind)
+            if example is None:
+                continue
+            digits = phonenumbers.format_number(example, PhoneNumberFormat.E164)[1:]
+            for _ in range(4):
+                tail = "".join(rng.choice("0123456789") for _ in range(rng.randint(0, 4)))
+                phone = "+" + digits[: len(digits) - len(tail)] + tail
+                checked += is_canonical_e164(phone)
+                assert zones.resolve(phone, None) == _uncached(phone, "UTC"), phone
+    assert checked > 3000
