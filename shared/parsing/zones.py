@@ -201,6 +201,14 @@ class ZoneResolver:
             self._due[zone] = when
         return when
 
+    def intended(self, zone: str) -> datetime | None:
+        """When this zone's recipients would be due without quiet hours: the blast's wall-clock time in this
+        zone (local-time blasts) or its send time (None for a blast with neither). The quiet-hours estimate
+        starts from it, so recipients held from the start count as waiting too."""
+        if self.wall is not None:
+            return due_at(self.wall, zone_of(zone))
+        return self.send_at
+
     def due_times(self) -> list[datetime]:
         """The distinct due times computed so far, earliest first."""
         return sorted(set(self._due.values()))

@@ -105,7 +105,7 @@ async def schedule_quiet_draft(
             values={"send_at": when, "due_times": [t.isoformat() for t in due_times]},
             detail={"send_at": when.isoformat(), "quiet_hours": str(quiet)},
         )
-    note = quiet_note(((dues[z], z, n) for z, n in counts), quiet, settings)
+    note = quiet_note(zones, ((str(z), n) for z, n in counts), settings)
     log.info(
         "blast %s scheduled with quiet hours %s: %s zones, %s due times",
         blast.id,

@@ -169,29 +169,34 @@ def send_plan(
     return SendPlan(wall, when, until, default_zone, quiet)
 
 
-def quiet_note(
-    groups: Iterable[tuple[datetime, str, int]], quiet: QuietHours, settings: Settings
-) -> str | None:
-    """ "about 3,200 recipients will wait until 08:00 WITA" for recipients in due groups (due time, zone,
-    recipients) sent at BLAST_RATE_LIMIT; None when nobody is expected to wait. One estimate for create, the
-    create form's preview and scheduling a draft."""
-    return quiet_wait(list(groups), settings.BLAST_RATE_LIMIT, quiet, zone_of).line()
+def quiet_note(zones: ZoneResolver, counts: Iterable[tuple[str, int]], settings: Settings) -> str | None:
+    """ "about 3,200 recipients will wait until 08:00 WITA" for a blast's recipients counted per zone (zone,
+    recipients), sent at BLAST_RATE_LIMIT from each zone's time before quiet hours (`zones.intended`): a zone
+    whose time falls inside its window waits whole, and one still sending when its window starts leaves the rest
+    waiting. None when nobody is expected to wait. One estimate for create, the create form's preview and
+    scheduling a draft."""
+    if zones.quiet is None:
+        return None
+    groups: list[tuple[datetime, str, int]] = []
+    for zone, n in counts:
+        start = zones.intended(zone)
+        if start is not None and n:
+            groups.append((start, zone, n))
+    return quiet_wait(groups, settings.BLAST_RATE_LIMIT, zones.quiet, zone_of).line()
 
 
 async def stored_quiet_note(
-    blast_id: int, quiet: QuietHours, settings: Settings, conn: BaseDBAsyncClient | None = None
+    blast_id: int, zones: ZoneResolver, settings: Settings, conn: BaseDBAsyncClient | None = None
 ) -> str | None:
-    """`quiet_note` for the recipients of a blast whose due times are written."""
-    groups = await (
+    """`quiet_note` for the recipients of a blast whose zones are written."""
+    counts = await (
         Recipient.filter(blast_id=blast_id)
         .using_db(conn)
         .annotate(n=Count("id"))
-        .group_by("due_at", "zone")
-        .values_list("due_at", "zone", "n")
+        .group_by("zone")
+        .values_list("zone", "n")
     )
-    return quiet_note(
-        ((d, str(z), int(n)) for d, z, n in groups if d is not None and z is not None), quiet, settings
-    )
+    return quiet_note(zones, ((str(z), int(n)) for z, n in counts if z is not None), settings)
 
 
 async def create_blast(
@@ -308,8 +313,8 @@ async def create_blast(
             note = None
             if quiet is not None and local:
                 local["quiet_hours"] = str(quiet)
-                if not draft:
-                    note = await stored_quiet_note(blast.id, quiet, settings, tx)
+                if not draft and zones is not None:
+                    note = await stored_quiet_note(blast.id, zones, settings, tx)
             if stats.accepted == 0:
                 raise CsvError(
                     f"no usable recipients in {shown}: {all_rejected(stats.rejected_total)}"

@@ -8,7 +8,6 @@ from __future__ import annotations
 import asyncio
 from collections import Counter
 from dataclasses import dataclass, field
-from datetime import datetime
 from pathlib import Path
 
 from shared.clock import utcnow
@@ -114,13 +113,7 @@ def quiet_estimate(
         return None  # zones not looked up: read the file again `with_zones`
     start = None if local_time else (plan.when or utcnow())
     zones = ZoneResolver(plan.wall, plan.default_zone, send_at=start, quiet=plan.quiet)
-    groups: list[tuple[datetime, str, int]] = []
-    for zone, n in preview.zones.items():
-        name = zone or plan.default_zone
-        due = zones.due(name)
-        assert due is not None  # a send time and quiet hours are given
-        groups.append((due, name, n))
-    return quiet_note(groups, plan.quiet, settings)
+    return quiet_note(zones, ((zone or plan.default_zone, n) for zone, n in preview.zones.items()), settings)
 
 
 def _scan(
