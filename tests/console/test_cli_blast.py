@@ -237,7 +237,11 @@ def test_a_draft_keeps_quiet_hours_edited_and_applied_when_scheduled(
     assert run_cli(capsys, "blast", "edit", blast_id, "--quiet-hours", "21:00-08:00").code == 0
     r = run_cli(capsys, "--json", "blast", "reschedule", blast_id, "--send-at", "2099-12-08T22:00+08:00")
     assert r.code == 0, r.err
-    assert r.json() == {"id": int(blast_id), "send_at": "2099-12-08T14:00:00+00:00"}
+    assert r.json() == {
+        "id": int(blast_id),
+        "send_at": "2099-12-08T14:00:00+00:00",
+        "quiet_hours": "about 2 recipients will wait until 08:00 WITA",  # 22:00 WITA is inside the window
+    }
     shown = run_cli(capsys, "blast", "show", blast_id, "--json").json()
     assert shown["status"] == "SCHEDULED" and shown["quiet"]["held"] == 2
     assert shown["quiet"]["next_release"] == "2099-12-09T00:00:00+00:00"
