@@ -170,6 +170,8 @@ class ChunkRunner:
         #: recipients whose SENDING mark failed half-way (database lost): none was sent, some may be SENDING
         self._unmarked: list[int] = []
         self._fatal_task: asyncio.Task[None] | None = None
+        #: due groups up to this due time may be claimed (local-time blasts)
+        self._accepted = plan.accepted_due_at
 
     # --- control
     # ---------------------------------------------------------------------------------------------
@@ -190,13 +192,13 @@ class ChunkRunner:
         # From the daemon's cursor in this blast (its chunks claim successive ranges: the index range of rows
         # already moved on is not walked again), and from the start when the rows above it run out or every
         # RESCAN_S: recipients due for a retry, or given back, lie below it.
-        if self.plan.due_times:  # a local-time blast: only the groups whose due time has come
+        if self.plan.due_times:  # a local-time blast: only the groups whose due time has come (and accepted)
             return await self._screen(
                 await claims.claim_due_page(
                     self.plan.id,
                     self.token,
                     size,
-                    self.plan.due_times,
+                    await self._due_groups(),
                     quiet=self.plan.quiet,
                     sender=self.sender,
                 )
@@ -218,6 +220,25 @@ class ChunkRunner:
                     self.plan.id, self.token, size - len(rows), after_id=0, sender=sender
                 )
         return await self._screen(rows)
+
+    async def _due_groups(self) -> list[datetime]:
+        """The due groups this chunk may claim now: their time has come and they are accepted. A group that has
+        just come due is accepted here (or, found later than BLAST_MISSED_CUTOFF, pauses the blast) by the one
+        conditional UPDATE of `blast_lifecycle.check_due_groups`, whichever daemon gets there first."""
+        now = utcnow()
+        come = [t for t in self.plan.due_times if t <= now]
+        if come and (self._accepted is None or come[-1] > self._accepted):
+            check = await blast_lifecycle.check_due_groups(
+                self.plan.id, missed_cutoff_s=self.settings.BLAST_MISSED_CUTOFF, actor=self.rt.actor, now=now
+            )
+            if check.paused:
+                with contextlib.suppress(RedisError, OSError):
+                    await publish(self.settings, "paused", blast_id=self.plan.id)
+            if not check.sendable:
+                return []
+            self._accepted = check.accepted_due_at
+        accepted = self._accepted
+        return [t for t in come if accepted is not None and t <= accepted]
 
     async def _screen(self, rows: list[claims.ClaimedRecipient]) -> _Page:
         page = _Page(claimed=len(rows))

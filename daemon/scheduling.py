@@ -1,7 +1,8 @@
 """Provides the scheduler loop: sleep until the earliest due SCHEDULED blast (or due group of a running
 local-time blast), woken early by pub/sub when a
 blast is created, rescheduled or resumed; claim each due blast (one conditional UPDATE: one daemon
-wins) and fan it out.
+wins) and fan it out; accept each due group as its time comes (or pause its blast when the group is found later
+than BLAST_MISSED_CUTOFF, after every daemon was down across its time).
 
 Every daemon runs it; the database is the only truth, so a blast due while no daemon ran (or while Redis was
 flushed or restarted) fires at the next loop, which runs at least every POLL_S.
@@ -19,6 +20,7 @@ from redis.exceptions import RedisError
 from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
 from shared.clock import utcnow
+from shared.events import publish
 from shared.outage import OutageLog, describe, is_outage
 from shared.services import blast_lifecycle, claims, live
 
@@ -79,6 +81,15 @@ class Scheduler:
         for blast_id, upcoming in await claims.next_due_times(now):
             if self._next_due.get(blast_id, now) != upcoming:  # a group became due (or first seen)
                 try:
+                    # Accepted on time, or later than BLAST_MISSED_CUTOFF (every daemon was down): paused.
+                    check = await blast_lifecycle.check_due_groups(
+                        blast_id, missed_cutoff_s=self.rt.settings.BLAST_MISSED_CUTOFF, actor=self.rt.actor
+                    )
+                    if check.paused:
+                        with contextlib.suppress(RedisError, OSError):
+                            await publish(self.rt.settings, "paused", blast_id=blast_id)
+                    if not check.sendable:
+                        continue
                     await self.dispatcher.ensure_chunks(blast_id)
                 except Exception as exc:
                     if not is_outage(exc):

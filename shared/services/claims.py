@@ -58,6 +58,8 @@ class BlastPlan:
     due_times: tuple[datetime, ...] = ()
     #: Quiet hours (each recipient's local time) in which nothing is sent to it (None: off).
     quiet: QuietHours | None = None
+    #: Due groups up to this due time may be claimed (see blast_lifecycle.check_due_groups; None: none yet).
+    accepted_due_at: datetime | None = None
 
 
 def parse_due_times(raw: Any) -> tuple[datetime, ...]:
@@ -84,6 +86,7 @@ async def load_plan(blast_id: int) -> BlastPlan | None:
         generation=blast.generation,
         due_times=parse_due_times(blast.due_times),
         quiet=parse_quiet_hours(blast.quiet_hours),
+        accepted_due_at=blast.accepted_due_at,
     )
 
 
