@@ -15,7 +15,6 @@ from __future__ import annotations
 
 import argparse
 import os
-import re
 import sys
 from datetime import datetime, timedelta
 from pathlib import Path
@@ -36,11 +35,8 @@ from shared.status import BlastStatus  # noqa: E402
 ZONES = ("+09:00", "+08:00", "+07:00", "+06:00", "+05:00")
 
 
-async def one_run(
-    h: Harness, zones: int, per_zone: int, gap_s: float, lead_s: float
-) -> tuple[list[float], list[float]]:
-    """One local-time blast; returns, per zone, seconds from its due time to the first arrival at the fake, and
-    per later zone, seconds from its due time to its acceptance (the daemon's log)."""
+async def one_run(h: Harness, zones: int, per_zone: int, gap_s: float, lead_s: float) -> list[float]:
+    """One local-time blast; returns, per zone, seconds from its due time to the first arrival at the fake."""
     await forget_arrivals(h)  # every run sends to the same numbers
     blast_id = await create_blast(zones * per_zone)
     first = utcnow() + timedelta(seconds=lead_s)
@@ -68,23 +64,7 @@ async def one_run(
             firsts[z] = min(firsts.get(z, float("inf")), float(m["received_at"]))
     if len(firsts) != zones:
         raise BenchError(f"blast {blast_id}: arrivals for zones {sorted(firsts)} only")
-    accepted = accept_delays(h, blast_id)
-    return [firsts[z] - due[z].timestamp() for z in range(zones)], [
-        accepted.get(d.isoformat(timespec="seconds"), float("nan")) for d in due[1:]
-    ]
-
-
-_ACCEPTED = re.compile(r"blast (\d+): due group of (\S+) accepted, ([\d.]+) s after its time")
-
-
-def accept_delays(h: Harness, blast_id: int) -> dict[str, float]:
-    """From the daemons' logs: each later zone's due time -> how late the scheduler (or a chunk) accepted it."""
-    out: dict[str, float] = {}
-    for log in h.logs:
-        for m in _ACCEPTED.finditer(log.read_text(errors="replace")):
-            if int(m.group(1)) == blast_id:
-                out[m.group(2)] = float(m.group(3))
-    return out
+    return [firsts[z] - due[z].timestamp() for z in range(zones)]
 
 
 async def forget_arrivals(h: Harness) -> None:
@@ -108,17 +88,11 @@ async def main(args: argparse.Namespace) -> None:
     print(f"load average before: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
     async with Harness(args.rate, args.latency_ms, args.jitter_ms, db=db) as h:
         runs: list[list[float]] = []
-        accepts: list[float] = []
         for r in range(args.runs):
-            delays, accepted = await one_run(h, args.zones, args.per_zone, args.gap, args.lead)
+            delays = await one_run(h, args.zones, args.per_zone, args.gap, args.lead)
             runs.append(delays)
-            accepts.extend(accepted)
             print(
-                f"run {r + 1}: "
-                + ", ".join(f"zone {z + 1} {d * 1000:.1f} ms" for z, d in enumerate(delays))
-                + " (later zones accepted after "
-                + ", ".join(f"{a * 1000:.1f}" for a in accepted)
-                + " ms)"
+                f"run {r + 1}: " + ", ".join(f"zone {z + 1} {d * 1000:.1f} ms" for z, d in enumerate(delays))
             )
     print(
         f"{db}, {args.zones} zones {args.gap:g} s apart, {args.per_zone} recipients each, {args.runs} runs:"
@@ -126,7 +100,6 @@ async def main(args: argparse.Namespace) -> None:
     for z in range(args.zones):
         print("  " + line(f"zone {z + 1}{' (blast start)' if z == 0 else ''}", [run[z] for run in runs]))
     print("  " + line("later zones (wake-up of a running blast)", [d for run in runs for d in run[1:]]))
-    print("  " + line("later zones, due time -> group accepted", accepts))
     print(f"load average after: {' '.join(f'{x:.2f}' for x in os.getloadavg())}")
 
 

@@ -13,10 +13,11 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 
+from daemon.chunk_runner import GROUP_AHEAD_S
 from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
 from shared.clock import utcnow
@@ -37,6 +38,8 @@ class Scheduler:
         self.wake = asyncio.Event()
         #: Local-time blasts: the next due time each had at the last look.
         self._next_due: dict[int, datetime | None] = {}
+        #: Local-time blasts: the due time whose chunks were queued ahead of it.
+        self._ahead: dict[int, datetime] = {}
 
     async def fire_due(self) -> int:
         """Start every due SCHEDULED blast. Returns how many this daemon started."""
@@ -70,10 +73,11 @@ class Scheduler:
         return started
 
     async def fire_due_groups(self) -> datetime | None:
-        """Supply the running local-time blasts whose next due group's time has come with chunks.
+        """Supply the running local-time blasts whose next due group's time has come with chunks (queued
+        GROUP_AHEAD_S before it, to wait for it on the clock; and at its time, if they are not enough).
 
         Returns:
-            The earliest due time still to come of any of them (the loop sleeps until then).
+            When the loop must look again: GROUP_AHEAD_S before the next due time of any of them, or that time.
         """
         now = utcnow()
         soonest: datetime | None = None
@@ -99,9 +103,28 @@ class Scheduler:
                     )
                     continue
             seen[blast_id] = upcoming
-            soonest = _earliest(soonest, upcoming)
+            if upcoming is None:
+                continue
+            if self._ahead.get(blast_id) != upcoming and (upcoming - now).total_seconds() <= GROUP_AHEAD_S:
+                await self._queue_ahead(blast_id, upcoming)
+            # Wake to queue the chunks ahead; then at the group's own time, to accept it and top the chunks up.
+            ahead = self._ahead.get(blast_id) == upcoming
+            soonest = _earliest(soonest, upcoming if ahead else upcoming - timedelta(seconds=GROUP_AHEAD_S))
         self._next_due = seen
+        self._ahead = {b: t for b, t in self._ahead.items() if b in seen}
         return soonest
+
+    async def _queue_ahead(self, blast_id: int, upcoming: datetime) -> None:
+        """Queue a running blast's chunks just before its next due group, to wait for its time on the clock."""
+        try:
+            await self.dispatcher.ensure_chunks(blast_id, ahead=True)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning(
+                "blast %s: chunks of the next due group not queued ahead (%s)", blast_id, describe(exc)
+            )
+        self._ahead[blast_id] = upcoming
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set; database errors are logged and retried."""
