@@ -14,7 +14,7 @@ from shared.fake_graph.server import FakeGraph
 from shared.models import Blast, Recipient
 from shared.services import blast_actions
 from shared.status import BlastStatus, RecipientStatus
-from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, status_is, wait_for
+from tests.daemon.conftest import assert_counters_exact, blast_of, make_local_blast, status_is, wait_for
 
 
 async def test_a_group_missed_while_the_daemons_were_down_pauses_then_resume_sends_it(
@@ -23,18 +23,12 @@ async def test_a_group_missed_while_the_daemons_were_down_pauses_then_resume_sen
     settings = cloud_settings(BLAST_RATE_LIMIT=200.0, BLAST_MISSED_CUTOFF=3600.0)
     now = utcnow()
     groups = [now - timedelta(hours=3), now - timedelta(hours=2), now + timedelta(seconds=3)]
-    blast_id = await make_blast(settings, 9, status=BlastStatus.PROCESSING, notify=False)
+    zones = [("+09:00", groups[0], 3), ("+08:00", groups[1], 3), ("+07:00", groups[2], 3)]
+    blast_id, _ = await make_local_blast(settings, zones, status=BlastStatus.PROCESSING)
     ids = await Recipient.filter(blast_id=blast_id).order_by("id").values_list("id", flat=True)
-    for i, rid in enumerate(ids):
-        await Recipient.filter(id=rid).update(
-            zone=("+09:00", "+08:00", "+07:00")[i // 3], due_at=groups[i // 3]
-        )
     # the first zone went out on time, three hours ago; then every daemon stopped
     await Recipient.filter(id__in=ids[:3]).update(status=RecipientStatus.SENT, wamid="wamid.old")
     await Blast.filter(id=blast_id).update(
-        local_time="2030-01-01T09:00",
-        timezone="UTC",
-        due_times=[g.isoformat() for g in groups],
         send_at=groups[0],
         started_at=groups[0],
         accepted_due_at=groups[0],

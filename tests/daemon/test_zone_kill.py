@@ -18,9 +18,9 @@ from daemon.results import FLUSH_MIN_GAP_S
 from shared.clock import utcnow
 from shared.events import publish
 from shared.fake_graph.server import FakeGraph
-from shared.models import Blast, Recipient
+from shared.models import Recipient
 from shared.status import BlastStatus, RecipientStatus
-from tests.daemon.conftest import assert_counters_exact, blast_of, make_blast, phone, status_is, wait_for
+from tests.daemon.conftest import assert_counters_exact, blast_of, make_local_blast, status_is, wait_for
 from tests.daemon.test_processes import Daemons, _alive
 
 #: One daemon process at a time: it runs on SQLite too.
@@ -44,16 +44,9 @@ async def test_sigkill_as_a_zone_starts_then_restart_sends_each_recipient_once(
         n = PER_ZONE * len(ZONES)
         start = utcnow() + timedelta(seconds=1)
         due = [start + timedelta(seconds=GAP_S * z) for z in range(len(ZONES))]
-        blast_id = await make_blast(settings, n, send_at=due[0], notify=False)
-        ids = await Recipient.filter(blast_id=blast_id).order_by("id").values_list("id", flat=True)
-        zone_of_phone: dict[str, int] = {}
-        for z in range(len(ZONES)):  # what `blast create --local-time` writes, zones seconds apart
-            group = ids[z * PER_ZONE : (z + 1) * PER_ZONE]
-            await Recipient.filter(id__in=group).update(zone=ZONES[z], due_at=due[z])
-            zone_of_phone.update({phone(i).lstrip("+"): z for i in range(z * PER_ZONE, (z + 1) * PER_ZONE)})
-        await Blast.filter(id=blast_id).update(
-            local_time="2030-01-01T09:00", timezone="UTC", due_times=[d.isoformat() for d in due]
-        )
+        # what `blast create --local-time` writes, zones seconds apart
+        groups = [(zone, due[z], PER_ZONE) for z, zone in enumerate(ZONES)]
+        blast_id, zone_of_phone = await make_local_blast(settings, groups)
         await publish(settings, "scheduled", blast_id=blast_id)
 
         async def second_zone_started() -> bool:

@@ -11,10 +11,9 @@ from daemon.chunk_runner import AHEAD_PREFIX
 from shared.clock import utcnow
 from shared.events import publish
 from shared.fake_graph.server import FakeGraph
-from shared.models import Blast, Recipient
 from shared.services import live
 from shared.status import BlastStatus
-from tests.daemon.conftest import assert_counters_exact, make_blast, phone, status_is, wait_for
+from tests.daemon.conftest import assert_counters_exact, make_local_blast, status_is, wait_for
 
 
 async def test_the_next_zone_is_sent_by_chunks_queued_ahead_and_never_before_its_time(
@@ -24,17 +23,10 @@ async def test_the_next_zone_is_sent_by_chunks_queued_ahead_and_never_before_its
     await start_daemon(settings)
     first = utcnow() + timedelta(seconds=1.5)
     due = [first, first + timedelta(seconds=2)]
-    blast_id = await make_blast(settings, 20, send_at=due[0], notify=False)
-    ids = await Recipient.filter(blast_id=blast_id).order_by("id").values_list("id", flat=True)
-    await Recipient.filter(id__in=list(ids[:10])).update(zone="+08:00", due_at=due[0])
-    await Recipient.filter(id__in=list(ids[10:])).update(zone="+07:00", due_at=due[1])
-    await Blast.filter(id=blast_id).update(
-        local_time="2030-01-01T09:00", timezone="UTC", due_times=[d.isoformat() for d in due]
-    )
+    blast_id, group_of = await make_local_blast(settings, [("+08:00", due[0], 10), ("+07:00", due[1], 10)])
     await publish(settings, "scheduled", blast_id=blast_id)
     await wait_for(lambda: status_is(blast_id, BlastStatus.COMPLETED), timeout_s=30, what="blast COMPLETED")
-    second = {phone(i).lstrip("+") for i in range(10, 20)}
-    times = [m.received_at for m in fake.received if str(m.to) in second]
+    times = [m.received_at for m in fake.received if group_of[str(m.to)] == 1]
     assert len(times) == 10 and min(times) >= due[1].timestamp(), "the second zone left before its time"
 
     async def sent_by_a_chunk_queued_ahead() -> bool:  # its record is written just after the blast finishes
