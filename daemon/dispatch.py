@@ -21,7 +21,7 @@ from typing import Any
 from redis.exceptions import RedisError
 from taskiq import AsyncBroker
 
-from daemon.chunk_runner import ChunkReport, ChunkRunner, chunk_size, finish_chunk
+from daemon.chunk_runner import AHEAD_PREFIX, ChunkReport, ChunkRunner, chunk_size, finish_chunk
 from daemon.lanes import Lane
 from daemon.runtime import Runtime
 from shared.outage import is_outage
@@ -87,8 +87,12 @@ class Dispatcher:
             self._pools[blast_id] = await senders.pool_of(blast_id)
         return self._pools[blast_id]
 
-    async def ensure_chunks(self, blast_id: int, *, n_pending: int | None = None) -> int:
-        """Queue chunk tasks for a PROCESSING blast up to what it needs. Returns how many were queued."""
+    async def ensure_chunks(self, blast_id: int, *, n_pending: int | None = None, ahead: bool = False) -> int:
+        """Queue chunk tasks for a PROCESSING blast up to what it needs. Returns how many were queued.
+
+        `ahead`: queue them although nothing is claimable yet: the blast's next due group comes within
+        `GROUP_AHEAD_S`, and chunks queued ahead wait for its time on the clock (see ChunkRunner).
+        """
         if n_pending is None:
             active = {b.id: b for b in await blast_lifecycle.processing_blasts()}
             if blast_id not in active:
@@ -100,23 +104,23 @@ class Dispatcher:
         if pool is None:
             needed = math.ceil(n_pending / chunk_size(self.settings.BLAST_RATE_LIMIT))
             want = min(needed, max(1, self.alive_daemons) * CHUNKS_PER_DAEMON)
-            return await self._ensure(blast_id, None, want)
+            return await self._ensure(blast_id, None, want, ahead)
         # A pool: chunks per number (each paces on its number's limiter), the daemons' chunk places shared out.
         share = max(1, math.ceil(max(1, self.alive_daemons) * CHUNKS_PER_DAEMON / len(pool)))
         share = min(share, max(1, self.alive_daemons * CHUNKS_RUNNING // len(pool)))
         queued = 0
         for sender in pool:
-            queued += await self._ensure(blast_id, sender, share)
+            queued += await self._ensure(blast_id, sender, share, ahead)
         return queued
 
-    async def _ensure(self, blast_id: int, sender: str | None, want: int) -> int:
+    async def _ensure(self, blast_id: int, sender: str | None, want: int, ahead: bool = False) -> int:
         # A cheap look first: most calls find the blast fully supplied.
         now = time.time()
         key = self.book_key(blast_id, sender)
         have = await self.rt.redis.zcount(key, now, "+inf")
-        if have >= want or not await claims.has_claimable(blast_id):
+        if have >= want or (not ahead and not await claims.has_claimable(blast_id)):
             return 0
-        ids = [secrets.token_hex(4) for _ in range(want)]
+        ids = [(AHEAD_PREFIX if ahead else "") + secrets.token_hex(4) for _ in range(want)]
         raw_ids = await self._book(keys=[key], args=[now, want, BOOKING_TTL_S, *ids])
         booked = [raw.decode() if isinstance(raw, bytes) else str(raw) for raw in raw_ids]
         kicker = self.broker.find_task(SEND_CHUNK)

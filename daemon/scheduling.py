@@ -1,7 +1,8 @@
 """Provides the scheduler loop: sleep until the earliest due SCHEDULED blast (or due group of a running
 local-time blast), woken early by pub/sub when a
 blast is created, rescheduled or resumed; claim each due blast (one conditional UPDATE: one daemon
-wins) and fan it out.
+wins) and fan it out; accept each due group as its time comes (or pause its blast when the group is found later
+than BLAST_MISSED_CUTOFF, after every daemon was down across its time).
 
 Every daemon runs it; the database is the only truth, so a blast due while no daemon ran (or while Redis was
 flushed or restarted) fires at the next loop, which runs at least every POLL_S.
@@ -12,13 +13,15 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from datetime import datetime
+from datetime import datetime, timedelta
 
 from redis.exceptions import RedisError
 
+from daemon.chunk_runner import GROUP_AHEAD_S
 from daemon.dispatch import Dispatcher
 from daemon.runtime import Runtime
 from shared.clock import utcnow
+from shared.events import publish
 from shared.outage import OutageLog, describe, is_outage
 from shared.services import blast_lifecycle, claims, live
 
@@ -35,6 +38,8 @@ class Scheduler:
         self.wake = asyncio.Event()
         #: Local-time blasts: the next due time each had at the last look.
         self._next_due: dict[int, datetime | None] = {}
+        #: Local-time blasts: the due time whose chunks were queued ahead of it.
+        self._ahead: dict[int, datetime] = {}
 
     async def fire_due(self) -> int:
         """Start every due SCHEDULED blast. Returns how many this daemon started."""
@@ -68,10 +73,11 @@ class Scheduler:
         return started
 
     async def fire_due_groups(self) -> datetime | None:
-        """Supply the running local-time blasts whose next due group's time has come with chunks.
+        """Supply the running local-time blasts whose next due group's time has come with chunks (queued
+        GROUP_AHEAD_S before it, to wait for it on the clock; and at its time, if they are not enough).
 
         Returns:
-            The earliest due time still to come of any of them (the loop sleeps until then).
+            When the loop must look again: GROUP_AHEAD_S before the next due time of any of them, or that time.
         """
         now = utcnow()
         soonest: datetime | None = None
@@ -79,6 +85,15 @@ class Scheduler:
         for blast_id, upcoming in await claims.next_due_times(now):
             if self._next_due.get(blast_id, now) != upcoming:  # a group became due (or first seen)
                 try:
+                    # Accepted on time, or later than BLAST_MISSED_CUTOFF (every daemon was down): paused.
+                    check = await blast_lifecycle.check_due_groups(
+                        blast_id, missed_cutoff_s=self.rt.settings.BLAST_MISSED_CUTOFF, actor=self.rt.actor
+                    )
+                    if check.paused:
+                        with contextlib.suppress(RedisError, OSError):
+                            await publish(self.rt.settings, "paused", blast_id=blast_id)
+                    if not check.sendable:
+                        continue
                     await self.dispatcher.ensure_chunks(blast_id)
                 except Exception as exc:
                     if not is_outage(exc):
@@ -88,9 +103,28 @@ class Scheduler:
                     )
                     continue
             seen[blast_id] = upcoming
-            soonest = _earliest(soonest, upcoming)
+            if upcoming is None:
+                continue
+            if self._ahead.get(blast_id) != upcoming and (upcoming - now).total_seconds() <= GROUP_AHEAD_S:
+                await self._queue_ahead(blast_id, upcoming)
+            # Wake to queue the chunks ahead; then at the group's own time, to accept it and top the chunks up.
+            ahead = self._ahead.get(blast_id) == upcoming
+            soonest = _earliest(soonest, upcoming if ahead else upcoming - timedelta(seconds=GROUP_AHEAD_S))
         self._next_due = seen
+        self._ahead = {b: t for b, t in self._ahead.items() if b in seen}
         return soonest
+
+    async def _queue_ahead(self, blast_id: int, upcoming: datetime) -> None:
+        """Queue a running blast's chunks just before its next due group, to wait for its time on the clock."""
+        try:
+            await self.dispatcher.ensure_chunks(blast_id, ahead=True)
+        except Exception as exc:
+            if not is_outage(exc):
+                raise
+            log.warning(
+                "blast %s: chunks of the next due group not queued ahead (%s)", blast_id, describe(exc)
+            )
+        self._ahead[blast_id] = upcoming
 
     async def run(self, stop: asyncio.Event) -> None:
         """Loop until `stop` is set; database errors are logged and retried."""

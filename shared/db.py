@@ -34,7 +34,8 @@ MIGRATIONS_MODULE = "shared.migrations"
 #: 0006_pricing: the webhook applier reads and writes the recipients' pricing columns.
 #: 0007_local_time: claims and the scheduler read the recipients' due times and the blasts' due groups.
 #: 0008_senders: every read of a blast selects its sender pool; pool chunks claim by the recipients' sender.
-OLDEST_SUPPORTED_SCHEMA = "0008_senders"
+#: 0009_accepted_due: every read of a blast selects the due time its missed-schedule check accepted.
+OLDEST_SUPPORTED_SCHEMA = "0009_accepted_due"
 #: The other direction: the oldest release that still runs on the schema this release leaves behind, named by the
 #: newest migration that release knows. Recorded in the database when this release migrates, so that a daemon of
 #: an older release that restarts mid-upgrade (crash, watchdog) keeps working instead of crash-looping. Raise it

@@ -46,6 +46,10 @@ class Blast(Model):
     #: Quiet hours ("21:00-08:00", each recipient's local time) in which its messages wait (None: off). A blast
     #: with quiet hours is a due-time blast like a local-time one (due_times set, claims by due group).
     quiet_hours = fields.CharField(max_length=16, null=True)
+    #: Due-time blasts: due groups up to this due time are sent however late (they started on time, or the
+    #: operator resumed the blast after they came due); a later group more than BLAST_MISSED_CUTOFF past its time
+    #: pauses the blast (see services.blast_lifecycle.check_due_groups).
+    accepted_due_at = fields.DatetimeField(null=True)
 
     # Per-bucket counters, changed in the same transaction as the recipients (see services.transitions).
     total = fields.IntField(default=0)

@@ -110,6 +110,8 @@ async def pause_blast(
 async def resume_blast(blast_id: int, *, settings: Settings, actor: str | None = None) -> BlastStatus:
     """PAUSED -> PROCESSING (if it had started) or SCHEDULED (keeping a future send time, else now).
 
+    The due groups of a local-time blast whose time has come are sent now, whatever their lateness.
+
     A blast past its valid-until has its remaining recipients cancelled as expired.
     """
     actor = actor or current_actor()
@@ -119,6 +121,9 @@ async def resume_blast(blast_id: int, *, settings: Settings, actor: str | None =
     values: dict[str, Any] = {"last_error": None, "error_code": None, "generation": F("generation") + 1}
     if to == B.SCHEDULED and (blast.send_at is None or blast.send_at < now):
         values["send_at"] = now
+    if blast.due_times is not None:
+        # The operator sends the due groups now, however late (they are not "missed" again): see blast_lifecycle.
+        values["accepted_due_at"] = now
     async with in_transaction() as tx:
         await transitions.transition_blast(
             blast_id, to, actor=actor, action="resume", sources=[B.PAUSED], values=values, conn=tx

@@ -1,6 +1,15 @@
 """Provides a blast's life in the daemon: which blasts are due and when the next one is, starting a due blast
-(or pausing / expiring it when its schedule was missed), pausing it on a blast-fatal error, expiring what its
-valid-until time passed, and finishing it.
+(or pausing / expiring it when its schedule was missed), the missed-schedule check of each later due group of a
+running local-time blast, pausing it on a blast-fatal error, expiring what its valid-until time passed, and
+finishing it.
+
+Due groups (local-time and quiet-hours blasts): `Blast.accepted_due_at` is the latest due time whose group may be
+sent however late. Starting the blast accepts every group already due (the blast-wide cutoff was checked); a later
+group is accepted by the first daemon that sees its time come within BLAST_MISSED_CUTOFF (the scheduler at that
+time, or a running chunk), and a resume accepts every group already due. A group still unaccepted more than the
+cutoff after its time (every daemon was down across it) pauses the blast with a reason naming the group, instead
+of going out hours late. Chunks claim only accepted groups. Accepting and pausing are conditional UPDATEs on the
+same row, so exactly one of them wins for a group, in one daemon.
 
 How a blast ends (the daemon calls `finish_if_done` once no recipient is PENDING or SENDING):
 
@@ -21,6 +30,7 @@ from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
 
+from tortoise.expressions import Q
 from tortoise.functions import Count
 from tortoise.transactions import in_transaction
 
@@ -28,9 +38,10 @@ from shared import metrics
 from shared.clock import utcnow
 from shared.errors import InvalidTransition
 from shared.models import Blast, Recipient
+from shared.parsing.zones import zone_of
 from shared.services import transitions
 from shared.services.blast_actions import expire_pending
-from shared.services.claims import blast_status
+from shared.services.claims import blast_status, parse_due_times
 from shared.status import BlastStatus, RecipientStatus
 from shared.text import duration, plural
 
@@ -118,13 +129,18 @@ async def start_due_blast(blast_id: int, *, missed_cutoff_s: float, actor: str) 
             if won:
                 log.warning("blast %s paused: %s", blast_id, reason)
             return StartOutcome("missed" if won else "lost", blast_id, late_s)
+        values: dict[str, Any] = {"started_at": blast.started_at or now}
+        # The groups already due are no later than the blast's first, which is within the cutoff.
+        accepted = max((t for t in parse_due_times(blast.due_times) if t <= now), default=None)
+        if accepted is not None:
+            values["accepted_due_at"] = accepted
         won = await transitions.transition_blast(
             blast_id,
             B.PROCESSING,
             actor=actor,
             action="start",
             sources=[B.SCHEDULED],
-            values={"started_at": blast.started_at or now},
+            values=values,
             detail={"lateness_s": round(late_s, 3)},
         )
     except InvalidTransition:
@@ -140,24 +156,147 @@ async def start_due_blast(blast_id: int, *, missed_cutoff_s: float, actor: str) 
     return StartOutcome("started", blast_id, late_s, blast.n_pending)
 
 
+@dataclass(frozen=True, slots=True)
+class DueCheck:
+    """What `check_due_groups` found: the groups up to `accepted_due_at` may be claimed (None: none yet);
+    `sendable` is False when the blast is not PROCESSING (any more); `paused` when this call paused it."""
+
+    accepted_due_at: datetime | None
+    sendable: bool = True
+    paused: bool = False
+
+
+async def check_due_groups(
+    blast_id: int, *, missed_cutoff_s: float, actor: str, now: datetime | None = None
+) -> DueCheck:
+    """Accept the due groups of a PROCESSING due-time blast whose time has come, or pause the blast when one of them
+    missed its time by more than `missed_cutoff_s` (see the module doc). Cheap when nothing new is due: one read.
+
+    A group with nothing PENDING left is never missed, nor is anything once the
+    blast's valid-until passed (its rest expires instead).
+    """
+    now = now or utcnow()
+    rows = await Blast.filter(id=blast_id).values_list(
+        "status", "due_times", "accepted_due_at", "valid_until"
+    )
+    if not rows:
+        return DueCheck(None, sendable=False)
+    status, raw, accepted, valid_until = rows[0]
+    if B(status) != B.PROCESSING:
+        return DueCheck(accepted, sendable=False)
+    due = [t for t in parse_due_times(raw) if t <= now and (accepted is None or t > accepted)]
+    if not due:
+        return DueCheck(accepted)
+    late = [t for t in due if (now - t).total_seconds() > missed_cutoff_s]
+    if late and (valid_until is None or valid_until > now):
+        missed = await _pending_groups(blast_id, late)
+        if missed:
+            reason = _missed_reason(missed, now, missed_cutoff_s)
+            first_due, _, first_n = missed[0]
+            won = await _pause_running(
+                blast_id,
+                actor=actor,
+                values={"last_error": reason},
+                detail={"reason": reason, "missed_due_at": first_due.isoformat(), "recipients": first_n},
+                where=_unaccepted(first_due),
+            )
+            if won:
+                log.warning("blast %s paused: %s", blast_id, reason)
+                return DueCheck(accepted, sendable=False, paused=True)
+            return await _reread_check(blast_id)  # another daemon accepted the group, or paused the blast
+    moved = await Blast.filter(_unaccepted(due[-1]), id=blast_id, status=B.PROCESSING).update(
+        accepted_due_at=due[-1]
+    )
+    if moved:
+        log.info(
+            "blast %s: due group of %s accepted, %.3f s after its time",
+            blast_id,
+            due[-1].isoformat(timespec="seconds"),
+            (now - due[-1]).total_seconds(),
+        )
+        return DueCheck(due[-1])
+    return await _reread_check(blast_id)
+
+
+def _unaccepted(due: datetime) -> Q:
+    return Q(accepted_due_at__isnull=True) | Q(accepted_due_at__lt=due)
+
+
+async def _reread_check(blast_id: int) -> DueCheck:
+    rows = await Blast.filter(id=blast_id).values_list("status", "accepted_due_at")
+    if not rows:
+        return DueCheck(None, sendable=False)
+    return DueCheck(rows[0][1], sendable=B(rows[0][0]) == B.PROCESSING)
+
+
+async def _pending_groups(blast_id: int, due_times: list[datetime]) -> list[tuple[datetime, str | None, int]]:
+    """(due time, its largest zone, PENDING recipients) of those due groups that still have any (recipient_due)."""
+    out: list[tuple[datetime, str | None, int]] = []
+    for due in due_times:
+        rows = await (
+            Recipient.filter(blast_id=blast_id, due_at=due, status=R.PENDING)
+            .annotate(n=Count("id"))
+            .group_by("zone")
+            .values_list("zone", "n")
+        )
+        if rows:
+            zone, _ = max(rows, key=lambda r: (int(r[1]), str(r[0])))
+            out.append((due, None if zone is None else str(zone), sum(int(n) for _, n in rows)))
+    return out
+
+
+def _group_name(due: datetime, zone: str | None) -> str:
+    """ "the 09:00 WITA group": the group's due time on its zone's wall clock."""
+    when = due if zone is None else due.astimezone(zone_of(zone))
+    return f"the {when.strftime('%H:%M %Z').strip()} group"
+
+
+def _missed_reason(missed: list[tuple[datetime, str | None, int]], now: datetime, cutoff_s: float) -> str:
+    due, zone, n = missed[0]
+    text = f"{_group_name(due, zone)} ({plural(n, 'recipient')}) missed its send time by {duration((now - due).total_seconds())}"
+    if len(missed) > 1:
+        more = sum(g[2] for g in missed[1:])
+        text += f", and {plural(len(missed) - 1, 'later group')} ({plural(more, 'recipient')}) too"
+    them = "them" if len(missed) > 1 else "it"
+    return f"{text} (more than BLAST_MISSED_CUTOFF, {duration(cutoff_s)}): resume to send {them} now, or cancel it"
+
+
+async def _pause_running(
+    blast_id: int,
+    *,
+    actor: str,
+    values: dict[str, Any],
+    detail: dict[str, Any],
+    where: Q | None = None,
+) -> bool:
+    """PROCESSING -> PAUSED by the daemon (False: no longer PROCESSING, or `where` did not hold)."""
+    try:
+        return await transitions.transition_blast(
+            blast_id,
+            B.PAUSED,
+            actor=actor,
+            action="pause",
+            sources=[B.PROCESSING],
+            values=values,
+            detail=detail,
+            where=where,
+        )
+    except InvalidTransition:
+        return False
+
+
 async def pause_for_error(blast_id: int, *, reason: str, code: int | None, actor: str) -> bool:
     """PROCESSING -> PAUSED because of an error every other recipient would hit too (reason names the fix).
 
     Returns:
         True if this call paused the blast (False: it was no longer PROCESSING).
     """
-    try:
-        won = await transitions.transition_blast(
-            blast_id,
-            B.PAUSED,
-            actor=actor,
-            action="pause",
-            sources=[B.PROCESSING],
-            values={"last_error": reason, "error_code": code},
-            detail={"reason": reason, "code": code},
-        )
-    except InvalidTransition:
-        return False
+    won = await _pause_running(
+        blast_id,
+        actor=actor,
+        values={"last_error": reason, "error_code": code},
+        detail={"reason": reason, "code": code},
+    )
     if won:
         log.error("blast %s paused: %s", blast_id, reason)
         metrics.BLASTS_PAUSED_BY_ERROR.inc()  # the "blast paused by a fatal error" alert

@@ -58,6 +58,8 @@ class BlastPlan:
     due_times: tuple[datetime, ...] = ()
     #: Quiet hours (each recipient's local time) in which nothing is sent to it (None: off).
     quiet: QuietHours | None = None
+    #: Due groups up to this due time may be claimed (see blast_lifecycle.check_due_groups; None: none yet).
+    accepted_due_at: datetime | None = None
 
 
 def parse_due_times(raw: Any) -> tuple[datetime, ...]:
@@ -84,6 +86,7 @@ async def load_plan(blast_id: int) -> BlastPlan | None:
         generation=blast.generation,
         due_times=parse_due_times(blast.due_times),
         quiet=parse_quiet_hours(blast.quiet_hours),
+        accepted_due_at=blast.accepted_due_at,
     )
 
 
@@ -237,6 +240,7 @@ async def claim_due_page(
     lease_s: float = PENDING_LEASE_S,
     quiet: QuietHours | None = None,
     sender: str | None = None,
+    at: datetime | None = None,
 ) -> list[ClaimedRecipient]:
     """`claim_page` for a due-time blast: up to `size` claimable recipients of the due groups whose time has
     come (earliest group first), each group by its own index range, so rows not yet due are never walked.
@@ -244,6 +248,8 @@ async def claim_due_page(
     With `quiet`, a claimed recipient whose zone is inside its quiet hours now is not returned: it is given
     back, held (next_attempt_at) until the window ends in its zone, so the whole zone is held as it is met.
     `sender`: as for `claim_page` (a chunk of one number of the blast's pool).
+    `at`: claim as of this time instead of now (a chunk queued just ahead of a group's time leases its first page
+    before it, and sends it from that time on; whatever is due by then, quiet hours judged at that time).
 
     Returns:
         The recipients now leased to `token`, in id order.
@@ -252,7 +258,7 @@ async def claim_due_page(
     # A page that met a quiet zone claims again for what it gave back (the held rows are skipped from then on),
     # so a chunk does not end early while other zones still have due recipients.
     for _ in range(QUIET_CLAIM_ROUNDS if quiet is not None else 1):
-        now = utcnow()
+        now = max(at, utcnow()) if at is not None else utcnow()
         got = await _claim_due_groups(blast_id, token, size - len(out), due_times, now, lease_s, sender)
         kept = await _hold_quiet(token, got, quiet, now) if quiet is not None and got else got
         out.extend(kept)

@@ -13,7 +13,7 @@ from typing import Any
 
 from tortoise import connections
 from tortoise.backends.base.client import BaseDBAsyncClient
-from tortoise.expressions import F
+from tortoise.expressions import F, Q
 from tortoise.transactions import in_transaction
 
 from shared.clock import utcnow
@@ -47,6 +47,7 @@ async def transition_blast(
     detail: Mapping[str, Any] | None = None,
     values: Mapping[str, Any] | None = None,
     conn: BaseDBAsyncClient | None = None,
+    where: Q | None = None,
 ) -> bool:
     """Move a blast to `to` if its current status allows it (one conditional UPDATE; the row count says who won).
 
@@ -59,9 +60,11 @@ async def transition_blast(
         detail: extra audit detail (reason …).
         values: other columns written in the same UPDATE (started_at, last_error …).
         conn: an open transaction to join.
+        where: a further condition on the blast row, checked in the same UPDATE (False when it does not hold).
 
     Returns:
-        True if this call moved the blast, False if its status had changed meanwhile (someone else won).
+        True if this call moved the blast, False if its status had changed meanwhile (someone else won) or
+        `where` did not hold.
 
     Raises:
         NotFound: no such blast.
@@ -71,7 +74,10 @@ async def transition_blast(
     if sources is not None:
         allowed = allowed & frozenset(sources)
     row_values: dict[str, Any] = {"status": to, "updated_at": utcnow(), **(values or {})}
-    moved = await Blast.filter(id=blast_id, status__in=list(allowed)).using_db(conn).update(**row_values)
+    query = Blast.filter(id=blast_id, status__in=list(allowed))
+    if where is not None:
+        query = query.filter(where)
+    moved = await query.using_db(conn).update(**row_values)
     if moved:
         await AuditLog.create(
             actor=actor,

@@ -6,7 +6,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Sequence
 from dataclasses import dataclass
 from datetime import datetime
 from typing import Any
@@ -115,6 +115,35 @@ async def make_blast(
     if notify and status == BlastStatus.SCHEDULED:
         await publish(settings, "scheduled", blast_id=blast.id)
     return blast.id
+
+
+async def make_local_blast(
+    settings: Settings,
+    groups: Sequence[tuple[str, datetime, int]],
+    *,
+    status: BlastStatus = BlastStatus.SCHEDULED,
+) -> tuple[int, dict[str, int]]:
+    """A local-time blast as `blast create --local-time` writes it, with its zones' times chosen by the test: per
+    group (zone, due time, recipients), in order. Not announced to the daemons.
+
+    Returns:
+        The blast's id, and each recipient's number (without "+", as the fake records it) -> its group's index.
+    """
+    blast_id = await make_blast(
+        settings, sum(n for _, _, n in groups), send_at=groups[0][1], status=status, notify=False
+    )
+    ids = list(await Recipient.filter(blast_id=blast_id).order_by("id").values_list("id", flat=True))
+    group_of: dict[str, int] = {}
+    start = 0
+    for g, (zone, due, n) in enumerate(groups):
+        await Recipient.filter(id__in=ids[start : start + n]).update(zone=zone, due_at=due)
+        group_of.update({phone(i).lstrip("+"): g for i in range(start, start + n)})
+        start += n
+    due_times = sorted({due for _, due, _ in groups})
+    await Blast.filter(id=blast_id).update(
+        local_time="2030-01-01T09:00", timezone="UTC", due_times=[d.isoformat() for d in due_times]
+    )
+    return blast_id, group_of
 
 
 async def wait_for(
