@@ -49,3 +49,27 @@ async def sent_blast(template: Any, *, name: str, recipients: int, wamid_prefix:
             ]
         )
     return blast
+
+
+def bench_settings(database_url: str) -> Any:
+    """Settings for an in-process benchmark: this database, the sandbox provider, a Redis prefix of its own."""
+    from shared.config import load_settings
+
+    return load_settings(
+        DATABASE_URL=database_url,
+        WHATSAPP_PROVIDER="sandbox",
+        BLAST_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}",
+    )
+
+
+async def named_template(body: str) -> Any:
+    """The APPROVED template "bench" (en_US, named parameters) with this body text."""
+    from shared.models import Template
+
+    return await Template.create(
+        name="bench",
+        language="en_US",
+        status="APPROVED",
+        parameter_format="NAMED",
+        components=[{"type": "BODY", "text": body}],
+    )

@@ -25,6 +25,12 @@ import time
 import uuid
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import bench_settings, named_template  # noqa: E402
+
 ZONES = ("WIB", "WITA", "WIT", "")  # "": no zone written (phonenumbers, else the blast's zone)
 
 
@@ -39,24 +45,12 @@ def write_csv(path: Path, rows: int, dup_every: int = 1000, *, zones: bool = Fal
 
 
 async def run_one(rows: int, database_url: str, csv_path: Path, local_time: bool = False) -> dict[str, float]:
-    from shared.config import load_settings
     from shared.db import database
-    from shared.models import Template
     from shared.services.blasts import create_blast
 
-    settings = load_settings(
-        DATABASE_URL=database_url,
-        WHATSAPP_PROVIDER="sandbox",
-        BLAST_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}",
-    )
+    settings = bench_settings(database_url)
     async with database(settings):
-        await Template.create(
-            name="bench",
-            language="en_US",
-            status="APPROVED",
-            parameter_format="NAMED",
-            components=[{"type": "BODY", "text": "Hi {{first_name}}, order {{order}}"}],
-        )
+        await named_template("Hi {{first_name}}, order {{order}}")
         t0, cpu0 = time.perf_counter(), _cpu_seconds()
         local: dict[str, object] = {"local_time": True, "send_at": "2099-12-08 09:00"} if local_time else {}
         result = await create_blast(

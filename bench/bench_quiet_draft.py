@@ -15,26 +15,27 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
-import uuid
 from datetime import datetime, timedelta
 from pathlib import Path
 from zoneinfo import ZoneInfo
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import bench_settings, named_template  # noqa: E402
+
 
 async def run(rows: int, database_url: str) -> None:
     from shared.clock import utcnow
-    from shared.config import load_settings
     from shared.db import database
-    from shared.models import Recipient, Template
+    from shared.models import Recipient
     from shared.services import blast_actions, blasts, preview
 
-    settings = load_settings(
-        DATABASE_URL=database_url,
-        WHATSAPP_PROVIDER="sandbox",
-        BLAST_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}",
-    )
+    settings = bench_settings(database_url)
     path = Path(tempfile.mkdtemp()) / "r.csv"
     plain = path.with_name("plain.csv")
     zones = ["WIB", "WITA", "WIT", ""]
@@ -49,13 +50,7 @@ async def run(rows: int, database_url: str) -> None:
     has_quiet_drafts = "quiet_hours" in blasts.edit_blast.__code__.co_varnames
     out: list[str] = []
     async with database(settings):
-        await Template.create(
-            name="bench",
-            language="en_US",
-            status="APPROVED",
-            parameter_format="NAMED",
-            components=[{"type": "BODY", "text": "Hi {{name}}"}],
-        )
+        await named_template("Hi {{name}}")
         for name, file in (("preview, no timezone column", plain), ("preview, timezone column", path)):
             t0 = time.perf_counter()
             seen = await preview.preview_csv(settings=settings, template="bench", language="en_US", path=file)

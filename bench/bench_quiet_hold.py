@@ -12,40 +12,35 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import sys
 import tempfile
 import time
-import uuid
 from datetime import timedelta
 from pathlib import Path
 
+ROOT = Path(__file__).resolve().parent.parent
+if str(ROOT) not in sys.path:
+    sys.path.insert(0, str(ROOT))
+
+from bench._common import bench_settings, named_template  # noqa: E402
+
 
 async def run(rows: int, database_url: str) -> None:
-    from shared.config import load_settings
     from shared.db import database
-    from shared.models import Blast, Recipient, Template
+    from shared.models import Blast, Recipient
     from shared.parsing.quiet import QuietHours
     from shared.services import claims
     from shared.services.blasts import create_blast
     from shared.services.transitions import utcnow
 
-    settings = load_settings(
-        DATABASE_URL=database_url,
-        WHATSAPP_PROVIDER="sandbox",
-        BLAST_REDIS_PREFIX=f"bench-{uuid.uuid4().hex[:6]}",
-    )
+    settings = bench_settings(database_url)
     path = Path(tempfile.mkdtemp()) / "r.csv"
     with path.open("w", encoding="utf-8") as f:
         f.write("phone;name;timezone\n")
         for i in range(rows):
             f.write(f"+62812{i:08d};N{i};{'UTC' if i % 2 else '+12:00'}\n")
     async with database(settings):
-        await Template.create(
-            name="bench",
-            language="en_US",
-            status="APPROVED",
-            parameter_format="NAMED",
-            components=[{"type": "BODY", "text": "Hi {{name}}"}],
-        )
+        await named_template("Hi {{name}}")
         result = await create_blast(
             settings=settings,
             name="b",
