@@ -94,24 +94,30 @@ async def make_blast(
     status: BlastStatus = BlastStatus.SCHEDULED,
     first: int = 0,
     notify: bool = True,
+    **fields: Any,
 ) -> int:
-    """A blast of n recipients (phones +1555000000{first}…), written directly into the database."""
+    """A blast of n recipients (phones +1555000000{first}…), written directly into the database, with `fields`
+    (e.g. `senders`). It is written as a DRAFT and given `status` only once whole, so a running daemon never
+    starts it half made (before its recipients or its fields are in)."""
     tmpl = await template_row()
     blast = await Blast.create(
         name=f"test {n}",
         template=tmpl,
-        status=status,
+        status=BlastStatus.DRAFT,
         send_at=send_at or utcnow(),
         valid_until=valid_until,
         total=n,
         n_pending=n,
         created_by="test",
+        **fields,
     )
     rows = [
         Recipient(blast_id=blast.id, phone=phone(first + i), params={"1": f"n{i}"}, row=i + 1)
         for i in range(n)
     ]
     await Recipient.bulk_create(rows, batch_size=5000)
+    if status != BlastStatus.DRAFT:
+        await Blast.filter(id=blast.id).update(status=status)
     if notify and status == BlastStatus.SCHEDULED:
         await publish(settings, "scheduled", blast_id=blast.id)
     return blast.id
@@ -129,8 +135,8 @@ async def make_local_blast(
     Returns:
         The blast's id, and each recipient's number (without "+", as the fake records it) -> its group's index.
     """
-    blast_id = await make_blast(
-        settings, sum(n for _, _, n in groups), send_at=groups[0][1], status=status, notify=False
+    blast_id = await make_blast(  # a DRAFT until its zones and due times are written
+        settings, sum(n for _, _, n in groups), send_at=groups[0][1], status=BlastStatus.DRAFT, notify=False
     )
     ids = list(await Recipient.filter(blast_id=blast_id).order_by("id").values_list("id", flat=True))
     group_of: dict[str, int] = {}
@@ -141,7 +147,10 @@ async def make_local_blast(
         start += n
     due_times = sorted({due for _, due, _ in groups})
     await Blast.filter(id=blast_id).update(
-        local_time="2030-01-01T09:00", timezone="UTC", due_times=[d.isoformat() for d in due_times]
+        local_time="2030-01-01T09:00",
+        timezone="UTC",
+        due_times=[d.isoformat() for d in due_times],
+        status=status,
     )
     return blast_id, group_of
 

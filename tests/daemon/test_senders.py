@@ -17,7 +17,7 @@ import pytest
 from daemon.rate_limit import RateLimiter
 from shared.config import Settings
 from shared.fake_graph.server import FakeGraph
-from shared.models import Blast, Recipient, Sender
+from shared.models import Recipient, Sender
 from shared.status import BlastStatus, RecipientStatus
 from shared.whatsapp.base import GraphApiError
 from tests.daemon.conftest import (
@@ -71,12 +71,7 @@ def two_numbers(
 
 
 async def pool_blast(settings: Any, n: int, pool: list[str]) -> int:
-    blast_id = await make_blast(settings, n, notify=False)
-    await Blast.filter(id=blast_id).update(senders=pool)
-    from shared.events import publish
-
-    await publish(settings, "scheduled", blast_id=blast_id)
-    return blast_id
+    return await make_blast(settings, n, senders=pool)
 
 
 async def test_a_pool_blast_is_spread_over_its_numbers_each_within_its_own_rate(
